@@ -1,0 +1,273 @@
+//! `backchannel admin`: registers clients, users and enrolment codes directly in the
+//! configured store, with or without a server running.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use backchannel_protocol::jose::Jwks;
+use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use backchannel_server::config::Config;
+use backchannel_server::domain::Domain;
+use backchannel_server::domain::admin::{ClientView, NewClient, NewUser, UserView};
+use backchannel_server::domain::clock::SystemClock;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::CmdResult;
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// TOML configuration file naming the store (or BACKCHANNEL_* variables alone).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Relying parties.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// End users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// One-time codes that enrol an authenticator for a user.
+    #[command(subcommand)]
+    Enrolment(EnrolmentCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; its secret (if any) is shown once.
+    Create(ClientCreate),
+    List(JsonFlag),
+    Get(IdArg),
+    Disable(IdArg),
+}
+
+#[derive(Args)]
+struct JsonFlag {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct IdArg {
+    id: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ClientCreate {
+    #[arg(long)]
+    name: String,
+    #[arg(long, value_parser = ["client_secret_basic", "client_secret_post", "private_key_jwt"], default_value = "client_secret_basic")]
+    auth_method: String,
+    /// The client's public keys (a JWKS or a single JWK, JSON).
+    #[arg(long, conflicts_with = "jwks_uri")]
+    jwks_file: Option<PathBuf>,
+    #[arg(long)]
+    jwks_uri: Option<String>,
+    #[arg(long, value_parser = ["poll", "ping", "push"], default_value = "poll")]
+    delivery_mode: String,
+    #[arg(long)]
+    notification_endpoint: Option<String>,
+    /// Scopes the client may request (space-separated); openid is always included.
+    #[arg(long, default_value = "openid")]
+    scope: String,
+    /// Require signed request objects with this algorithm.
+    #[arg(long)]
+    request_signing_alg: Option<String>,
+    /// Require a user_code in every backchannel request.
+    #[arg(long)]
+    user_code_required: bool,
+    /// ID token signing algorithm (default ES256).
+    #[arg(long)]
+    id_token_signing_alg: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    Create(UserCreate),
+    List(JsonFlag),
+    Get(IdArg),
+    Disable(IdArg),
+}
+
+#[derive(Args)]
+struct UserCreate {
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    nric: Option<String>,
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    /// A further claim, `name=value` (repeatable); released by the profile scope.
+    #[arg(long = "claim", value_name = "K=V")]
+    claims: Vec<String>,
+    /// The user's CIBA user_code, for clients that require one.
+    #[arg(long)]
+    user_code: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum EnrolmentCommand {
+    Create(EnrolmentCreate),
+}
+
+#[derive(Args)]
+struct EnrolmentCreate {
+    /// The user's sub.
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    json: bool,
+}
+
+fn print(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string(value).unwrap_or_default());
+}
+
+fn read_jwks(path: &PathBuf) -> Result<Jwks, Box<dyn std::error::Error + Send + Sync>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let jwks: Jwks = if value.get("keys").is_some() {
+        serde_json::from_value(value)?
+    } else {
+        Jwks { keys: vec![serde_json::from_value(value)?] }
+    };
+    if jwks.keys.iter().any(|k| k.d.is_some()) {
+        return Err(format!("{} contains a private key; register the public key only", path.display()).into());
+    }
+    Ok(jwks)
+}
+
+pub async fn run(args: AdminArgs) -> CmdResult {
+    let config = Config::from_env(args.config.as_deref())?;
+    let domain = backchannel_server::app::open_domain(&config, Arc::new(SystemClock), config.issuer()).await?;
+    match args.command {
+        AdminCommand::Client(cmd) => client(&domain, cmd).await,
+        AdminCommand::User(cmd) => user(&domain, cmd).await,
+        AdminCommand::Enrolment(EnrolmentCommand::Create(e)) => {
+            let created = domain.create_enrolment(&e.user).await?;
+            if e.json {
+                print(&serde_json::to_value(&created)?);
+            } else {
+                println!("enrolment code: {}", created.code);
+                println!("expires at:     {} (Unix seconds)", created.expires_at);
+                println!("enrol with:     backchannel authenticator enrol --server {} --code {} --state device.json", domain.issuer, created.code);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
+    match cmd {
+        ClientCommand::Create(c) => {
+            let new = NewClient {
+                name: c.name,
+                auth_method: ClientAuthMethod::parse(&c.auth_method),
+                jwks: c.jwks_file.as_ref().map(read_jwks).transpose()?,
+                jwks_uri: c.jwks_uri,
+                delivery_mode: DeliveryMode::parse(&c.delivery_mode),
+                notification_endpoint: c.notification_endpoint,
+                scope: Some(c.scope),
+                request_signing_alg: c.request_signing_alg,
+                user_code_required: c.user_code_required,
+                id_token_signing_alg: c.id_token_signing_alg,
+            };
+            let created = domain.create_client(new).await?;
+            if c.json {
+                print(&serde_json::to_value(&created)?);
+            } else {
+                println!("client_id:     {}", created.client_id);
+                if let Some(secret) = &created.client_secret {
+                    println!("client_secret: {secret}");
+                    println!("(the secret is shown only now; it is stored hashed)");
+                }
+            }
+        }
+        ClientCommand::List(f) => {
+            let clients = domain.stores.clients.list_clients().await?;
+            let views: Vec<ClientView> = clients.iter().map(ClientView::from).collect();
+            if f.json {
+                print(&json!({ "clients": views }));
+            } else {
+                for v in views {
+                    println!("{}  {}  {}  {}{}", v.client_id, v.auth_method.as_str(), v.delivery_mode.as_str(), v.name, if v.disabled { "  (disabled)" } else { "" });
+                }
+            }
+        }
+        ClientCommand::Get(a) => {
+            let client = domain.stores.clients.get_client(&a.id).await?.ok_or("no such client")?;
+            print(&serde_json::to_value(ClientView::from(&client))?);
+        }
+        ClientCommand::Disable(a) => {
+            if !domain.stores.clients.set_client_disabled(&a.id, true).await? {
+                return Err("no such client".into());
+            }
+            if a.json {
+                print(&json!({ "client_id": a.id, "disabled": true }));
+            } else {
+                println!("client {} disabled", a.id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
+    match cmd {
+        UserCommand::Create(u) => {
+            let mut claims = serde_json::Map::new();
+            for kv in &u.claims {
+                let (k, v) = kv.split_once('=').ok_or_else(|| format!("--claim {kv}: expected name=value"))?;
+                claims.insert(k.to_owned(), json!(v));
+            }
+            let new = NewUser { email: u.email, nric: u.nric, username: u.username, phone: u.phone, claims, user_code: u.user_code };
+            let user = domain.create_user(new).await?;
+            if u.json {
+                print(&json!({ "sub": user.sub }));
+            } else {
+                println!("sub: {}", user.sub);
+            }
+        }
+        UserCommand::List(f) => {
+            let users = domain.stores.users.list_users().await?;
+            let views: Vec<UserView> = users.iter().map(UserView::from).collect();
+            if f.json {
+                print(&json!({ "users": views }));
+            } else {
+                for v in views {
+                    let hint = v.email.or(v.nric).or(v.username).or(v.phone).unwrap_or_default();
+                    println!("{}  {}{}", v.sub, hint, if v.disabled { "  (disabled)" } else { "" });
+                }
+            }
+        }
+        UserCommand::Get(a) => {
+            let user = domain.stores.users.get_user(&a.id).await?.ok_or("no such user")?;
+            print(&serde_json::to_value(UserView::from(&user))?);
+        }
+        UserCommand::Disable(a) => {
+            if !domain.stores.users.set_user_disabled(&a.id, true).await? {
+                return Err("no such user".into());
+            }
+            if a.json {
+                print(&json!({ "sub": a.id, "disabled": true }));
+            } else {
+                println!("user {} disabled", a.id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

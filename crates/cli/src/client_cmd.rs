@@ -1,0 +1,281 @@
+//! `backchannel client`: a relying party on the command line (SPEC §3.2): `login` (initiate,
+//! then poll until the user decides), `initiate` and `poll`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use backchannel_client::{
+    CibaClient, ClientAuth, ClientError, InitiateRequest, TokenResponse,
+    discover,
+};
+use backchannel_protocol::jose::{Jwk, SigningKey};
+
+use crate::CmdResult;
+
+#[derive(clap::Args)]
+pub struct ClientArgs {
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum ClientCommand {
+    /// Initiate a backchannel request and poll until the user decides; prints the token response.
+    Login(InitiateArgs),
+    /// Initiate a backchannel request; prints {"auth_req_id","expires_in","interval"}.
+    Initiate(InitiateArgs),
+    /// Poll for the outcome of an initiated request until it has one, like `login`.
+    Poll(PollArgs),
+}
+
+/// The client's identity and credentials.
+#[derive(clap::Args)]
+struct Connection {
+    /// The issuer URL; its discovery document names the endpoints.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// The client id the server registered.
+    #[arg(long, value_name = "ID")]
+    client_id: String,
+    #[command(flatten)]
+    credential: Credential,
+    /// The client authentication method (default: client_secret_basic with a secret,
+    /// private_key_jwt with a key).
+    #[arg(long, value_enum, value_name = "METHOD")]
+    auth_method: Option<AuthMethod>,
+    /// Print one JSON object on stdout and nothing else.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exactly one credential.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Credential {
+    /// Authenticate with a client secret (client_secret_basic unless --auth-method says otherwise).
+    #[arg(long, value_name = "S")]
+    client_secret: Option<String>,
+    /// Authenticate with private_key_jwt, signing with this private JWK (a JSON file).
+    #[arg(long, value_name = "JWKFILE")]
+    private_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+#[derive(clap::Args)]
+struct InitiateArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// Who to authenticate: e-mail, NRIC/FIN, username, phone or sub.
+    #[arg(long, value_name = "H", required_unless_present = "id_token_hint")]
+    login_hint: Option<String>,
+    /// Name the user by an ID token the server issued earlier instead of a login hint.
+    #[arg(long, value_name = "JWT", conflicts_with = "login_hint")]
+    id_token_hint: Option<String>,
+    /// A short message shown on the user's device and in the client's own screen.
+    #[arg(long, value_name = "M")]
+    binding_message: Option<String>,
+    /// Space-separated scopes; must contain openid.
+    #[arg(long, value_name = "S", default_value = "openid")]
+    scope: String,
+    /// The user's secret code, for clients registered to require one.
+    #[arg(long, value_name = "CODE")]
+    user_code: Option<String>,
+    /// Requested lifetime of the request, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    requested_expiry: Option<u64>,
+    /// Requested authentication context class references, space-separated.
+    #[arg(long, value_name = "ACR")]
+    acr_values: Option<String>,
+    /// RFC 9396 authorization details, a JSON array (e.g. '[{"type":"payment_initiation",...}]').
+    #[arg(long, value_name = "JSON")]
+    authorization_details: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct PollArgs {
+    #[command(flatten)]
+    conn: Connection,
+    /// The auth_req_id that `initiate` printed.
+    #[arg(long, value_name = "ID")]
+    auth_req_id: String,
+    /// Seconds between polls (the `interval` the server gave).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    interval: u64,
+    /// Give up after this many seconds (the server's `expires_in`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    expires_in: u64,
+}
+
+pub async fn run(args: ClientArgs) -> CmdResult {
+    match args.command {
+        ClientCommand::Login(a) => login(a).await,
+        ClientCommand::Initiate(a) => initiate(a).await,
+        ClientCommand::Poll(a) => poll(a).await,
+    }
+}
+
+async fn login(a: InitiateArgs) -> CmdResult {
+    let json = a.conn.json;
+    let client = connect(&a.conn).await?;
+    let started = match client.initiate(&initiate_request(&a)?).await {
+        Ok(s) => s,
+        Err(e) => return fail(e, json),
+    };
+    finish(&client, &started.auth_req_id, started.interval.unwrap_or(5), started.expires_in, json)
+        .await
+}
+
+async fn initiate(a: InitiateArgs) -> CmdResult {
+    let json = a.conn.json;
+    let client = connect(&a.conn).await?;
+    match client.initiate(&initiate_request(&a)?).await {
+        Ok(started) => {
+            print_json(&started, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => fail(e, json),
+    }
+}
+
+async fn poll(a: PollArgs) -> CmdResult {
+    let client = connect(&a.conn).await?;
+    finish(&client, &a.auth_req_id, a.interval, a.expires_in, a.conn.json).await
+}
+
+/// Polls until an outcome, validates the ID token and prints the token response.
+async fn finish(
+    client: &CibaClient,
+    auth_req_id: &str,
+    interval: u64,
+    expires_in: u64,
+    json: bool,
+) -> CmdResult {
+    if !json {
+        eprintln!(
+            "Waiting for the user to decide (auth_req_id {auth_req_id}, polling every {interval} s, \
+             up to {expires_in} s)..."
+        );
+    }
+    let tokens = match client.poll_until_done(auth_req_id, interval, expires_in).await {
+        Ok(t) => t,
+        Err(e) => return fail(e, json),
+    };
+    // A token response whose ID token does not validate is not a login.
+    let claims = match &tokens.id_token {
+        Some(id_token) => Some(client.validate_id_token(id_token).await?),
+        None => None,
+    };
+    if !json {
+        print_summary(&tokens, claims.as_ref());
+    }
+    print_json(&tokens, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(tokens: &TokenResponse, claims: Option<&backchannel_client::IdTokenClaims>) {
+    println!("Authenticated.");
+    if let Some(c) = claims {
+        println!("  subject:       {}", c.sub);
+        if let Some(acr) = &c.acr {
+            println!("  acr:           {acr}");
+        }
+        if let Some(amr) = &c.amr {
+            println!("  amr:           {}", amr.join(" "));
+        }
+        println!("  ID token:      valid (issuer {})", c.iss);
+    }
+    if let Some(scope) = &tokens.scope {
+        println!("  scope:         {scope}");
+    }
+    println!("  access token:  {} (expires in {} s)", tokens.token_type, tokens.expires_in);
+    if let Some(d) = &tokens.authorization_details {
+        println!("  authorization_details: {d}");
+    }
+    println!();
+}
+
+async fn connect(conn: &Connection) -> Result<CibaClient, Box<dyn std::error::Error + Send + Sync>> {
+    let auth = client_auth(conn)?;
+    let metadata = discover(&conn.issuer).await?;
+    Ok(CibaClient::new(metadata, conn.client_id.clone(), auth))
+}
+
+fn client_auth(conn: &Connection) -> Result<ClientAuth, Box<dyn std::error::Error + Send + Sync>> {
+    match (&conn.credential.client_secret, &conn.credential.private_key, conn.auth_method) {
+        (Some(s), None, None | Some(AuthMethod::ClientSecretBasic)) => {
+            Ok(ClientAuth::SecretBasic(s.clone()))
+        }
+        (Some(s), None, Some(AuthMethod::ClientSecretPost)) => Ok(ClientAuth::SecretPost(s.clone())),
+        (None, Some(path), None | Some(AuthMethod::PrivateKeyJwt)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let jwk: Jwk = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a JWK: {e}", path.display()))?;
+            let key = SigningKey::from_jwk(&jwk)
+                .map_err(|e| format!("{} is not a usable private key: {e}", path.display()))?;
+            Ok(ClientAuth::PrivateKeyJwt(key))
+        }
+        (Some(_), _, Some(AuthMethod::PrivateKeyJwt)) => {
+            Err("--auth-method private_key_jwt needs --private-key, not --client-secret".into())
+        }
+        (_, Some(_), Some(_)) => {
+            Err("--private-key authenticates with private_key_jwt only".into())
+        }
+        _ => Err("give --client-secret or --private-key".into()),
+    }
+}
+
+fn initiate_request(
+    a: &InitiateArgs,
+) -> Result<InitiateRequest, Box<dyn std::error::Error + Send + Sync>> {
+    let authorization_details = match &a.authorization_details {
+        Some(s) => Some(
+            serde_json::from_str::<serde_json::Value>(s)
+                .map_err(|e| format!("--authorization-details is not JSON: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(InitiateRequest {
+        scope: a.scope.clone(),
+        login_hint: a.login_hint.clone(),
+        id_token_hint: a.id_token_hint.clone(),
+        binding_message: a.binding_message.clone(),
+        user_code: a.user_code.clone(),
+        requested_expiry: a.requested_expiry,
+        acr_values: a.acr_values.clone(),
+        authorization_details,
+        ..InitiateRequest::default()
+    })
+}
+
+/// One JSON object on stdout: compact with `--json`, indented otherwise.
+fn print_json<T: serde::Serialize>(
+    value: &T,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let text =
+        if json { serde_json::to_string(value)? } else { serde_json::to_string_pretty(value)? };
+    println!("{text}");
+    Ok(())
+}
+
+/// Reports a failed request on stderr (the OAuth error object with `--json`) and exits non-zero.
+fn fail(e: ClientError, json: bool) -> CmdResult {
+    match (&e, json) {
+        (ClientError::OAuth { error, .. }, true) => eprintln!("{}", serde_json::to_string(error)?),
+        (ClientError::Expired, true) => eprintln!(
+            "{}",
+            serde_json::json!({"error": "expired_token", "error_description": e.to_string()})
+        ),
+        _ => eprintln!("error: {e}"),
+    }
+    Ok(ExitCode::FAILURE)
+}
+

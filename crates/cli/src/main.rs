@@ -1,0 +1,59 @@
+//! The `backchannel` binary: one command for the server, its administration, a relying-party
+//! client, a reference authenticator and a load benchmark.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod admin;
+mod authenticator_cmd;
+mod client_cmd;
+mod serve;
+
+#[derive(Parser)]
+#[command(name = "backchannel", version, about = "A CIBA authorization server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server.
+    Serve(serve::ServeArgs),
+    /// Manage clients, users and enrolments directly in the configured store.
+    Admin(admin::AdminArgs),
+    /// A relying party: initiate a backchannel request and poll for tokens.
+    Client(client_cmd::ClientArgs),
+    /// A reference authenticator device: enrol, list, approve, deny, watch.
+    Authenticator(authenticator_cmd::AuthenticatorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
+            Command::Client(args) => client_cmd::run(args).await,
+            Command::Authenticator(args) => authenticator_cmd::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error every subcommand returns: a message for the operator.
+pub type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;

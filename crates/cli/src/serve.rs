@@ -1,0 +1,76 @@
+//! `backchannel serve`: runs the authorization server until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use backchannel_server::config::Config;
+
+use crate::CmdResult;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; every key can also be set as BACKCHANNEL_<SECTION>_<KEY>.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BACKCHANNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("BACKCHANNEL_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+pub async fn run(args: ServeArgs) -> CmdResult {
+    init_logging();
+    let config = Config::from_env(args.config.as_deref())?;
+    let server = backchannel_server::app::start(config.clone()).await?;
+    let issuer = server.issuer.clone();
+    println!("Backchannel is running.");
+    println!("  issuer:    {issuer}");
+    println!("  discovery: {issuer}/.well-known/openid-configuration");
+    println!("  database:  {}", config.database_url());
+    match &server.generated_admin_token {
+        Some(token) => println!(
+            "  admin API: bearer token {token}\n             (saved in {}/admin-token)",
+            config.server.data_dir
+        ),
+        None if config.admin.token.is_empty() => {
+            println!("  admin API: bearer token in {}/admin-token", config.server.data_dir)
+        }
+        None => println!("  admin API: bearer token from the configuration"),
+    }
+    println!();
+    println!("Next, in another terminal (same directory):");
+    println!("  backchannel admin client create --name \"My app\" --json");
+    println!("  backchannel admin user create --email alice@example.com --json");
+    println!("  backchannel admin enrolment create --user <sub> --json");
+    println!("  backchannel authenticator enrol --server {issuer} --code <code> --state alice.json");
+    println!(
+        "  backchannel client login --issuer {issuer} --client-id <id> --client-secret <secret> --login-hint alice@example.com"
+    );
+    server.run_until(shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

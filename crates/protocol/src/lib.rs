@@ -1,0 +1,7 @@
+//! Wire types and JOSE shared by every side of Backchannel: the server, the relying-party
+//! client library and the authenticator device library.
+
+pub mod device;
+pub mod jose;
+pub mod metadata;
+pub mod oauth;

@@ -1,0 +1,194 @@
+//! Wiring: opens the store, loads the keys, binds the listener, serves the router until a
+//! shutdown signal, and runs the background housekeeping task with explicit shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::keys::Keyring;
+use crate::domain::{Domain, PollOnlyNotifier};
+use crate::http::{AppState, router};
+use crate::outbound::{CachedJwksFetcher, OutboundClient};
+use crate::store::Stores;
+
+/// How often used `jti`s and long-expired requests are purged, and keys re-read.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
+/// Expired requests are kept this long (for `expired_token` answers) before deletion.
+const EXPIRED_REQUEST_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
+    move |e| StartError(format!("{context}: {e}"))
+}
+
+/// Opens the configured store and builds the domain (no listener): used by `serve` and by
+/// `backchannel admin`, which works on the store directly.
+pub async fn open_domain(config: &Config, clock: Arc<dyn Clock>, issuer: String) -> Result<Domain, StartError> {
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://")
+        && let Some(parent) = Path::new(path.split('?').next().unwrap_or(path)).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| err("cannot create the data directory")(&e))?;
+    }
+    let stores = Stores::open(&url).await.map_err(|e| err("cannot open the database")(&e))?;
+    let keys = Keyring::load_or_generate(stores.keys.as_ref(), clock.now_ms())
+        .await
+        .map_err(|e| err("cannot load signing keys")(&e))?;
+    let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
+    Ok(Domain {
+        stores,
+        clock,
+        keys,
+        config: Arc::new(config.clone()),
+        issuer,
+        jwks_fetcher: Arc::new(CachedJwksFetcher::new(outbound)),
+        notifier: Arc::new(PollOnlyNotifier),
+    })
+}
+
+/// The admin token: configured, or read from / generated into `{data_dir}/admin-token`.
+fn admin_token(config: &Config) -> Result<(String, bool), StartError> {
+    if !config.admin.token.is_empty() {
+        return Ok((config.admin.token.clone(), false));
+    }
+    let path = Path::new(&config.server.data_dir).join("admin-token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let t = existing.trim().to_owned();
+        if !t.is_empty() {
+            return Ok((t, false));
+        }
+    }
+    let token = Domain::random(32).map_err(|e| err("admin token")(&e))?;
+    std::fs::create_dir_all(&config.server.data_dir).map_err(|e| err("cannot create the data directory")(&e))?;
+    write_private(&path, &token).map_err(|e| err("cannot write the admin token")(&e))?;
+    Ok((token, true))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(contents.as_bytes())
+}
+
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .clone()
+}
+
+/// A server that is running.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub issuer: String,
+    /// The admin token, if this start generated it (print it once).
+    pub generated_admin_token: Option<String>,
+    pub admin_token: String,
+    pub domain: Domain,
+    shutdown: watch::Sender<bool>,
+    serve: JoinHandle<std::io::Result<()>>,
+    housekeeping: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, stops background work.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.serve.await;
+        let _ = self.housekeeping.await;
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Starts the server on the wall clock.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// Binds `server.listen` (port 0 picks a free port; an unset issuer then names the real one),
+/// opens everything and serves in the background.
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|e| err(&format!("cannot listen on {}", config.server.listen))(&e))?;
+    let addr = listener.local_addr().map_err(|e| err("listener")(&e))?;
+    let issuer = if config.server.issuer.is_empty() { format!("http://{addr}") } else { config.server.issuer.clone() };
+    let domain = open_domain(&config, clock, issuer.clone()).await?;
+    let (token, generated) = admin_token(&config)?;
+    let state = AppState {
+        domain: domain.clone(),
+        admin_token_hash: Some(Domain::hash_hex(&token)),
+        metrics: metrics_handle(),
+        max_body: config.server.max_body_bytes,
+    };
+    let (shutdown, mut rx) = watch::channel(false);
+    let app = router(state);
+    let mut serve_rx = rx.clone();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = serve_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    let hk_domain = domain.clone();
+    let housekeeping = tokio::spawn(async move {
+        loop {
+            let stop = tokio::select! {
+                _ = rx.wait_for(|stop| *stop) => true,
+                () = tokio::time::sleep(HOUSEKEEPING_EVERY) => false,
+            };
+            if stop {
+                break;
+            }
+            housekeep(&hk_domain).await;
+        }
+    });
+    tracing::info!(%addr, %issuer, "listening");
+    Ok(RunningServer {
+        addr,
+        issuer,
+        generated_admin_token: generated.then(|| token.clone()),
+        admin_token: token,
+        domain,
+        shutdown,
+        serve,
+        housekeeping,
+    })
+}
+
+async fn housekeep(domain: &Domain) {
+    let now = domain.now_ms();
+    if let Err(e) = domain.stores.replay.purge_expired_jtis(now).await {
+        tracing::warn!(error = %e, "purging used jtis failed");
+    }
+    if let Err(e) = domain.stores.requests.purge_expired_requests(now - EXPIRED_REQUEST_RETENTION_MS).await {
+        tracing::warn!(error = %e, "purging expired requests failed");
+    }
+    if let Err(e) = domain.keys.reload(domain.stores.keys.as_ref()).await {
+        tracing::warn!(error = %e, "reloading signing keys failed");
+    }
+}

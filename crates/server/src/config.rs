@@ -1,0 +1,359 @@
+//! Configuration: a TOML file (`deny_unknown_fields`) under defaults, then every key
+//! overridable by `BACKCHANNEL_<SECTION>_<KEY>` (SPEC §3.3). List keys take comma-separated
+//! values in the environment.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub outbound: OutboundConfig,
+    pub ciba: CibaConfig,
+    pub token: TokenConfig,
+    pub authorization_details: AuthorizationDetailsConfig,
+    pub enrolment: EnrolmentConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// The public URL; empty means `http://{listen}`.
+    pub issuer: String,
+    pub data_dir: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://...`; empty means `sqlite://{data_dir}/backchannel.db`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token of the admin REST API; empty means generate one into the data dir.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// CIDRs that outbound calls (client `jwks_uri`, ...) may reach although private.
+    pub allowed_private_networks: Vec<String>,
+    /// Allow `http://` outbound URLs (development only).
+    pub allow_http: bool,
+    pub timeout_ms: u64,
+    pub max_response_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CibaConfig {
+    /// `expires_in` when the client asks for none (seconds).
+    pub default_expires_in: i64,
+    /// Bounds of `requested_expiry` (seconds).
+    pub min_expires_in: i64,
+    pub max_expires_in: i64,
+    /// Minimum polling interval handed to clients (seconds).
+    pub interval: i64,
+    pub binding_message_min: usize,
+    pub binding_message_max: usize,
+    /// Longest accepted lifetime (`exp` − `iat`) of client assertions and request objects.
+    pub assertion_max_lifetime_secs: i64,
+    /// Clock skew tolerated on `iat`/`nbf` of incoming JWTs (seconds).
+    pub clock_skew_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    pub access_token_lifetime_secs: i64,
+    pub id_token_lifetime_secs: i64,
+    /// Long polling (a later issue); 0 = off.
+    pub long_poll_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizationDetailsConfig {
+    pub types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrolmentConfig {
+    pub code_ttl_secs: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            issuer: String::new(),
+            data_dir: "backchannel-data".into(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: String::new() }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { token: String::new() }
+    }
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig {
+            allowed_private_networks: Vec::new(),
+            allow_http: false,
+            timeout_ms: 5000,
+            max_response_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl Default for CibaConfig {
+    fn default() -> Self {
+        CibaConfig {
+            default_expires_in: 300,
+            min_expires_in: 10,
+            max_expires_in: 1800,
+            interval: 5,
+            binding_message_min: 1,
+            binding_message_max: 64,
+            assertion_max_lifetime_secs: 300,
+            clock_skew_secs: 60,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig { access_token_lifetime_secs: 600, id_token_lifetime_secs: 600, long_poll_seconds: 0 }
+    }
+}
+
+impl Default for AuthorizationDetailsConfig {
+    fn default() -> Self {
+        AuthorizationDetailsConfig { types: vec!["payment_initiation".into()] }
+    }
+}
+
+impl Default for EnrolmentConfig {
+    fn default() -> Self {
+        EnrolmentConfig { code_ttl_secs: 900 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            admin: AdminConfig::default(),
+            outbound: OutboundConfig::default(),
+            ciba: CibaConfig::default(),
+            token: TokenConfig::default(),
+            authorization_details: AuthorizationDetailsConfig::default(),
+            enrolment: EnrolmentConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the `BACKCHANNEL_*` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            // Parse the file on its own first so unknown keys are reported against it.
+            let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let file_table: toml::Table =
+                toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            merge(&mut table, file_table);
+        }
+        let vars: Vec<(String, String)> =
+            env.into_iter().filter(|(k, _)| k.starts_with("BACKCHANNEL_")).collect();
+        apply_env(&mut table, "BACKCHANNEL", &vars)?;
+        let config: Config =
+            table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// From the process environment and an optional file.
+    pub fn from_env(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load(file, std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.ciba;
+        if c.interval < 1 || c.min_expires_in < 1 || c.min_expires_in > c.max_expires_in {
+            return Err(ConfigError::Invalid("ciba intervals/expiry bounds are inconsistent".into()));
+        }
+        if !(c.min_expires_in..=c.max_expires_in).contains(&c.default_expires_in) {
+            return Err(ConfigError::Invalid(
+                "ciba.default_expires_in must lie within min_expires_in..=max_expires_in".into(),
+            ));
+        }
+        if c.binding_message_min > c.binding_message_max {
+            return Err(ConfigError::Invalid("binding_message_min exceeds binding_message_max".into()));
+        }
+        let issuer = self.issuer();
+        if !(issuer.starts_with("http://") || issuer.starts_with("https://")) || issuer.ends_with('/')
+        {
+            return Err(ConfigError::Invalid(
+                "server.issuer must be an http(s) URL without a trailing slash".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public URL of this server (`server.issuer`, or `http://{listen}`).
+    pub fn issuer(&self) -> String {
+        if self.server.issuer.is_empty() {
+            format!("http://{}", self.server.listen)
+        } else {
+            self.server.issuer.clone()
+        }
+    }
+
+    /// The database URL (`database.url`, or SQLite in the data dir).
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}/backchannel.db", self.server.data_dir)
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Walks the table: each leaf `a.b.c` is overridden by `PREFIX_A_B_C`, parsed by the type of
+/// the value it replaces.
+fn apply_env(
+    table: &mut toml::Table,
+    prefix: &str,
+    vars: &[(String, String)],
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let name = format!("{prefix}_{}", key.to_uppercase());
+        if let toml::Value::Table(inner) = value {
+            apply_env(inner, &name, vars)?;
+            continue;
+        }
+        let Some((_, raw)) = vars.iter().find(|(k, _)| *k == name) else {
+            continue;
+        };
+        let bad = |what: &str| ConfigError::Invalid(format!("{name} must be {what}"));
+        *value = match value {
+            toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
+            toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" | "" => false,
+                _ => return Err(bad("true or false")),
+            }),
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(raw.clone()),
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.issuer(), "http://127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://backchannel-data/backchannel.db");
+        assert_eq!(c.ciba.default_expires_in, 300);
+        assert_eq!(c.ciba.interval, 5);
+    }
+
+    #[test]
+    fn env_overrides_file_and_parses_types() {
+        let dir = std::env::temp_dir().join(format!("bc-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9000\"\n[ciba]\ninterval = 7\n").unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("BACKCHANNEL_CIBA_INTERVAL", "3"),
+                ("BACKCHANNEL_OUTBOUND_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8, ::1/128"),
+                ("BACKCHANNEL_OUTBOUND_ALLOW_HTTP", "true"),
+                ("BACKCHANNEL_SERVER_ISSUER", "https://id.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        assert_eq!(c.ciba.interval, 3);
+        assert_eq!(c.outbound.allowed_private_networks, vec!["127.0.0.0/8", "::1/128"]);
+        assert!(c.outbound.allow_http);
+        assert_eq!(c.issuer(), "https://id.example.com");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let dir = std::env::temp_dir().join(format!("bc-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "[server]\nlisten = \"x\"\nlisen = \"typo\"\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+        assert!(Config::load(None, env(&[("BACKCHANNEL_CIBA_INTERVAL", "soon")])).is_err());
+        assert!(Config::load(None, env(&[("BACKCHANNEL_SERVER_ISSUER", "http://x/")])).is_err());
+    }
+}

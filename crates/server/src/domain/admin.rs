@@ -1,0 +1,302 @@
+//! Operator actions shared by `backchannel admin` and the admin REST API: registering
+//! clients (secret shown once, stored hashed), users and one-time enrolment codes.
+
+use backchannel_protocol::jose::{Algorithm, Jwks};
+use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use serde::{Deserialize, Serialize};
+
+use super::Domain;
+use super::error::{AuthError, AuthResult};
+use super::hint::{is_phone, is_valid_nric, parse_login_hint};
+use super::model::{Client, Enrolment, User, UserLookup};
+
+/// What an operator asks for when registering a client.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewClient {
+    pub name: String,
+    #[serde(default)]
+    pub auth_method: Option<ClientAuthMethod>,
+    #[serde(default)]
+    pub jwks: Option<Jwks>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    #[serde(default)]
+    pub delivery_mode: Option<DeliveryMode>,
+    #[serde(default)]
+    pub notification_endpoint: Option<String>,
+    /// Space-separated; `openid` is always included.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub request_signing_alg: Option<String>,
+    #[serde(default)]
+    pub user_code_required: bool,
+    #[serde(default)]
+    pub id_token_signing_alg: Option<String>,
+}
+
+/// A registered client and, once, its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedClient {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub nric: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The user's CIBA `user_code`, for clients that require one.
+    #[serde(default)]
+    pub user_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedEnrolment {
+    pub code: String,
+    /// RFC 3339 is friendlier, but scripts compare numbers: Unix seconds.
+    pub expires_at: i64,
+    pub enrol_url: String,
+}
+
+/// A client as the admin API shows it (never the secret hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub auth_method: ClientAuthMethod,
+    pub jwks: Option<Jwks>,
+    pub jwks_uri: Option<String>,
+    pub scope: String,
+    pub delivery_mode: DeliveryMode,
+    pub notification_endpoint: Option<String>,
+    pub backchannel_authentication_request_signing_alg: Option<Algorithm>,
+    pub backchannel_user_code_parameter: bool,
+    pub id_token_signed_response_alg: Algorithm,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl From<&Client> for ClientView {
+    fn from(c: &Client) -> Self {
+        ClientView {
+            client_id: c.id.clone(),
+            name: c.name.clone(),
+            auth_method: c.auth_method,
+            jwks: c.jwks.clone(),
+            jwks_uri: c.jwks_uri.clone(),
+            scope: c.scopes.join(" "),
+            delivery_mode: c.delivery_mode,
+            notification_endpoint: c.notification_endpoint.clone(),
+            backchannel_authentication_request_signing_alg: c.request_signing_alg,
+            backchannel_user_code_parameter: c.user_code_required,
+            id_token_signed_response_alg: c.id_token_signing_alg,
+            disabled: c.disabled,
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// A user as the admin API shows it (never the user-code hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub sub: String,
+    pub email: Option<String>,
+    pub nric: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub has_user_code: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            sub: u.sub.clone(),
+            email: u.email.clone(),
+            nric: u.nric.clone(),
+            username: u.username.clone(),
+            phone: u.phone.clone(),
+            claims: u.claims.clone(),
+            has_user_code: u.user_code_hash.is_some(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+fn parse_alg(what: &str, value: Option<&str>) -> AuthResult<Option<Algorithm>> {
+    value
+        .map(|s| Algorithm::parse(s).ok_or_else(|| AuthError::invalid_request(format!("{what}: unsupported algorithm {s}"))))
+        .transpose()
+}
+
+impl Domain {
+    pub async fn create_client(&self, new: NewClient) -> AuthResult<CreatedClient> {
+        let name = new.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(AuthError::invalid_request("name must be 1 to 128 printable characters"));
+        }
+        let auth_method = new.auth_method.unwrap_or(ClientAuthMethod::ClientSecretBasic);
+        if new.jwks.is_some() && new.jwks_uri.is_some() {
+            return Err(AuthError::invalid_request("give jwks or jwks_uri, not both"));
+        }
+        if let Some(uri) = &new.jwks_uri {
+            check_url(uri, self.config.outbound.allow_http).map_err(|m| AuthError::invalid_request(format!("jwks_uri {m}")))?;
+        }
+        let has_keys = new.jwks.as_ref().is_some_and(|k| !k.keys.is_empty()) || new.jwks_uri.is_some();
+        if auth_method == ClientAuthMethod::PrivateKeyJwt && !has_keys {
+            return Err(AuthError::invalid_request("private_key_jwt clients need jwks or jwks_uri"));
+        }
+        let request_signing_alg = parse_alg("request_signing_alg", new.request_signing_alg.as_deref())?;
+        if request_signing_alg.is_some() && !has_keys {
+            return Err(AuthError::invalid_request("signed requests need the client's jwks or jwks_uri"));
+        }
+        let id_token_signing_alg =
+            parse_alg("id_token_signing_alg", new.id_token_signing_alg.as_deref())?.unwrap_or(Algorithm::ES256);
+        let delivery_mode = new.delivery_mode.unwrap_or(DeliveryMode::Poll);
+        match (delivery_mode, &new.notification_endpoint) {
+            (DeliveryMode::Poll, Some(_)) => return Err(AuthError::invalid_request("poll clients have no notification endpoint")),
+            (DeliveryMode::Ping | DeliveryMode::Push, None) => {
+                return Err(AuthError::invalid_request("ping and push clients need a notification endpoint"));
+            }
+            (_, Some(url)) => {
+                check_url(url, self.config.outbound.allow_http).map_err(|m| AuthError::invalid_request(format!("notification endpoint {m}")))?;
+            }
+            _ => {}
+        }
+        let mut scopes = vec!["openid".to_owned()];
+        for s in new.scope.as_deref().unwrap_or("openid").split(' ').filter(|s| !s.is_empty()) {
+            if !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+                return Err(AuthError::invalid_request(format!("invalid scope token {s:?}")));
+            }
+            if !scopes.iter().any(|x| x == s) {
+                scopes.push(s.to_owned());
+            }
+        }
+        let secret = if auth_method.uses_secret() { Some(Domain::random(32)?) } else { None };
+        let client = Client {
+            id: Domain::random(12)?,
+            name,
+            auth_method,
+            secret_hash: secret.as_deref().map(Domain::hash_hex),
+            jwks: new.jwks,
+            jwks_uri: new.jwks_uri,
+            scopes,
+            delivery_mode,
+            notification_endpoint: new.notification_endpoint,
+            request_signing_alg,
+            user_code_required: new.user_code_required,
+            id_token_signing_alg,
+            disabled: false,
+            created_at: self.now_ms(),
+        };
+        self.stores.clients.insert_client(&client).await?;
+        tracing::info!(client_id = %client.id, "client registered");
+        Ok(CreatedClient { client_id: client.id, client_secret: secret })
+    }
+
+    pub async fn create_user(&self, new: NewUser) -> AuthResult<User> {
+        let email = new.email.map(|e| e.trim().to_lowercase());
+        if let Some(e) = &email
+            && !matches!(parse_login_hint(e), Ok(UserLookup::Email(_)))
+        {
+            return Err(AuthError::invalid_request("email is not a valid e-mail address"));
+        }
+        if let Some(n) = &new.nric
+            && !is_valid_nric(n)
+        {
+            return Err(AuthError::invalid_request("nric must be an upper-case NRIC/FIN with a valid check letter"));
+        }
+        if let Some(p) = &new.phone
+            && !is_phone(p)
+        {
+            return Err(AuthError::invalid_request("phone must be + and 6 to 15 digits"));
+        }
+        if let Some(u) = &new.username
+            && !matches!(parse_login_hint(u), Ok(UserLookup::Username(_)))
+        {
+            return Err(AuthError::invalid_request("username must be 1 to 64 letters, digits, '.', '_' or '-', and not look like another hint form"));
+        }
+        if let Some(code) = &new.user_code
+            && (code.is_empty() || code.len() > 64)
+        {
+            return Err(AuthError::invalid_request("user_code must be 1 to 64 characters"));
+        }
+        let user = User {
+            sub: new_uuid()?,
+            email,
+            nric: new.nric,
+            username: new.username,
+            phone: new.phone,
+            claims: new.claims,
+            user_code_hash: new.user_code.as_deref().map(Domain::hash_hex),
+            disabled: false,
+            created_at: self.now_ms(),
+        };
+        self.stores.users.insert_user(&user).await?;
+        tracing::info!(sub = %user.sub, "user created");
+        Ok(user)
+    }
+
+    pub async fn create_enrolment(&self, sub: &str) -> AuthResult<CreatedEnrolment> {
+        match self.stores.users.get_user(sub).await? {
+            Some(u) if !u.disabled => {}
+            _ => return Err(AuthError::NotFound("no active user with this sub".into())),
+        }
+        let code = Domain::random(16)?;
+        let now = self.now_ms();
+        let expires_at = now + self.config.enrolment.code_ttl_secs * 1000;
+        self.stores
+            .devices
+            .insert_enrolment(&Enrolment {
+                code_hash: Domain::hash_hex(&code),
+                user_sub: sub.to_owned(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+            })
+            .await?;
+        Ok(CreatedEnrolment { code, expires_at: expires_at.div_euclid(1000), enrol_url: self.url("/device/v1/enrol") })
+    }
+}
+
+/// A URL the server will call: absolute, https (or http where allowed), no fragment, no
+/// credentials.
+pub fn check_url(raw: &str, allow_http: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|_| "is not an absolute URL".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        _ => return Err("must use https".into()),
+    }
+    if url.host_str().is_none() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("must have a host and no fragment or credentials".into());
+    }
+    Ok(url)
+}
+
+/// A random (version 4) UUID in lower case.
+fn new_uuid() -> AuthResult<String> {
+    let mut b = backchannel_protocol::jose::random_bytes(16).map_err(AuthError::internal)?;
+    if b.len() != 16 {
+        return Err(AuthError::internal("short random read"));
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+}

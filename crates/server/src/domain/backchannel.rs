@@ -1,0 +1,424 @@
+//! The backchannel authentication request (CIBA Core §7): every validation rule, the signed
+//! request object (§7.1.1), the user lookup by hint, and the creation of the request with one
+//! challenge per active device, stored in one transaction before the answer.
+
+use std::collections::BTreeMap;
+
+use backchannel_protocol::jose::{self, Algorithm};
+use backchannel_protocol::oauth::{BackchannelAuthResponse, DeliveryMode};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use super::Domain;
+use super::client_auth::Audience;
+use super::error::{AuthError, AuthResult};
+use super::hint::parse_login_hint;
+use super::model::{
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, User, UserLookup,
+};
+
+/// The parameters of a request, by name (each at most once: RFC 6749 §3.1).
+pub type Params = BTreeMap<String, String>;
+
+/// Parameters that authenticate the client rather than describe the request.
+pub const CLIENT_AUTH_PARAMS: [&str; 4] =
+    ["client_id", "client_secret", "client_assertion", "client_assertion_type"];
+
+/// Parameters of an authentication request that a signed request object must carry inside.
+const AUTH_PARAMS: [&str; 11] = [
+    "scope",
+    "login_hint",
+    "id_token_hint",
+    "login_hint_token",
+    "binding_message",
+    "user_code",
+    "requested_expiry",
+    "request_expiry",
+    "acr_values",
+    "authorization_details",
+    "client_notification_token",
+];
+
+/// Longest accepted `client_notification_token` (SPEC §4).
+const MAX_NOTIFICATION_TOKEN: usize = 1024;
+
+/// A backchannel request that passed validation, before it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatedRequest {
+    pub user: User,
+    pub scope: String,
+    pub acr_values: Option<String>,
+    pub binding_message: Option<String>,
+    pub authorization_details: Option<Value>,
+    pub expires_in: i64,
+    pub client_notification_token: Option<String>,
+}
+
+fn claim_to_param(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Array(_) | Value::Object(_) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+impl Domain {
+    /// `POST /bc-authorize` after client authentication: validates, stores the request and
+    /// its challenges, tells the notifier, and returns the client's answer.
+    pub async fn start_backchannel_auth(
+        &self,
+        client: &Client,
+        params: &Params,
+    ) -> AuthResult<BackchannelAuthResponse> {
+        let validated = self.validate_backchannel_request(client, params).await?;
+        let auth_req_id = Domain::random(32)?;
+        let now = self.now_ms();
+        let request = AuthRequest {
+            id: Domain::hash_hex(&auth_req_id),
+            client_id: client.id.clone(),
+            user_sub: validated.user.sub.clone(),
+            scope: validated.scope,
+            acr_values: validated.acr_values,
+            binding_message: validated.binding_message,
+            authorization_details: validated.authorization_details,
+            delivery_mode: client.delivery_mode,
+            client_notification_token: validated.client_notification_token,
+            created_at: now,
+            expires_at: now + validated.expires_in * 1000,
+            interval_secs: self.config.ciba.interval,
+            last_polled_at: None,
+            state: AuthRequestState::Pending,
+            decided_at: None,
+            user_verified: false,
+            redeemed_at: None,
+        };
+        let devices = self.stores.devices.list_devices(&request.user_sub).await?;
+        let mut challenges = Vec::new();
+        for device in devices.iter().filter(|d| !d.disabled) {
+            challenges.push(Challenge {
+                id: Domain::random(16)?,
+                auth_request_id: request.id.clone(),
+                device_id: device.id.clone(),
+                state: ChallengeState::Pending,
+                created_at: now,
+                decided_at: None,
+                decision_jws: None,
+            });
+        }
+        if challenges.is_empty() {
+            // The device was disabled between validation and now.
+            return Err(AuthError::UnknownUserId("the user has no active authenticator".into()));
+        }
+        self.stores.requests.create_auth_request(&request, &challenges).await?;
+        self.notifier.challenges_created(&challenges);
+        Ok(BackchannelAuthResponse {
+            auth_req_id,
+            expires_in: u64::try_from(validated.expires_in).unwrap_or(0),
+            interval: Some(u64::try_from(request.interval_secs).unwrap_or(5)),
+        })
+    }
+
+    /// Every rule of CIBA Core §7.1 and SPEC §4, in an order that reports the most basic
+    /// problem first.
+    pub async fn validate_backchannel_request(
+        &self,
+        client: &Client,
+        params: &Params,
+    ) -> AuthResult<ValidatedRequest> {
+        let owned;
+        let params = if let Some(request) = params.get("request") {
+            owned = self.open_request_object(client, request, params).await?;
+            &owned
+        } else if client.request_signing_alg.is_some() {
+            return Err(AuthError::invalid_request(
+                "this client must send a signed request object (request)",
+            ));
+        } else {
+            params
+        };
+        let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
+
+        let scope = get("scope").ok_or_else(|| AuthError::invalid_request("scope is required"))?;
+        let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        if !scopes.contains(&"openid") {
+            return Err(AuthError::InvalidScope("scope must contain openid".into()));
+        }
+        if let Some(bad) = scopes.iter().find(|s| !client.scopes.iter().any(|c| c == *s)) {
+            return Err(AuthError::InvalidScope(format!("the client may not request scope {bad}")));
+        }
+
+        let hints = ["login_hint", "id_token_hint", "login_hint_token"];
+        let present: Vec<&str> = hints.into_iter().filter(|h| get(h).is_some()).collect();
+        if present.len() != 1 {
+            return Err(AuthError::invalid_request(
+                "exactly one of login_hint, id_token_hint and login_hint_token is required",
+            ));
+        }
+        let lookup = match present[0] {
+            "login_hint" => parse_login_hint(get("login_hint").unwrap_or_default())?,
+            "id_token_hint" => self.lookup_from_id_token_hint(client, get("id_token_hint").unwrap_or_default())?,
+            _ => self.lookup_from_login_hint_token(client, get("login_hint_token").unwrap_or_default()).await?,
+        };
+
+        let client_notification_token = match client.delivery_mode {
+            DeliveryMode::Poll => None,
+            DeliveryMode::Ping | DeliveryMode::Push => {
+                let token = get("client_notification_token").ok_or_else(|| {
+                    AuthError::invalid_request("client_notification_token is required for ping and push clients")
+                })?;
+                if token.len() > MAX_NOTIFICATION_TOKEN || !is_b64token(token) {
+                    return Err(AuthError::invalid_request(
+                        "client_notification_token must be at most 1024 characters of RFC 6750 b64token",
+                    ));
+                }
+                Some(token.to_owned())
+            }
+        };
+
+        let binding_message = get("binding_message").map(str::to_owned);
+        if let Some(msg) = &binding_message {
+            self.check_binding_message(msg)?;
+        }
+        let expires_in = self.requested_expiry(get("requested_expiry"), get("request_expiry"))?;
+        let acr_values = get("acr_values").map(str::to_owned);
+        let authorization_details = match get("authorization_details") {
+            Some(raw) => Some(self.check_authorization_details(raw)?),
+            None => None,
+        };
+
+        let user = self.find_active_user(&lookup).await?;
+        if client.user_code_required {
+            let code = get("user_code")
+                .ok_or_else(|| AuthError::MissingUserCode("this client requires a user_code".into()))?;
+            let presented = Domain::hash_hex(code);
+            let ok = user
+                .user_code_hash
+                .as_deref()
+                .is_some_and(|h| bool::from(h.as_bytes().ct_eq(presented.as_bytes())));
+            if !ok {
+                return Err(AuthError::InvalidUserCode("the user_code is not correct".into()));
+            }
+        }
+        Ok(ValidatedRequest {
+            user,
+            scope: scopes.join(" "),
+            acr_values,
+            binding_message,
+            authorization_details,
+            expires_in,
+            client_notification_token,
+        })
+    }
+
+    /// SPEC §4: configurable length (default 1–64 characters), printable characters only.
+    pub fn check_binding_message(&self, msg: &str) -> AuthResult<()> {
+        let len = msg.chars().count();
+        let (min, max) = (self.config.ciba.binding_message_min, self.config.ciba.binding_message_max);
+        if len < min || len > max {
+            return Err(AuthError::InvalidBindingMessage(format!(
+                "binding_message must be {min} to {max} characters"
+            )));
+        }
+        if msg.chars().any(char::is_control) {
+            return Err(AuthError::InvalidBindingMessage(
+                "binding_message must contain printable characters only".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `requested_expiry` (or Okta's `request_expiry`): a positive integer of seconds within the
+    /// configured bounds; absent means the default.
+    fn requested_expiry(&self, requested: Option<&str>, alias: Option<&str>) -> AuthResult<i64> {
+        let raw = match (requested, alias) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(AuthError::invalid_request("requested_expiry and request_expiry differ"));
+            }
+            (Some(a), _) | (None, Some(a)) => a,
+            (None, None) => return Ok(self.config.ciba.default_expires_in),
+        };
+        let c = &self.config.ciba;
+        let value: i64 = raw
+            .parse()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| AuthError::invalid_request("requested_expiry must be a positive integer"))?;
+        if value < c.min_expires_in || value > c.max_expires_in {
+            return Err(AuthError::invalid_request(format!(
+                "requested_expiry must be between {} and {} seconds",
+                c.min_expires_in, c.max_expires_in
+            )));
+        }
+        Ok(value)
+    }
+
+    /// RFC 9396 §2: a JSON array of objects, each with a configured string `type`.
+    fn check_authorization_details(&self, raw: &str) -> AuthResult<Value> {
+        let bad = |m: &str| AuthError::InvalidAuthorizationDetails(m.to_owned());
+        if raw.len() > 8192 {
+            return Err(bad("authorization_details is too large"));
+        }
+        let value: Value =
+            serde_json::from_str(raw).map_err(|_| bad("authorization_details must be a JSON array"))?;
+        let entries = value.as_array().ok_or_else(|| bad("authorization_details must be a JSON array"))?;
+        if entries.is_empty() {
+            return Err(bad("authorization_details must not be empty"));
+        }
+        for entry in entries {
+            let ty = entry
+                .as_object()
+                .and_then(|o| o.get("type"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("each authorization_details entry needs a string type"))?;
+            if !self.config.authorization_details.types.iter().any(|t| t == ty) {
+                return Err(bad(&format!("authorization_details type {ty} is not supported")));
+            }
+        }
+        Ok(value)
+    }
+
+    async fn find_active_user(&self, lookup: &UserLookup) -> AuthResult<User> {
+        let unknown = || AuthError::UnknownUserId("no active user with an enrolled authenticator matches the hint".into());
+        let user = match self.stores.users.find_user(lookup).await? {
+            Some(u) if !u.disabled => u,
+            _ => return Err(unknown()),
+        };
+        let devices = self.stores.devices.list_devices(&user.sub).await?;
+        if !devices.iter().any(|d| !d.disabled) {
+            return Err(unknown());
+        }
+        Ok(user)
+    }
+
+    /// OIDC Core §3.1.2.1 / CIBA §7.1: an ID token this server issued (possibly expired)
+    /// naming the user; it must have been issued to this client.
+    fn lookup_from_id_token_hint(&self, client: &Client, token: &str) -> AuthResult<UserLookup> {
+        let bad = |m: &str| AuthError::invalid_request(format!("id_token_hint {m}"));
+        let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
+        jws.verify_any(&self.keys.verifiers()).map_err(|_| bad("was not issued by this server"))?;
+        #[derive(serde::Deserialize)]
+        struct HintClaims {
+            iss: String,
+            sub: String,
+            aud: Audience,
+        }
+        let claims: HintClaims = jws.claims().map_err(|_| bad("lacks iss, sub or aud"))?;
+        if claims.iss != self.issuer {
+            return Err(bad("was issued by another issuer"));
+        }
+        if !claims.aud.contains(&client.id) {
+            return Err(bad("was issued to another client"));
+        }
+        Ok(UserLookup::Sub(claims.sub))
+    }
+
+    /// CIBA §7.1 `login_hint_token`: a JWT the client signs naming the user by a subject
+    /// identifier (`sub_id`, RFC 9493 formats `email`, `phone_number`, `iss_sub`, `opaque`).
+    async fn lookup_from_login_hint_token(&self, client: &Client, token: &str) -> AuthResult<UserLookup> {
+        let bad = |m: &str| AuthError::invalid_request(format!("login_hint_token {m}"));
+        let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
+        self.verify_client_signature(client, &jws)
+            .await
+            .map_err(|_| bad("is not signed by a key of this client"))?;
+        let claims: serde_json::Map<String, Value> = jws.claims().map_err(|_| bad("is not a JSON object"))?;
+        if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
+            && exp <= self.now_secs()
+        {
+            return Err(AuthError::ExpiredLoginHintToken("the login_hint_token has expired".into()));
+        }
+        let sub_id = claims.get("sub_id").and_then(Value::as_object).ok_or_else(|| bad("has no sub_id"))?;
+        let field = |name: &str| sub_id.get(name).and_then(Value::as_str).map(str::to_owned);
+        let lookup = match sub_id.get("format").and_then(Value::as_str) {
+            Some("email") => field("email").map(|e| UserLookup::Email(e.to_lowercase())),
+            Some("phone_number") => field("phone_number").map(UserLookup::Phone),
+            Some("iss_sub") if field("iss").as_deref() == Some(self.issuer.as_str()) => {
+                field("sub").map(UserLookup::Sub)
+            }
+            Some("opaque") => match field("id") {
+                Some(id) => Some(parse_login_hint(&id)?),
+                None => None,
+            },
+            _ => None,
+        };
+        lookup.ok_or_else(|| bad("has an unsupported or incomplete sub_id"))
+    }
+
+    /// CIBA Core §7.1.1: verifies the signed request object and returns the parameters it
+    /// carries. Authentication parameters may not also appear outside it.
+    async fn open_request_object(&self, client: &Client, request: &str, outer: &Params) -> AuthResult<Params> {
+        let bad = |m: &str| AuthError::InvalidRequestObject(m.to_owned());
+        if let Some(name) = outer.keys().find(|k| AUTH_PARAMS.contains(&k.as_str())) {
+            return Err(AuthError::invalid_request(format!(
+                "{name} must be inside the signed request object, not beside it"
+            )));
+        }
+        let jws = jose::decode_jws(request).map_err(|e| bad(&format!("request is not a valid JWS: {e}")))?;
+        if let Some(required) = client.request_signing_alg
+            && jws.alg() != required
+        {
+            return Err(bad(&format!("request must be signed with {}", required.as_str())));
+        }
+        self.verify_client_signature(client, &jws)
+            .await
+            .map_err(|_| bad("request signature is invalid"))?;
+        let claims: serde_json::Map<String, Value> =
+            jws.claims().map_err(|_| bad("request payload is not a JSON object"))?;
+        let now = self.now_secs();
+        let skew = self.config.ciba.clock_skew_secs;
+        let num = |name: &str| claims.get(name).and_then(Value::as_i64);
+        if claims.get("iss").and_then(Value::as_str) != Some(client.id.as_str()) {
+            return Err(bad("request iss must be the client_id"));
+        }
+        let aud: Option<Audience> = claims.get("aud").cloned().and_then(|a| serde_json::from_value(a).ok());
+        if !aud.is_some_and(|a| a.contains(&self.issuer)) {
+            return Err(bad("request aud must be the issuer"));
+        }
+        let exp = num("exp").ok_or_else(|| bad("request exp is required"))?;
+        let iat = num("iat").ok_or_else(|| bad("request iat is required"))?;
+        let nbf = num("nbf").ok_or_else(|| bad("request nbf is required"))?;
+        if exp <= now - skew {
+            return Err(bad("request has expired"));
+        }
+        if iat > now + skew || nbf > now + skew {
+            return Err(bad("request is not yet valid"));
+        }
+        if exp - nbf > self.config.ciba.assertion_max_lifetime_secs.max(3600) {
+            return Err(bad("request lifetime (exp - nbf) is too long"));
+        }
+        let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256);
+        let jti = jti.ok_or_else(|| bad("request jti is required"))?;
+        if claims.get("client_id").and_then(Value::as_str).is_some_and(|id| id != client.id) {
+            return Err(bad("request client_id differs from the authenticated client"));
+        }
+        let fresh = self
+            .stores
+            .replay
+            .remember_jti(&format!("request:{}", client.id), jti, (exp + skew) * 1000)
+            .await?;
+        if !fresh {
+            return Err(bad("request jti was already used"));
+        }
+        let mut params = Params::new();
+        for name in AUTH_PARAMS {
+            if let Some(value) = claims.get(name).and_then(claim_to_param) {
+                params.insert(name.to_owned(), value);
+            }
+        }
+        Ok(params)
+    }
+}
+
+/// RFC 6750 §2.1 `b64token`.
+fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+/// The algorithms a client may sign request objects and assertions with.
+pub fn supported_client_algs() -> Vec<&'static str> {
+    Algorithm::ALL.iter().map(|a| a.as_str()).collect()
+}

@@ -1,0 +1,90 @@
+//! Every protocol rule, with no HTTP and no SQL: validation of backchannel requests, the
+//! auth-request state machine, polling and slow_down, token minting, device decisions.
+//!
+//! [`Domain`] bundles what the rules need (stores, clock, keys, configuration, the outbound
+//! JWKS fetcher and the notifier seam); each operation lives in its own module as an `impl
+//! Domain` block.
+
+use std::sync::Arc;
+
+use backchannel_protocol::jose::{self, Jwks};
+
+pub mod admin;
+pub mod backchannel;
+pub mod client_auth;
+pub mod clock;
+pub mod device;
+pub mod error;
+pub mod hint;
+pub mod keys;
+pub mod model;
+pub mod token;
+
+use crate::config::Config;
+use crate::store::Stores;
+use clock::Clock;
+use error::AuthResult;
+use keys::Keyring;
+use model::Challenge;
+
+/// Fetches a client's `jwks_uri` (the HTTP side lives outside the domain).
+#[async_trait::async_trait]
+pub trait JwksFetcher: Send + Sync {
+    /// The client's key set; `refresh` bypasses any cache (an unknown `kid` was seen).
+    async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, String>;
+}
+
+/// Where the domain announces events that something outside the request must act on. Live
+/// device delivery and client notifications (later issues) plug in here.
+pub trait Notifier: Send + Sync {
+    /// A backchannel request was stored with these challenges.
+    fn challenges_created(&self, challenges: &[Challenge]);
+    /// A request was approved or denied.
+    fn request_decided(&self, auth_request_id: &str);
+}
+
+/// A notifier that wakes no one: devices learn of challenges when they ask.
+#[derive(Debug, Default)]
+pub struct PollOnlyNotifier;
+
+impl Notifier for PollOnlyNotifier {
+    fn challenges_created(&self, _challenges: &[Challenge]) {}
+    fn request_decided(&self, _auth_request_id: &str) {}
+}
+
+/// The protocol core shared by every handler.
+#[derive(Clone)]
+pub struct Domain {
+    pub stores: Stores,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Keyring,
+    pub config: Arc<Config>,
+    pub issuer: String,
+    pub jwks_fetcher: Arc<dyn JwksFetcher>,
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl Domain {
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    /// A fresh random handle of `n` bytes, base64url.
+    pub fn random(n: usize) -> AuthResult<String> {
+        jose::random_token(n).map_err(error::AuthError::internal)
+    }
+
+    /// Lower-case hex SHA-256, the form in which handles and secrets are stored.
+    pub fn hash_hex(value: &str) -> String {
+        jose::sha256(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `{issuer}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}

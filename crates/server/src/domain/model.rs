@@ -1,0 +1,204 @@
+//! The records Backchannel keeps: clients, users, devices, enrolment codes, backchannel
+//! authentication requests and their per-device challenges. All timestamps are Unix
+//! milliseconds (`i64`), taken from the injected [`Clock`](super::clock::Clock).
+
+use backchannel_protocol::device::PushRegistration;
+use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
+use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use serde::{Deserialize, Serialize};
+
+/// A registered relying party.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub auth_method: ClientAuthMethod,
+    /// SHA-256 (hex) of the server-generated secret; `None` for `private_key_jwt` clients.
+    pub secret_hash: Option<String>,
+    pub jwks: Option<Jwks>,
+    pub jwks_uri: Option<String>,
+    /// Scopes the client may request; always contains `openid`.
+    pub scopes: Vec<String>,
+    pub delivery_mode: DeliveryMode,
+    pub notification_endpoint: Option<String>,
+    /// `backchannel_authentication_request_signing_alg`: when set, every request is a signed
+    /// request object with this algorithm (CIBA Core §7.1.1).
+    pub request_signing_alg: Option<Algorithm>,
+    /// `backchannel_user_code_parameter` (CIBA Core §4).
+    pub user_code_required: bool,
+    pub id_token_signing_alg: Algorithm,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// An end user who can be named by a `login_hint`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Lower-case UUID; the ID token's `sub`.
+    pub sub: String,
+    /// Stored lower case: e-mail hints match case-insensitively.
+    pub email: Option<String>,
+    /// Upper case, check letter verified.
+    pub nric: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    /// Further claims (`name`, `given_name`, ...), released by scope.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// SHA-256 (hex) of the user's CIBA `user_code`, if they have one.
+    pub user_code_hash: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// How a `login_hint` names a user once parsed and normalised by the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserLookup {
+    Sub(String),
+    Nric(String),
+    Email(String),
+    Username(String),
+    Phone(String),
+}
+
+/// An enrolled authenticator: the user's phone app, browser or CLI, known by its public key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub user_sub: String,
+    pub name: String,
+    pub public_jwk: Jwk,
+    pub push: PushRegistration,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// A one-time enrolment code for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolment {
+    /// SHA-256 (hex) of the code; the code itself is shown once.
+    pub code_hash: String,
+    pub user_sub: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthRequestState {
+    Pending,
+    Approved,
+    Denied,
+    /// Tokens were issued; the `auth_req_id` is spent.
+    Redeemed,
+}
+
+impl AuthRequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthRequestState::Pending => "pending",
+            AuthRequestState::Approved => "approved",
+            AuthRequestState::Denied => "denied",
+            AuthRequestState::Redeemed => "redeemed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(AuthRequestState::Pending),
+            "approved" => Some(AuthRequestState::Approved),
+            "denied" => Some(AuthRequestState::Denied),
+            "redeemed" => Some(AuthRequestState::Redeemed),
+            _ => None,
+        }
+    }
+}
+
+/// A backchannel authentication request (CIBA Core §7). `id` is the SHA-256 (hex) of the
+/// `auth_req_id` handed to the client, so the store never holds a usable handle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub user_sub: String,
+    pub scope: String,
+    pub acr_values: Option<String>,
+    pub binding_message: Option<String>,
+    pub authorization_details: Option<serde_json::Value>,
+    pub delivery_mode: DeliveryMode,
+    pub client_notification_token: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Current minimum polling interval in seconds; grows by 5 with each `slow_down`.
+    pub interval_secs: i64,
+    pub last_polled_at: Option<i64>,
+    pub state: AuthRequestState,
+    pub decided_at: Option<i64>,
+    /// Whether the approving device verified the user (PIN, biometrics): `amr` and `acr`.
+    pub user_verified: bool,
+    pub redeemed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeState {
+    Pending,
+    Approved,
+    Denied,
+    /// Another device decided, the request expired, or the device was disabled.
+    Closed,
+}
+
+impl ChallengeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeState::Pending => "pending",
+            ChallengeState::Approved => "approved",
+            ChallengeState::Denied => "denied",
+            ChallengeState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(ChallengeState::Pending),
+            "approved" => Some(ChallengeState::Approved),
+            "denied" => Some(ChallengeState::Denied),
+            "closed" => Some(ChallengeState::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// One device's copy of a backchannel request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub id: String,
+    pub auth_request_id: String,
+    pub device_id: String,
+    pub state: ChallengeState,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    /// The device-signed decision JWS, kept as audit evidence.
+    pub decision_jws: Option<String>,
+}
+
+/// A decision a device made on a challenge, already verified by the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedDecision {
+    pub challenge_id: String,
+    pub device_id: String,
+    pub approved: bool,
+    pub user_verified: bool,
+    pub decision_jws: String,
+    pub decided_at: i64,
+}
+
+/// A server signing key as stored (private JWK as JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub private_jwk: String,
+    pub created_at: i64,
+}

@@ -1,0 +1,168 @@
+//! The CIBA grant at the token endpoint (CIBA Core §10.1, §11): the poll state machine with
+//! slow_down, redemption exactly once, and minting the ID token and the RFC 9068 access token.
+
+use backchannel_protocol::jose::{self, Algorithm};
+use backchannel_protocol::oauth::{DeliveryMode, TokenResponse};
+use serde_json::{Map, Value, json};
+
+use super::Domain;
+use super::error::{AuthError, AuthResult};
+use super::model::{AuthRequest, AuthRequestState, Client, User};
+use crate::store::PollGate;
+
+/// CIBA Core §11: every `slow_down` adds this many seconds to the request's interval.
+pub const SLOW_DOWN_INCREMENT_SECS: i64 = 5;
+
+/// `acr` when the device proved possession of its key / also verified the user.
+pub const ACR_DEVICE: &str = "urn:backchannel:acr:device";
+pub const ACR_DEVICE_UV: &str = "urn:backchannel:acr:device:uv";
+
+impl Domain {
+    /// Redeems an `auth_req_id` for the authenticated client: the answer to one poll.
+    pub async fn redeem_auth_req_id(&self, client: &Client, auth_req_id: &str) -> AuthResult<TokenResponse> {
+        if client.delivery_mode == DeliveryMode::Push {
+            return Err(AuthError::UnauthorizedClient("push-mode clients receive tokens by callback and may not poll".into()));
+        }
+        if auth_req_id.is_empty() || auth_req_id.len() > 256 {
+            return Err(AuthError::invalid_request("auth_req_id is missing or malformed"));
+        }
+        let id = Domain::hash_hex(auth_req_id);
+        let unknown = || AuthError::InvalidGrant("unknown, foreign or already redeemed auth_req_id".into());
+        let request = match self.stores.requests.get_auth_request(&id).await? {
+            Some(r) if r.client_id == client.id => r,
+            _ => return Err(unknown()),
+        };
+        let now = self.now_ms();
+        if request.state == AuthRequestState::Redeemed {
+            return Err(unknown());
+        }
+        if now >= request.expires_at {
+            return Err(AuthError::ExpiredToken);
+        }
+        match request.state {
+            AuthRequestState::Pending => {
+                match self.stores.requests.record_poll(&id, now, SLOW_DOWN_INCREMENT_SECS).await? {
+                    PollGate::Allowed => Err(AuthError::AuthorizationPending),
+                    PollGate::SlowDown { interval_secs } => Err(AuthError::SlowDown { interval_secs }),
+                }
+            }
+            AuthRequestState::Denied => Err(AuthError::AccessDenied("the user denied the request".into())),
+            AuthRequestState::Approved => {
+                if !self.stores.requests.redeem(&id, now).await? {
+                    return Err(unknown());
+                }
+                self.mint_tokens(client, &request).await
+            }
+            AuthRequestState::Redeemed => Err(unknown()),
+        }
+    }
+
+    /// The token response for an approved request.
+    pub async fn mint_tokens(&self, client: &Client, request: &AuthRequest) -> AuthResult<TokenResponse> {
+        let user = self
+            .stores
+            .users
+            .get_user(&request.user_sub)
+            .await?
+            .ok_or_else(|| AuthError::InvalidGrant("the user no longer exists".into()))?;
+        let now = self.now_secs();
+        let auth_time = request.decided_at.unwrap_or(request.created_at).div_euclid(1000);
+        let (acr, amr) = if request.user_verified {
+            (ACR_DEVICE_UV, vec!["pop", "user", "mfa"])
+        } else {
+            (ACR_DEVICE, vec!["pop"])
+        };
+        let at_lifetime = self.config.token.access_token_lifetime_secs;
+        let mut at_claims = json!({
+            "iss": self.issuer,
+            "sub": user.sub,
+            "aud": self.issuer,
+            "client_id": client.id,
+            "iat": now,
+            "exp": now + at_lifetime,
+            "jti": Domain::random(16)?,
+            "scope": request.scope,
+            "auth_time": auth_time,
+            "acr": acr,
+        });
+        if let (Some(details), Some(obj)) = (&request.authorization_details, at_claims.as_object_mut()) {
+            obj.insert("authorization_details".into(), details.clone());
+        }
+        let at_key = self.keys.signer(Algorithm::ES256)?;
+        let access_token = jose::sign_jwt(&at_key, Some("at+jwt"), &at_claims).map_err(AuthError::internal)?;
+
+        let mut id_claims = Map::new();
+        id_claims.insert("iss".into(), json!(self.issuer));
+        id_claims.insert("sub".into(), json!(user.sub));
+        id_claims.insert("aud".into(), json!(client.id));
+        id_claims.insert("iat".into(), json!(now));
+        id_claims.insert("exp".into(), json!(now + self.config.token.id_token_lifetime_secs));
+        id_claims.insert("auth_time".into(), json!(auth_time));
+        id_claims.insert("acr".into(), json!(acr));
+        id_claims.insert("amr".into(), json!(amr));
+        let id_key = self.keys.signer(client.id_token_signing_alg)?;
+        id_claims.insert("at_hash".into(), json!(jose::hash_half(id_key.alg(), access_token.as_bytes())));
+        add_scope_claims(&mut id_claims, &user, &request.scope);
+        let id_token = jose::sign_jwt(&id_key, Some("JWT"), &Value::Object(id_claims)).map_err(AuthError::internal)?;
+
+        metrics::counter!("backchannel_tokens_issued_total").increment(1);
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: u64::try_from(at_lifetime).unwrap_or(0),
+            id_token: Some(id_token),
+            refresh_token: None,
+            scope: Some(request.scope.clone()),
+            authorization_details: request.authorization_details.clone(),
+        })
+    }
+}
+
+/// OIDC Core §5.4: claims released by the `email`, `phone` and `profile` scopes.
+pub fn add_scope_claims(claims: &mut Map<String, Value>, user: &User, scope: &str) {
+    for s in scope.split(' ') {
+        match s {
+            "email" => {
+                if let Some(email) = &user.email {
+                    claims.insert("email".into(), json!(email));
+                    let verified = user.claims.get("email_verified").cloned().unwrap_or(json!(true));
+                    claims.insert("email_verified".into(), verified);
+                }
+            }
+            "phone" => {
+                if let Some(phone) = &user.phone {
+                    claims.insert("phone_number".into(), json!(phone));
+                }
+            }
+            "profile" => {
+                for name in PROFILE_CLAIMS {
+                    if let Some(v) = user.claims.get(name) {
+                        claims.insert(name.into(), v.clone());
+                    }
+                }
+                if let Some(username) = &user.username {
+                    claims.entry("preferred_username").or_insert(json!(username));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// OIDC Core §5.4 `profile` claims.
+pub const PROFILE_CLAIMS: [&str; 14] = [
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+];

@@ -1,0 +1,138 @@
+//! Request parsing that never fails with a framework rejection: form and JSON bodies, client
+//! credentials and the per-request trace id, each failure an OAuth-shaped [`HttpError`].
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::de::DeserializeOwned;
+
+use super::error::{AuthScheme, HttpError};
+use crate::domain::backchannel::{CLIENT_AUTH_PARAMS, Params};
+use crate::domain::client_auth::ClientCredentials;
+use crate::domain::error::AuthError;
+
+/// The id that names one request in the logs and in its error body.
+#[derive(Debug, Clone)]
+pub struct TraceId(pub String);
+
+async fn read_bytes(body: Body, limit: usize, trace: &str) -> Result<axum::body::Bytes, HttpError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        HttpError::new(AuthError::invalid_request(format!("the request body is unreadable or larger than {limit} bytes")), trace)
+    })
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// An `application/x-www-form-urlencoded` body as a map; a repeated parameter is
+/// `invalid_request` (RFC 6749 §3.1).
+pub async fn read_form(headers: &HeaderMap, body: Body, limit: usize, trace: &str) -> Result<Params, HttpError> {
+    if media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(HttpError::new(
+            AuthError::invalid_request("the body must be application/x-www-form-urlencoded"),
+            trace,
+        ));
+    }
+    let bytes = read_bytes(body, limit, trace).await?;
+    parse_form(&bytes).map_err(|e| HttpError::new(e, trace))
+}
+
+pub fn parse_form(bytes: &[u8]) -> Result<Params, AuthError> {
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(AuthError::invalid_request("the form body is not UTF-8"));
+    }
+    let mut params = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(bytes) {
+        if params.insert(k.to_string(), v.into_owned()).is_some() {
+            return Err(AuthError::invalid_request(format!("parameter {k} is repeated")));
+        }
+    }
+    Ok(params)
+}
+
+/// A JSON body; anything else is `invalid_request`.
+pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize, trace: &str) -> Result<T, HttpError> {
+    if media_type(headers).as_deref() != Some("application/json") {
+        return Err(HttpError::new(AuthError::invalid_request("the body must be application/json"), trace));
+    }
+    let bytes = read_bytes(body, limit, trace).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| HttpError::new(AuthError::invalid_request(format!("invalid JSON body: {e}")), trace))
+}
+
+/// Separates client authentication from the other parameters. The second value tells whether
+/// HTTP Basic was used (then a 401 carries a Basic challenge).
+pub fn take_client_credentials(
+    headers: &HeaderMap,
+    params: &mut Params,
+    trace: &str,
+) -> Result<(ClientCredentials, AuthScheme), HttpError> {
+    let mut creds = ClientCredentials::default();
+    let mut scheme = AuthScheme::None;
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or("");
+        if let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
+            scheme = AuthScheme::Basic;
+            let pair = decode_basic(encoded.trim()).ok_or_else(|| {
+                HttpError::new(AuthError::InvalidClient("malformed HTTP Basic credentials".into()), trace).scheme(AuthScheme::Basic)
+            })?;
+            creds.basic = Some(pair);
+        }
+    }
+    let mut take = |name: &str| params.remove(name);
+    creds.client_id = take(CLIENT_AUTH_PARAMS[0]);
+    creds.client_secret = take(CLIENT_AUTH_PARAMS[1]);
+    creds.client_assertion = take(CLIENT_AUTH_PARAMS[2]);
+    creds.client_assertion_type = take(CLIENT_AUTH_PARAMS[3]);
+    Ok((creds, scheme))
+}
+
+/// RFC 6749 §2.3.1: base64 of `urlencode(id):urlencode(secret)`.
+fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let raw = STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| -> String {
+        url::form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let id = decode(id);
+    if id.is_empty() {
+        return None;
+    }
+    Some((id, decode(secret)))
+}
+
+/// The bearer-like credential after `scheme ` in `Authorization`, if present.
+pub fn authorization_credential<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (s, rest) = value.split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then_some(rest.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_url_decoded() {
+        let encoded = STANDARD.encode("my%20client:s%3Acret+x");
+        assert_eq!(decode_basic(&encoded), Some(("my client".into(), "s:cret x".into())));
+        assert_eq!(decode_basic("!!!"), None);
+        assert_eq!(decode_basic(&STANDARD.encode("nocolon")), None);
+    }
+
+    #[test]
+    fn repeated_parameters_are_rejected() {
+        assert!(parse_form(b"a=1&b=2").is_ok());
+        assert_eq!(parse_form(b"a=1&a=2").map_err(|e| e.code()), Err("invalid_request"));
+        assert!(parse_form(&[0xff, 0xfe]).is_err());
+    }
+}

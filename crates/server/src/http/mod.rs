@@ -1,0 +1,133 @@
+//! The HTTP surface: one axum router over [`AppState`] with the OP endpoints, the device API,
+//! the admin API and health/metrics, plus the trace-id middleware and JSON fallbacks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+pub mod admin;
+pub mod device;
+pub mod error;
+pub mod extract;
+pub mod op;
+
+use crate::domain::Domain;
+use crate::domain::error::AuthError;
+use error::HttpError;
+use extract::TraceId;
+
+/// Everything a handler can reach. Nothing global or mutable lives outside it.
+#[derive(Clone)]
+pub struct AppState {
+    pub domain: Domain,
+    /// SHA-256 (hex) of the admin bearer token; `None` disables the admin API.
+    pub admin_token_hash: Option<String>,
+    pub metrics: Option<PrometheusHandle>,
+    pub max_body: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(op::discovery_get))
+        .route("/.well-known/oauth-authorization-server", get(op::discovery_get))
+        .route("/jwks", get(op::jwks_get))
+        .route("/bc-authorize", post(op::bc_authorize_post))
+        .route("/bc-auth", post(op::bc_authorize_post))
+        .route("/oauth2/v1/bc/authorize", post(op::bc_authorize_post))
+        .route("/token", post(op::token_post))
+        .route("/oauth2/v1/token", post(op::token_post))
+        .route("/device/v1/enrol", post(device::device_enrol_post))
+        .route("/device/v1/challenges", get(device::device_challenges_get))
+        .route("/device/v1/challenges/{id}", get(device::device_challenge_get))
+        .route("/device/v1/challenges/{id}/decision", post(device::device_challenge_decision_post))
+        .route("/admin/v1/clients", post(admin::admin_clients_post).get(admin::admin_clients_get))
+        .route("/admin/v1/clients/{id}", get(admin::admin_client_get))
+        .route("/admin/v1/clients/{id}/disable", post(admin::admin_client_disable_post))
+        .route("/admin/v1/users", post(admin::admin_users_post).get(admin::admin_users_get))
+        .route("/admin/v1/users/{sub}", get(admin::admin_user_get))
+        .route("/admin/v1/users/{sub}/disable", post(admin::admin_user_disable_post))
+        .route("/admin/v1/enrolments", post(admin::admin_enrolments_post))
+        .route("/healthz", get(healthz_get))
+        .route("/readyz", get(readyz_get))
+        .route("/metrics", get(metrics_get))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(trace_layer))
+        .with_state(state)
+}
+
+static NEXT_TRACE: AtomicU64 = AtomicU64::new(0);
+
+/// Gives every request a trace id (random per process, then a counter), logs one line per
+/// request with it, and hands it to handlers for their error bodies.
+async fn trace_layer(mut req: Request, next: Next) -> Response {
+    let n = NEXT_TRACE.fetch_add(1, Ordering::Relaxed);
+    let trace = format!("{}-{n:x}", process_tag());
+    req.extensions_mut().insert(TraceId(trace.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    metrics::histogram!("backchannel_http_request_seconds", "path" => metric_path(&path)).record(started.elapsed().as_secs_f64());
+    tracing::info!(trace_id = %trace, %method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "http");
+    response
+}
+
+fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| Domain::random(6).unwrap_or_else(|_| "trace".into()))
+}
+
+/// Bounded label values: ids in paths are collapsed.
+fn metric_path(path: &str) -> String {
+    if path.starts_with("/device/v1/challenges/") {
+        "/device/v1/challenges/{id}".into()
+    } else if path.starts_with("/admin/") {
+        "/admin".into()
+    } else {
+        path.to_owned()
+    }
+}
+
+fn trace_of(req: &Request) -> String {
+    req.extensions().get::<TraceId>().map(|t| t.0.clone()).unwrap_or_default()
+}
+
+async fn not_found(req: Request) -> Response {
+    HttpError::new(AuthError::NotFound(format!("no endpoint at {}", req.uri().path())), &trace_of(&req)).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let mut r = HttpError::new(AuthError::invalid_request(format!("method {} is not allowed here", req.method())), &trace_of(&req))
+        .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+async fn healthz_get() -> &'static str {
+    "ok"
+}
+
+async fn readyz_get(State(state): State<AppState>) -> Response {
+    match state.domain.stores.health.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response()
+        }
+    }
+}
+
+async fn metrics_get(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => handle.render().into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+    }
+}

@@ -1,0 +1,191 @@
+//! Storage behind narrow async traits, one per capability, each implemented for SQLite
+//! ([`sqlite`]) and PostgreSQL ([`postgres`]) and checked by one shared contract suite.
+//!
+//! Transitions that must happen once (consume an enrolment code, record the first decision,
+//! redeem an approval) are single conditional statements checked by affected rows, so they hold
+//! across nodes sharing one database.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::model::{
+    AuthRequest, Challenge, Client, Device, Enrolment, StoredKey, User, UserLookup,
+    VerifiedDecision,
+};
+
+pub mod postgres;
+mod rows;
+mod sql;
+pub mod sqlite;
+
+/// Storage failures. `Conflict` is the only one a caller is expected to handle (a duplicate
+/// unique value); `Backend` is a server fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("storage backend error: {0}")]
+    Backend(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    /// `Conflict` if the id exists.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn get_client(&self, id: &str) -> StoreResult<Option<Client>>;
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Returns false if no such client.
+    async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// `Conflict` if the sub, e-mail, NRIC, username or phone is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, sub: &str) -> StoreResult<Option<User>>;
+    /// Exact match on the normalised value (the domain lower-cases e-mails before asking).
+    async fn find_user(&self, lookup: &UserLookup) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn set_user_disabled(&self, sub: &str, disabled: bool) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    async fn insert_enrolment(&self, enrolment: &Enrolment) -> StoreResult<()>;
+    /// In one transaction: consume the enrolment code (`used_at IS NULL AND expires_at > now`)
+    /// and insert the device with that code's user as `user_sub` (the given `device.user_sub`
+    /// is ignored). `None` if the code is unknown, used or expired.
+    async fn enrol_device(&self, code_hash: &str, device: &Device, now: i64)
+    -> StoreResult<Option<Device>>;
+    async fn get_device(&self, id: &str) -> StoreResult<Option<Device>>;
+    /// Every device of the user, disabled ones included, oldest first.
+    async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>>;
+    /// Disabling also closes the device's pending challenges. False if no such device.
+    async fn set_device_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<bool>;
+}
+
+/// Outcome of recording a poll of a pending request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollGate {
+    /// The poll came at least `interval` after the previous one (or is the first).
+    Allowed,
+    /// Too soon: the interval was raised to `interval_secs`.
+    SlowDown { interval_secs: i64 },
+}
+
+#[async_trait]
+pub trait AuthRequestStore: Send + Sync {
+    /// Stores the request and its challenges in one transaction.
+    async fn create_auth_request(
+        &self,
+        request: &AuthRequest,
+        challenges: &[Challenge],
+    ) -> StoreResult<()>;
+    async fn get_auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>>;
+    /// Records a poll of request `id` at `now`: `Allowed` (and `last_polled_at = now`) when
+    /// `last_polled_at` is NULL or at least `interval_secs` seconds before `now`, as one
+    /// conditional UPDATE; otherwise adds `slow_down_increment_secs` to the interval, sets
+    /// `last_polled_at = now` and returns the new interval.
+    async fn record_poll(
+        &self,
+        id: &str,
+        now: i64,
+        slow_down_increment_secs: i64,
+    ) -> StoreResult<PollGate>;
+    /// `approved` → `redeemed` as one conditional UPDATE; true for exactly one caller.
+    async fn redeem(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// Pending challenges of the device whose request is still pending and not expired at
+    /// `now`, oldest first, each with its request.
+    async fn list_pending_challenges(
+        &self,
+        device_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(Challenge, AuthRequest)>>;
+    async fn get_challenge(&self, id: &str) -> StoreResult<Option<(Challenge, AuthRequest)>>;
+    /// In one transaction: the challenge (of `decision.device_id`, still pending) takes the
+    /// decision and evidence; its request (still pending, `expires_at > decided_at`) becomes
+    /// approved or denied with `decided_at` and `user_verified`; the request's other pending
+    /// challenges become closed. Returns false (and changes nothing) if either conditional
+    /// update matched no row: the first decision wins.
+    async fn record_decision(&self, decision: &VerifiedDecision) -> StoreResult<bool>;
+    /// Deletes requests (and their challenges) that expired before `before`.
+    async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait ReplayCache: Send + Sync {
+    /// Remembers `(scope, jti)` until `expires_at`. True if it was new; false if already seen
+    /// (a replay). Must be atomic across nodes (insert with a unique key).
+    async fn remember_jti(&self, scope: &str, jti: &str, expires_at: i64) -> StoreResult<bool>;
+    async fn purge_expired_jtis(&self, now: i64) -> StoreResult<u64>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// Every signing key, newest first.
+    async fn list_signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
+    async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// A cheap round trip to the database (readiness).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Every store capability, as the application holds them.
+#[derive(Clone)]
+pub struct Stores {
+    pub clients: Arc<dyn ClientStore>,
+    pub users: Arc<dyn UserStore>,
+    pub devices: Arc<dyn DeviceStore>,
+    pub requests: Arc<dyn AuthRequestStore>,
+    pub replay: Arc<dyn ReplayCache>,
+    pub keys: Arc<dyn KeyStore>,
+    pub health: Arc<dyn Health>,
+}
+
+impl Stores {
+    /// One backend that implements every capability.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: ClientStore
+            + UserStore
+            + DeviceStore
+            + AuthRequestStore
+            + ReplayCache
+            + KeyStore
+            + Health
+            + 'static,
+    {
+        Stores {
+            clients: backend.clone(),
+            users: backend.clone(),
+            devices: backend.clone(),
+            requests: backend.clone(),
+            replay: backend.clone(),
+            keys: backend.clone(),
+            health: backend,
+        }
+    }
+
+    /// Opens the backend the URL names (`sqlite://PATH` or `postgres://...`), creating the
+    /// SQLite file if needed, and runs its migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Stores::from_backend(Arc::new(sqlite::SqliteStore::open(url).await?)))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Stores::from_backend(Arc::new(postgres::PgStore::open(url).await?)))
+        } else {
+            Err(StoreError::Backend(format!(
+                "unsupported database URL (expected sqlite:// or postgres://): {}",
+                url.split(':').next().unwrap_or("")
+            )))
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! PostgreSQL store: the scale-out backend that many nodes share (SPEC §7). The SQL and the
+//! trait implementations are shared with SQLite ([`super::sql`]); this file owns connecting,
+//! migrating (under sqlx's advisory lock, so nodes starting together migrate once) and
+//! isolated schemas for tests.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+
+use super::rows::db_error;
+use super::sql::{self, impl_stores};
+use super::{StoreError, StoreResult};
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+
+const POOL_SIZE: u32 = 10;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `postgres://...` and migrates the connection's default schema.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        Self::connect(url, None).await
+    }
+
+    /// Creates a new schema with a unique name, points every pooled connection's
+    /// `search_path` at it and migrates it: a private database for one test. Returns the
+    /// schema's name (the caller may `DROP SCHEMA ... CASCADE` it when done).
+    pub async fn open_isolated(url: &str) -> StoreResult<(Self, String)> {
+        let mut conn = PgConnection::connect_with(&connect_options(url)?)
+            .await
+            .map_err(db_error)?;
+        let schema: String = sqlx::query_scalar(
+            "SELECT 'backchannel_test_' || replace(gen_random_uuid()::text, '-', '')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(db_error)?;
+        // The name is ours (letters, digits, underscores), so quoting it is enough.
+        conn.execute(AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .await
+            .map_err(db_error)?;
+        conn.close().await.map_err(db_error)?;
+        let store = Self::connect(url, Some(schema.clone())).await?;
+        Ok((store, schema))
+    }
+
+    async fn connect(url: &str, schema: Option<String>) -> StoreResult<Self> {
+        let mut pool = PgPoolOptions::new().max_connections(POOL_SIZE);
+        if let Some(schema) = schema {
+            let set = format!("SET search_path TO \"{schema}\"");
+            pool = pool.after_connect(move |conn, _meta| {
+                let set = set.clone();
+                Box::pin(async move {
+                    conn.execute(AssertSqlSafe(set)).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool
+            .connect_with(connect_options(url)?)
+            .await
+            .map_err(db_error)?;
+        sql::migrator(MIGRATIONS)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrating the PostgreSQL database: {e}")))?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Read committed: every once-only transition is a conditional UPDATE that re-checks its
+    /// condition after waiting for a concurrent writer's row lock.
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(db_error)
+    }
+}
+
+fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
+    // The parse error could quote the URL, password included: name the problem only.
+    PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Backend("invalid PostgreSQL URL".to_owned()))
+}
+
+impl_stores!(PgStore);

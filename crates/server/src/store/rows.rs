@@ -1,0 +1,203 @@
+//! Turning rows of either backend into domain records, and database errors into
+//! [`StoreError`]s. A row that cannot be decoded (unknown enum text, bad JSON, wrong type) is
+//! `Corrupt`; messages name columns and constraints, never stored values.
+
+use backchannel_protocol::jose::Algorithm;
+use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use serde::de::DeserializeOwned;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{StoreError, StoreResult};
+use crate::domain::model::{
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, StoredKey, User,
+};
+
+/// Typed column access shared by `SqliteRow` and `PgRow`.
+pub(crate) trait RowExt {
+    fn text(&self, col: &str) -> StoreResult<String>;
+    fn opt_text(&self, col: &str) -> StoreResult<Option<String>>;
+    fn int(&self, col: &str) -> StoreResult<i64>;
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, col: &str) -> StoreResult<bool>;
+}
+
+fn get<R, T>(row: &R, col: &str) -> StoreResult<T>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    T: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get::<T, _>(col)
+        .map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+impl<R> RowExt for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, col: &str) -> StoreResult<String> {
+        get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> StoreResult<Option<String>> {
+        get(self, col)
+    }
+    fn int(&self, col: &str) -> StoreResult<i64> {
+        get(self, col)
+    }
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>> {
+        get(self, col)
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        get(self, col)
+    }
+}
+
+/// Maps a database error: a unique violation is a `Conflict` naming the constraint (or, on
+/// SQLite, the columns); anything else is a `Backend` fault.
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    if let Some(db) = e.as_database_error() {
+        if db.is_unique_violation() {
+            let what = match db.constraint() {
+                Some(name) => name.to_owned(),
+                // SQLite: "UNIQUE constraint failed: users.email" names columns, not values.
+                None => db
+                    .message()
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or("unique constraint")
+                    .to_owned(),
+            };
+            return StoreError::Conflict(format!("duplicate value for {what}"));
+        }
+        if db.is_foreign_key_violation() {
+            return StoreError::Backend("a referenced record does not exist".to_owned());
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
+}
+
+pub(crate) fn opt_json<T: serde::Serialize>(value: Option<&T>) -> StoreResult<Option<String>> {
+    value.map(to_json).transpose()
+}
+
+fn from_json<T: DeserializeOwned>(col: &str, text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn json_col<T: DeserializeOwned>(row: &impl RowExt, col: &str) -> StoreResult<T> {
+    from_json(col, &row.text(col)?)
+}
+
+fn opt_json_col<T: DeserializeOwned>(row: &impl RowExt, col: &str) -> StoreResult<Option<T>> {
+    row.opt_text(col)?.map(|t| from_json(col, &t)).transpose()
+}
+
+/// Parses an enum stored as its `as_str()` text.
+fn enum_col<T>(row: &impl RowExt, col: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    let text = row.text(col)?;
+    parse(&text).ok_or_else(|| StoreError::Corrupt(format!("column {col}: unknown value")))
+}
+
+pub(crate) fn client(row: &impl RowExt) -> StoreResult<Client> {
+    Ok(Client {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        auth_method: enum_col(row, "auth_method", ClientAuthMethod::parse)?,
+        secret_hash: row.opt_text("secret_hash")?,
+        jwks: opt_json_col(row, "jwks")?,
+        jwks_uri: row.opt_text("jwks_uri")?,
+        scopes: json_col(row, "scopes")?,
+        delivery_mode: enum_col(row, "delivery_mode", DeliveryMode::parse)?,
+        notification_endpoint: row.opt_text("notification_endpoint")?,
+        request_signing_alg: match row.opt_text("request_signing_alg")? {
+            None => None,
+            Some(alg) => Some(Algorithm::parse(&alg).ok_or_else(|| {
+                StoreError::Corrupt("column request_signing_alg: unknown value".to_owned())
+            })?),
+        },
+        user_code_required: row.flag("user_code_required")?,
+        id_token_signing_alg: enum_col(row, "id_token_signing_alg", Algorithm::parse)?,
+        disabled: row.flag("disabled")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn user(row: &impl RowExt) -> StoreResult<User> {
+    Ok(User {
+        sub: row.text("sub")?,
+        email: row.opt_text("email")?,
+        nric: row.opt_text("nric")?,
+        username: row.opt_text("username")?,
+        phone: row.opt_text("phone")?,
+        claims: json_col(row, "claims")?,
+        user_code_hash: row.opt_text("user_code_hash")?,
+        disabled: row.flag("disabled")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn device(row: &impl RowExt) -> StoreResult<Device> {
+    Ok(Device {
+        id: row.text("id")?,
+        user_sub: row.text("user_sub")?,
+        name: row.text("name")?,
+        public_jwk: json_col(row, "public_jwk")?,
+        push: json_col(row, "push")?,
+        disabled: row.flag("disabled")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn auth_request(row: &impl RowExt) -> StoreResult<AuthRequest> {
+    Ok(AuthRequest {
+        id: row.text("id")?,
+        client_id: row.text("client_id")?,
+        user_sub: row.text("user_sub")?,
+        scope: row.text("scope")?,
+        acr_values: row.opt_text("acr_values")?,
+        binding_message: row.opt_text("binding_message")?,
+        authorization_details: opt_json_col(row, "authorization_details")?,
+        delivery_mode: enum_col(row, "delivery_mode", DeliveryMode::parse)?,
+        client_notification_token: row.opt_text("client_notification_token")?,
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+        interval_secs: row.int("interval_secs")?,
+        last_polled_at: row.opt_int("last_polled_at")?,
+        state: enum_col(row, "state", AuthRequestState::parse)?,
+        decided_at: row.opt_int("decided_at")?,
+        user_verified: row.flag("user_verified")?,
+        redeemed_at: row.opt_int("redeemed_at")?,
+    })
+}
+
+/// A challenge joined with its request: the challenge's columns carry a `ch_` prefix (see
+/// `sql::CHALLENGE_JOIN`), the request's keep their names.
+pub(crate) fn challenge_with_request(row: &impl RowExt) -> StoreResult<(Challenge, AuthRequest)> {
+    let challenge = Challenge {
+        id: row.text("ch_id")?,
+        auth_request_id: row.text("ch_auth_request_id")?,
+        device_id: row.text("ch_device_id")?,
+        state: enum_col(row, "ch_state", ChallengeState::parse)?,
+        created_at: row.int("ch_created_at")?,
+        decided_at: row.opt_int("ch_decided_at")?,
+        decision_jws: row.opt_text("ch_decision_jws")?,
+    };
+    Ok((challenge, auth_request(row)?))
+}
+
+pub(crate) fn stored_key(row: &impl RowExt) -> StoreResult<StoredKey> {
+    Ok(StoredKey {
+        kid: row.text("kid")?,
+        alg: enum_col(row, "alg", Algorithm::parse)?,
+        private_jwk: row.text("private_jwk")?,
+        created_at: row.int("created_at")?,
+    })
+}

@@ -1,0 +1,614 @@
+//! The SQL both backends run, written once: SQLite and PostgreSQL agree on `$n` parameters,
+//! `RETURNING`, `ON CONFLICT DO NOTHING` and the schema's column names, so one set of
+//! statements and one implementation of the store traits ([`impl_stores!`]) serve both. Only
+//! opening, migrating and beginning a writing transaction differ per backend.
+
+use crate::domain::model::UserLookup;
+
+pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, auth_method, \
+    secret_hash, jwks, jwks_uri, scopes, delivery_mode, notification_endpoint, \
+    request_signing_alg, user_code_required, id_token_signing_alg, disabled, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub(crate) const GET_CLIENT: &str = "SELECT * FROM clients WHERE id = $1";
+pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients ORDER BY created_at, id";
+pub(crate) const SET_CLIENT_DISABLED: &str = "UPDATE clients SET disabled = $2 WHERE id = $1";
+
+pub(crate) const INSERT_USER: &str = "INSERT INTO users (sub, email, nric, username, phone, \
+    claims, user_code_hash, disabled, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const GET_USER: &str = "SELECT * FROM users WHERE sub = $1";
+pub(crate) const LIST_USERS: &str = "SELECT * FROM users ORDER BY created_at, sub";
+pub(crate) const SET_USER_DISABLED: &str = "UPDATE users SET disabled = $2 WHERE sub = $1";
+
+/// The statement that finds a user by one login-hint form, and the value to bind.
+pub(crate) fn find_user(lookup: &UserLookup) -> (&'static str, &str) {
+    match lookup {
+        UserLookup::Sub(v) => (GET_USER, v),
+        UserLookup::Nric(v) => ("SELECT * FROM users WHERE nric = $1", v),
+        UserLookup::Email(v) => ("SELECT * FROM users WHERE email = $1", v),
+        UserLookup::Username(v) => ("SELECT * FROM users WHERE username = $1", v),
+        UserLookup::Phone(v) => ("SELECT * FROM users WHERE phone = $1", v),
+    }
+}
+
+pub(crate) const INSERT_ENROLMENT: &str = "INSERT INTO enrolments (code_hash, user_sub, \
+    created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)";
+/// Consumes a code once: a second use, or a use after expiry, matches no row.
+pub(crate) const CONSUME_ENROLMENT: &str = "UPDATE enrolments SET used_at = $2 \
+    WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_sub";
+pub(crate) const INSERT_DEVICE: &str = "INSERT INTO devices (id, user_sub, name, public_jwk, \
+    push, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const GET_DEVICE: &str = "SELECT * FROM devices WHERE id = $1";
+pub(crate) const LIST_DEVICES: &str =
+    "SELECT * FROM devices WHERE user_sub = $1 ORDER BY created_at, id";
+pub(crate) const SET_DEVICE_DISABLED: &str = "UPDATE devices SET disabled = $2 WHERE id = $1";
+/// A disabled device can no longer answer: its pending challenges close (at `$2`).
+pub(crate) const CLOSE_DEVICE_CHALLENGES: &str = "UPDATE challenges \
+    SET state = 'closed', decided_at = $2 WHERE device_id = $1 AND state = 'pending'";
+
+pub(crate) const INSERT_AUTH_REQUEST: &str = "INSERT INTO auth_requests (id, client_id, \
+    user_sub, scope, acr_values, binding_message, authorization_details, delivery_mode, \
+    client_notification_token, created_at, expires_at, interval_secs, last_polled_at, state, \
+    decided_at, user_verified, redeemed_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges (id, auth_request_id, \
+    device_id, state, created_at, decided_at, decision_jws) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const GET_AUTH_REQUEST: &str = "SELECT * FROM auth_requests WHERE id = $1";
+
+/// The poll that keeps the interval (CIBA Core §7.3): the first poll, or one at least
+/// `interval_secs` after the previous. One statement, so concurrent polls on several nodes
+/// cannot both pass.
+pub(crate) const POLL_ALLOWED: &str = "UPDATE auth_requests SET last_polled_at = $2 \
+    WHERE id = $1 AND state = 'pending' \
+    AND (last_polled_at IS NULL OR last_polled_at + interval_secs * 1000 <= $2)";
+/// A poll that came too soon: `slow_down` raises the interval for the rest of the request's
+/// life (CIBA Core §11) and the next interval runs from this poll.
+pub(crate) const POLL_SLOW_DOWN: &str = "UPDATE auth_requests \
+    SET interval_secs = interval_secs + $3, last_polled_at = $2 \
+    WHERE id = $1 AND state = 'pending' RETURNING interval_secs";
+pub(crate) const REDEEM: &str = "UPDATE auth_requests SET state = 'redeemed', redeemed_at = $2 \
+    WHERE id = $1 AND state = 'approved'";
+
+/// A challenge (columns prefixed `ch_`) with its request (columns as named).
+macro_rules! challenge_join {
+    ($tail:literal) => {
+        concat!(
+            "SELECT c.id AS ch_id, c.auth_request_id AS ch_auth_request_id, \
+             c.device_id AS ch_device_id, c.state AS ch_state, c.created_at AS ch_created_at, \
+             c.decided_at AS ch_decided_at, c.decision_jws AS ch_decision_jws, r.* \
+             FROM challenges c JOIN auth_requests r ON r.id = c.auth_request_id ",
+            $tail
+        )
+    };
+}
+pub(crate) const GET_CHALLENGE: &str = challenge_join!("WHERE c.id = $1");
+pub(crate) const LIST_PENDING_CHALLENGES: &str = challenge_join!(
+    "WHERE c.device_id = $1 AND c.state = 'pending' AND r.state = 'pending' \
+     AND r.expires_at > $2 ORDER BY c.created_at, c.id"
+);
+
+/// First step of a decision: the request of challenge `$1` (of device `$2`, still pending)
+/// takes the outcome if it is still pending and unexpired at `$4`. Updating the request row
+/// first makes every decider of one request queue on that row (PostgreSQL row lock), so the
+/// losers see `state <> 'pending'` and match nothing, and no two deciders lock challenge rows
+/// in opposite orders.
+pub(crate) const DECIDE_REQUEST: &str = "UPDATE auth_requests \
+    SET state = $3, decided_at = $4, user_verified = $5 \
+    WHERE id = (SELECT auth_request_id FROM challenges \
+                WHERE id = $1 AND device_id = $2 AND state = 'pending') \
+    AND state = 'pending' AND expires_at > $4 RETURNING id";
+pub(crate) const DECIDE_CHALLENGE: &str = "UPDATE challenges \
+    SET state = $3, decided_at = $4, decision_jws = $5 \
+    WHERE id = $1 AND device_id = $2 AND state = 'pending'";
+pub(crate) const CLOSE_OTHER_CHALLENGES: &str = "UPDATE challenges \
+    SET state = 'closed', decided_at = $3 \
+    WHERE auth_request_id = $1 AND id <> $2 AND state = 'pending'";
+
+pub(crate) const PURGE_CHALLENGES: &str = "DELETE FROM challenges WHERE auth_request_id IN \
+    (SELECT id FROM auth_requests WHERE expires_at < $1)";
+pub(crate) const PURGE_REQUESTS: &str = "DELETE FROM auth_requests WHERE expires_at < $1";
+
+pub(crate) const REMEMBER_JTI: &str = "INSERT INTO replay_jtis (scope, jti, expires_at) \
+    VALUES ($1, $2, $3) ON CONFLICT (scope, jti) DO NOTHING";
+pub(crate) const PURGE_JTIS: &str = "DELETE FROM replay_jtis WHERE expires_at <= $1";
+
+pub(crate) const INSERT_KEY: &str =
+    "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC";
+
+pub(crate) const PING: &str = "SELECT 1";
+
+/// Implements every store trait for a backend type that has a `pool` field and an inherent
+/// `async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, DB>>` (a
+/// transaction that will write: `BEGIN IMMEDIATE` on SQLite).
+macro_rules! impl_stores {
+    ($store:ty) => {
+        const _: () = {
+            use async_trait::async_trait;
+
+            use $crate::domain::model::{
+                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey,
+                User, UserLookup, VerifiedDecision,
+            };
+            use $crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
+            use $crate::store::sql;
+            use $crate::store::{
+                AuthRequestStore, ClientStore, DeviceStore, Health, KeyStore, PollGate,
+                ReplayCache, StoreResult, UserStore,
+            };
+
+            #[async_trait]
+            impl ClientStore for $store {
+                async fn insert_client(&self, c: &Client) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_CLIENT)
+                        .bind(&c.id)
+                        .bind(&c.name)
+                        .bind(c.auth_method.as_str())
+                        .bind(&c.secret_hash)
+                        .bind(opt_json(c.jwks.as_ref())?)
+                        .bind(&c.jwks_uri)
+                        .bind(to_json(&c.scopes)?)
+                        .bind(c.delivery_mode.as_str())
+                        .bind(&c.notification_endpoint)
+                        .bind(c.request_signing_alg.map(|a| a.as_str()))
+                        .bind(c.user_code_required)
+                        .bind(c.id_token_signing_alg.as_str())
+                        .bind(c.disabled)
+                        .bind(c.created_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(())
+                }
+
+                async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
+                    let row = sqlx::query(sql::GET_CLIENT)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    row.as_ref().map(rows::client).transpose()
+                }
+
+                async fn list_clients(&self) -> StoreResult<Vec<Client>> {
+                    let all = sqlx::query(sql::LIST_CLIENTS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    all.iter().map(rows::client).collect()
+                }
+
+                async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool> {
+                    let done = sqlx::query(sql::SET_CLIENT_DISABLED)
+                        .bind(id)
+                        .bind(disabled)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(done.rows_affected() == 1)
+                }
+            }
+
+            #[async_trait]
+            impl UserStore for $store {
+                async fn insert_user(&self, u: &User) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_USER)
+                        .bind(&u.sub)
+                        .bind(&u.email)
+                        .bind(&u.nric)
+                        .bind(&u.username)
+                        .bind(&u.phone)
+                        .bind(to_json(&u.claims)?)
+                        .bind(&u.user_code_hash)
+                        .bind(u.disabled)
+                        .bind(u.created_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(())
+                }
+
+                async fn get_user(&self, sub: &str) -> StoreResult<Option<User>> {
+                    self.find_user(&UserLookup::Sub(sub.to_owned())).await
+                }
+
+                async fn find_user(&self, lookup: &UserLookup) -> StoreResult<Option<User>> {
+                    let (statement, value) = sql::find_user(lookup);
+                    let row = sqlx::query(statement)
+                        .bind(value)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    row.as_ref().map(rows::user).transpose()
+                }
+
+                async fn list_users(&self) -> StoreResult<Vec<User>> {
+                    let all = sqlx::query(sql::LIST_USERS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    all.iter().map(rows::user).collect()
+                }
+
+                async fn set_user_disabled(&self, sub: &str, disabled: bool) -> StoreResult<bool> {
+                    let done = sqlx::query(sql::SET_USER_DISABLED)
+                        .bind(sub)
+                        .bind(disabled)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(done.rows_affected() == 1)
+                }
+            }
+
+            #[async_trait]
+            impl DeviceStore for $store {
+                async fn insert_enrolment(&self, e: &Enrolment) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_ENROLMENT)
+                        .bind(&e.code_hash)
+                        .bind(&e.user_sub)
+                        .bind(e.created_at)
+                        .bind(e.expires_at)
+                        .bind(e.used_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(())
+                }
+
+                async fn enrol_device(
+                    &self,
+                    code_hash: &str,
+                    device: &Device,
+                    now: i64,
+                ) -> StoreResult<Option<Device>> {
+                    let mut tx = self.begin_write().await?;
+                    let consumed = sqlx::query(sql::CONSUME_ENROLMENT)
+                        .bind(code_hash)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    let Some(consumed) = consumed else {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Ok(None);
+                    };
+                    let device = Device {
+                        user_sub: consumed.text("user_sub")?,
+                        ..device.clone()
+                    };
+                    sqlx::query(sql::INSERT_DEVICE)
+                        .bind(&device.id)
+                        .bind(&device.user_sub)
+                        .bind(&device.name)
+                        .bind(to_json(&device.public_jwk)?)
+                        .bind(to_json(&device.push)?)
+                        .bind(device.disabled)
+                        .bind(device.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(Some(device))
+                }
+
+                async fn get_device(&self, id: &str) -> StoreResult<Option<Device>> {
+                    let row = sqlx::query(sql::GET_DEVICE)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    row.as_ref().map(rows::device).transpose()
+                }
+
+                async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>> {
+                    let all = sqlx::query(sql::LIST_DEVICES)
+                        .bind(user_sub)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    all.iter().map(rows::device).collect()
+                }
+
+                async fn set_device_disabled(
+                    &self,
+                    id: &str,
+                    disabled: bool,
+                    now: i64,
+                ) -> StoreResult<bool> {
+                    let mut tx = self.begin_write().await?;
+                    let done = sqlx::query(sql::SET_DEVICE_DISABLED)
+                        .bind(id)
+                        .bind(disabled)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    if done.rows_affected() != 1 {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Ok(false);
+                    }
+                    if disabled {
+                        sqlx::query(sql::CLOSE_DEVICE_CHALLENGES)
+                            .bind(id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(true)
+                }
+            }
+
+            #[async_trait]
+            impl AuthRequestStore for $store {
+                async fn create_auth_request(
+                    &self,
+                    r: &AuthRequest,
+                    challenges: &[Challenge],
+                ) -> StoreResult<()> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::INSERT_AUTH_REQUEST)
+                        .bind(&r.id)
+                        .bind(&r.client_id)
+                        .bind(&r.user_sub)
+                        .bind(&r.scope)
+                        .bind(&r.acr_values)
+                        .bind(&r.binding_message)
+                        .bind(opt_json(r.authorization_details.as_ref())?)
+                        .bind(r.delivery_mode.as_str())
+                        .bind(&r.client_notification_token)
+                        .bind(r.created_at)
+                        .bind(r.expires_at)
+                        .bind(r.interval_secs)
+                        .bind(r.last_polled_at)
+                        .bind(r.state.as_str())
+                        .bind(r.decided_at)
+                        .bind(r.user_verified)
+                        .bind(r.redeemed_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    for c in challenges {
+                        sqlx::query(sql::INSERT_CHALLENGE)
+                            .bind(&c.id)
+                            .bind(&c.auth_request_id)
+                            .bind(&c.device_id)
+                            .bind(c.state.as_str())
+                            .bind(c.created_at)
+                            .bind(c.decided_at)
+                            .bind(&c.decision_jws)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                    }
+                    tx.commit().await.map_err(db_error)
+                }
+
+                async fn get_auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
+                    let row = sqlx::query(sql::GET_AUTH_REQUEST)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    row.as_ref().map(rows::auth_request).transpose()
+                }
+
+                async fn record_poll(
+                    &self,
+                    id: &str,
+                    now: i64,
+                    slow_down_increment_secs: i64,
+                ) -> StoreResult<PollGate> {
+                    let allowed = sqlx::query(sql::POLL_ALLOWED)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    if allowed.rows_affected() == 1 {
+                        return Ok(PollGate::Allowed);
+                    }
+                    let slowed = sqlx::query(sql::POLL_SLOW_DOWN)
+                        .bind(id)
+                        .bind(now)
+                        .bind(slow_down_increment_secs)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    // No row: the request is gone or no longer pending; the domain, which
+                    // checked its state first, answers from the state.
+                    match slowed {
+                        None => Ok(PollGate::Allowed),
+                        Some(row) => Ok(PollGate::SlowDown {
+                            interval_secs: row.int("interval_secs")?,
+                        }),
+                    }
+                }
+
+                async fn redeem(&self, id: &str, now: i64) -> StoreResult<bool> {
+                    let done = sqlx::query(sql::REDEEM)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn list_pending_challenges(
+                    &self,
+                    device_id: &str,
+                    now: i64,
+                ) -> StoreResult<Vec<(Challenge, AuthRequest)>> {
+                    let all = sqlx::query(sql::LIST_PENDING_CHALLENGES)
+                        .bind(device_id)
+                        .bind(now)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    all.iter().map(rows::challenge_with_request).collect()
+                }
+
+                async fn get_challenge(
+                    &self,
+                    id: &str,
+                ) -> StoreResult<Option<(Challenge, AuthRequest)>> {
+                    let row = sqlx::query(sql::GET_CHALLENGE)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    row.as_ref().map(rows::challenge_with_request).transpose()
+                }
+
+                async fn record_decision(&self, d: &VerifiedDecision) -> StoreResult<bool> {
+                    let (request_state, challenge_state) = if d.approved {
+                        ("approved", ChallengeState::Approved)
+                    } else {
+                        ("denied", ChallengeState::Denied)
+                    };
+                    let mut tx = self.begin_write().await?;
+                    let request = sqlx::query(sql::DECIDE_REQUEST)
+                        .bind(&d.challenge_id)
+                        .bind(&d.device_id)
+                        .bind(request_state)
+                        .bind(d.decided_at)
+                        .bind(d.user_verified)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    let Some(request) = request else {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Ok(false);
+                    };
+                    let request_id = request.text("id")?;
+                    let decided = sqlx::query(sql::DECIDE_CHALLENGE)
+                        .bind(&d.challenge_id)
+                        .bind(&d.device_id)
+                        .bind(challenge_state.as_str())
+                        .bind(d.decided_at)
+                        .bind(&d.decision_jws)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    if decided.rows_affected() != 1 {
+                        // Closed meanwhile (device disabled): nothing changes.
+                        tx.rollback().await.map_err(db_error)?;
+                        return Ok(false);
+                    }
+                    sqlx::query(sql::CLOSE_OTHER_CHALLENGES)
+                        .bind(&request_id)
+                        .bind(&d.challenge_id)
+                        .bind(d.decided_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(true)
+                }
+
+                async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(sql::PURGE_CHALLENGES)
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    let done = sqlx::query(sql::PURGE_REQUESTS)
+                        .bind(before)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl ReplayCache for $store {
+                async fn remember_jti(
+                    &self,
+                    scope: &str,
+                    jti: &str,
+                    expires_at: i64,
+                ) -> StoreResult<bool> {
+                    let done = sqlx::query(sql::REMEMBER_JTI)
+                        .bind(scope)
+                        .bind(jti)
+                        .bind(expires_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn purge_expired_jtis(&self, now: i64) -> StoreResult<u64> {
+                    let done = sqlx::query(sql::PURGE_JTIS)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait]
+            impl KeyStore for $store {
+                async fn list_signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
+                    let all = sqlx::query(sql::LIST_KEYS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    all.iter().map(rows::stored_key).collect()
+                }
+
+                async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+                    sqlx::query(sql::INSERT_KEY)
+                        .bind(&key.kid)
+                        .bind(key.alg.as_str())
+                        .bind(&key.private_jwk)
+                        .bind(key.created_at)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait]
+            impl Health for $store {
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query(sql::PING)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
+pub(crate) use impl_stores;
+
+/// The migrations of one backend, embedded in the binary, as sqlx runs them: in order, each
+/// once, recorded in `_sqlx_migrations` (with a checksum that refuses an edited migration).
+pub(crate) fn migrator(scripts: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        scripts
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
