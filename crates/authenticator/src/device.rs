@@ -423,7 +423,6 @@ async fn read_json<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use backchannel_protocol::jose::{VerifyingKey, decode_jws, sign_jwt};

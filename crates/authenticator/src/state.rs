@@ -85,7 +85,6 @@ fn io_err(path: &Path, source: std::io::Error) -> AuthenticatorError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use backchannel_protocol::jose::{Algorithm, SigningKey};

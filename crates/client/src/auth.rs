@@ -124,7 +124,6 @@ pub(crate) fn credentials(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use backchannel_protocol::jose::{Algorithm, decode_jws};

@@ -358,7 +358,6 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::sync::Mutex as StdMutex;

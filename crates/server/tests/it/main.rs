@@ -1,4 +1,9 @@
 //! Integration tests of the server crate: the store contract suite and end-to-end tests over
-//! real HTTP.
+//! real HTTP against a server on a loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod e2e_backchannel;
+mod e2e_device;
+mod e2e_token;
 mod store_contract;
+mod support;

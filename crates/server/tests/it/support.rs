@@ -1,0 +1,300 @@
+//! A real server on a loopback port, and small independent implementations of a relying party
+//! and a device written straight from the wire protocol (not from the client/authenticator
+//! crates), so the tests check the protocol itself.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use backchannel_protocol::device::{
+    ChallengeClaims, ChallengeEnvelope, ChallengeList, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
+    Decision, DecisionClaims, EnrolRequest, EnrolResponse,
+};
+use backchannel_protocol::jose::{self, Algorithm, Jwks, SigningKey, b64};
+use backchannel_protocol::oauth::{CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA};
+use std::sync::Arc;
+
+use backchannel_server::app::{RunningServer, start_with_clock};
+use backchannel_server::domain::clock::{Clock, ManualClock, SystemClock};
+use backchannel_server::config::Config;
+use backchannel_server::domain::admin::{NewClient, NewUser};
+use backchannel_server::domain::model::User;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+static DIRS: AtomicU64 = AtomicU64::new(0);
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = DIRS.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("bc-it-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.server.data_dir = dir.to_string_lossy().into_owned();
+    config.database.url = format!("sqlite://{}/bc.db", dir.display());
+    config.admin.token = "test-admin-token".into();
+    config.outbound.allowed_private_networks = vec!["127.0.0.0/8".into()];
+    config.outbound.allow_http = true;
+    config
+}
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// How a test client authenticates.
+#[derive(Clone)]
+pub enum Auth {
+    Basic(String, String),
+    Post(String, String),
+    Jwt(String, SigningKey),
+    None,
+}
+
+impl Auth {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Auth::Basic(id, _) | Auth::Post(id, _) | Auth::Jwt(id, _) => id,
+            Auth::None => "",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status.as_u16(), self.error()), (status, code), "body: {}", self.body);
+        assert!(self.body["trace_id"].as_str().is_some_and(|t| !t.is_empty()), "no trace_id: {}", self.body);
+        assert_eq!(self.headers["cache-control"], "no-store");
+    }
+}
+
+pub fn assertion(id: &str, key: &SigningKey, aud: &str) -> String {
+    let now = now_secs();
+    let claims = json!({"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 60, "jti": jose::random_token(16).unwrap()});
+    jose::sign_jwt(key, None, &claims).unwrap()
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_on(adjust, Arc::new(SystemClock)).await
+    }
+
+    /// A server whose clock the test moves (starting at the real time, so JWTs signed with
+    /// the wall clock stay valid until the test advances it).
+    pub async fn start_clocked() -> (TestServer, ManualClock) {
+        let clock = ManualClock::new(SystemClock.now_ms());
+        (TestServer::start_on(|_| {}, Arc::new(clock.clone())).await, clock)
+    }
+
+    pub async fn start_on(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestServer {
+        let dir = temp_dir("srv");
+        let mut config = test_config(&dir);
+        adjust(&mut config);
+        let server = start_with_clock(config, clock).await.unwrap();
+        let base = server.issuer.clone();
+        TestServer { server, base, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn client(&self, new: NewClient) -> (String, Option<String>) {
+        let created = self.server.domain.create_client(new).await.unwrap();
+        (created.client_id, created.client_secret)
+    }
+
+    pub async fn secret_client(&self, method: ClientAuthMethod, scope: &str) -> Auth {
+        let (id, secret) = self
+            .client(NewClient { name: "Test Bank".into(), auth_method: Some(method), scope: Some(scope.into()), ..Default::default() })
+            .await;
+        match method {
+            ClientAuthMethod::ClientSecretPost => Auth::Post(id, secret.unwrap()),
+            _ => Auth::Basic(id, secret.unwrap()),
+        }
+    }
+
+    pub async fn key_client(&self, alg: Algorithm) -> Auth {
+        let key = SigningKey::generate(alg).unwrap();
+        let (id, _) = self
+            .client(NewClient {
+                name: "Key Bank".into(),
+                auth_method: Some(ClientAuthMethod::PrivateKeyJwt),
+                jwks: Some(Jwks { keys: vec![key.public_jwk()] }),
+                scope: Some("openid email profile".into()),
+                ..Default::default()
+            })
+            .await;
+        Auth::Jwt(id, key)
+    }
+
+    pub async fn user(&self, new: NewUser) -> User {
+        self.server.domain.create_user(new).await.unwrap()
+    }
+
+    /// A user with an e-mail and one enrolled device.
+    pub async fn user_with_device(&self, email: &str) -> (User, TestDevice) {
+        let user = self.user(NewUser { email: Some(email.into()), ..Default::default() }).await;
+        let device = self.enrol(&user.sub).await;
+        (user, device)
+    }
+
+    pub async fn enrol(&self, sub: &str) -> TestDevice {
+        let code = self.server.domain.create_enrolment(sub).await.unwrap().code;
+        TestDevice::enrol(self, &code).await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, auth: &Auth, params: &[(&str, &str)]) -> Answer {
+        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut req = self.http.post(self.url(path));
+        match auth {
+            Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
+            Auth::Post(id, secret) => {
+                form.push(("client_id".into(), id.clone()));
+                form.push(("client_secret".into(), secret.clone()));
+            }
+            Auth::Jwt(id, key) => {
+                form.push(("client_id".into(), id.clone()));
+                form.push(("client_assertion_type".into(), CLIENT_ASSERTION_TYPE_JWT_BEARER.into()));
+                form.push(("client_assertion".into(), assertion(id, key, &self.base)));
+            }
+            Auth::None => {}
+        }
+        let body = serde_urlencoded::to_string(&form).unwrap();
+        let r = req.header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+        Answer::from(r).await
+    }
+
+    pub async fn bc_authorize(&self, auth: &Auth, params: &[(&str, &str)]) -> Answer {
+        self.post_form("/bc-authorize", auth, params).await
+    }
+
+    pub async fn token(&self, auth: &Auth, auth_req_id: &str) -> Answer {
+        self.post_form("/token", auth, &[("grant_type", GRANT_TYPE_CIBA), ("auth_req_id", auth_req_id)]).await
+    }
+
+    /// Starts a request and returns its auth_req_id.
+    pub async fn start_request(&self, auth: &Auth, params: &[(&str, &str)]) -> String {
+        let a = self.bc_authorize(auth, params).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body["auth_req_id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Answer {
+    pub async fn from(r: reqwest::Response) -> Answer {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, headers, body }
+    }
+}
+
+/// An authenticator written from `docs/device-api.md`.
+pub struct TestDevice {
+    pub id: String,
+    pub key: SigningKey,
+    pub issuer: String,
+}
+
+impl TestDevice {
+    pub async fn enrol(server: &TestServer, code: &str) -> Result<TestDevice, Answer> {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let req = EnrolRequest { code: code.into(), public_jwk: key.public_jwk(), name: Some("test phone".into()), push: None };
+        let r = server.http.post(server.url("/device/v1/enrol")).json(&req).send().await.unwrap();
+        let a = Answer::from(r).await;
+        if a.status != 201 {
+            return Err(a);
+        }
+        let answer: EnrolResponse = serde_json::from_value(a.body).unwrap();
+        Ok(TestDevice { id: answer.device_id, key, issuer: answer.issuer })
+    }
+
+    pub fn auth(&self, method: &str, path: &str) -> String {
+        let now = now_secs();
+        let claims = json!({"iss": self.id, "htm": method, "htu": format!("{}{}", self.issuer, path), "iat": now, "exp": now + 60, "jti": jose::random_token(16).unwrap()});
+        let mut header = jose::Header { typ: Some(DEVICE_AUTH_JWT_TYP.into()), kid: Some(self.id.clone()), ..Default::default() };
+        header.alg = self.key.alg().as_str().into();
+        format!("Device {}", jose::sign_jws(&header, claims.to_string().as_bytes(), &self.key).unwrap())
+    }
+
+    pub async fn challenges(&self, server: &TestServer) -> Vec<ChallengeEnvelope> {
+        let path = "/device/v1/challenges";
+        let r = server.http.get(server.url(path)).header("authorization", self.auth("GET", path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<ChallengeList>().await.unwrap().challenges
+    }
+
+    /// Verifies a challenge with the server's JWKS, as a real device must.
+    pub async fn verify(&self, server: &TestServer, envelope: &ChallengeEnvelope) -> ChallengeClaims {
+        let jwks: Jwks = server.http.get(server.url("/jwks")).send().await.unwrap().json().await.unwrap();
+        let jws = jose::decode_jws(&envelope.challenge).unwrap();
+        jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg())).unwrap();
+        let claims: ChallengeClaims = jws.claims().unwrap();
+        assert_eq!(claims.aud, self.id);
+        assert_eq!(claims.jti, envelope.id);
+        claims
+    }
+
+    pub fn decision_jws(&self, envelope: &ChallengeEnvelope, decision: Decision, shown: &str) -> String {
+        let claims = DecisionClaims {
+            iss: self.id.clone(),
+            challenge_id: envelope.id.clone(),
+            decision,
+            user_verified: true,
+            shown_hash: b64::encode(&jose::sha256(shown.as_bytes())),
+            iat: now_secs(),
+            jti: jose::random_token(16).unwrap(),
+        };
+        jose::sign_jwt(&self.key, Some(DECISION_JWT_TYP), &claims).unwrap()
+    }
+
+    pub async fn send_decision(&self, server: &TestServer, challenge_id: &str, jws: &str) -> Answer {
+        let path = format!("/device/v1/challenges/{challenge_id}/decision");
+        let r = server
+            .http
+            .post(server.url(&path))
+            .header("authorization", self.auth("POST", &path))
+            .json(&json!({ "decision": jws }))
+            .send()
+            .await
+            .unwrap();
+        Answer::from(r).await
+    }
+
+    /// Approves or denies the only pending challenge.
+    pub async fn decide_only(&self, server: &TestServer, decision: Decision) -> Answer {
+        let list = self.challenges(server).await;
+        assert_eq!(list.len(), 1, "expected exactly one pending challenge");
+        let jws = self.decision_jws(&list[0], decision, &list[0].challenge);
+        self.send_decision(server, &list[0].id, &jws).await
+    }
+}
