@@ -94,7 +94,9 @@ approver_pid=""
 # The ID token names the enrolled user, and the authenticator decided exactly one challenge.
 got_sub="$(echo "$out" | json_field sub)" || finish 1 "no sub in the output"
 [ "$got_sub" = "$sub" ] || finish 1 "sub $got_sub is not the user's $sub"
-[ "$(echo "$out" | json_field token_type)" = Bearer ] || finish 1 "token_type is not Bearer"
+# openid-client lower-cases token_type; RFC 6749 §5.1 makes it case-insensitive.
+token_type="$(echo "$out" | json_field token_type)"
+[ "${token_type,,}" = bearer ] || finish 1 "token_type $token_type is not Bearer"
 decided="$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).decided.length)' "$tmp/approve.json")" \
   || finish 1 "approve printed no JSON"
 [ "$decided" = 1 ] || finish 1 "the authenticator decided $decided challenges, expected 1"

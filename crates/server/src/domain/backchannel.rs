@@ -433,3 +433,106 @@ fn is_b64token(s: &str) -> bool {
 pub fn supported_client_algs() -> Vec<&'static str> {
     Algorithm::ALL.iter().map(|a| a.as_str()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::admin::NewClient;
+    use super::super::testing::{HINT, fixture, fixture_with, params};
+    use crate::config::Config;
+
+    async fn code_of(extra: &[(&str, &str)]) -> &'static str {
+        let f = fixture().await;
+        let mut p = params(extra);
+        if !p.contains_key("request") {
+            p.insert("login_hint".into(), HINT.into());
+        }
+        match f.domain.validate_backchannel_request(&f.client, &p).await {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_validation_rule() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("scope", "openid")], "ok"),
+            (&[], "invalid_request"),
+            (&[("scope", "email")], "invalid_scope"),
+            (&[("scope", "openid phone")], "invalid_scope"),
+            (&[("scope", "openid"), ("binding_message", "")], "ok"),
+            (&[("scope", "openid"), ("binding_message", "Transfer 100 to Bob")], "ok"),
+            (&[("scope", "openid"), ("binding_message", &"m".repeat(65))], "invalid_binding_message"),
+            (&[("scope", "openid"), ("binding_message", "tab\there")], "invalid_binding_message"),
+            (&[("scope", "openid"), ("requested_expiry", "10")], "ok"),
+            (&[("scope", "openid"), ("requested_expiry", "9")], "invalid_request"),
+            (&[("scope", "openid"), ("requested_expiry", "1800")], "ok"),
+            (&[("scope", "openid"), ("requested_expiry", "1801")], "invalid_request"),
+            (&[("scope", "openid"), ("requested_expiry", "60"), ("request_expiry", "61")], "invalid_request"),
+            (&[("scope", "openid"), ("authorization_details", r#"[{"type":"payment_initiation"}]"#)], "ok"),
+            (&[("scope", "openid"), ("authorization_details", r#"[{"type":"other"}]"#)], "invalid_authorization_details"),
+            (&[("scope", "openid"), ("authorization_details", r#"[{"notype":1}]"#)], "invalid_authorization_details"),
+            (&[("request", "x.y.z")], "invalid_request_object"),
+            (&[("scope", "openid"), ("request", "x.y.z")], "invalid_request"),
+            (&[("scope", "openid"), ("id_token_hint", "x.y.z")], "invalid_request"),
+        ];
+        for (extra, expected) in cases {
+            assert_eq!(code_of(extra).await, *expected, "{extra:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_and_malformed_hints() {
+        let f = fixture().await;
+        for (hint, expected) in [
+            ("nobody@example.com", "unknown_user_id"),
+            ("S1234567D", "unknown_user_id"),
+            ("S1234567E", "invalid_request"),
+            ("!!", "invalid_request"),
+        ] {
+            let p = params(&[("scope", "openid"), ("login_hint", hint)]);
+            let got = f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code());
+            assert_eq!(got, Err(expected), "{hint}");
+        }
+        // Once the only device is disabled the user is unknown.
+        assert!(f.domain.stores.devices.set_device_disabled(&f.device.id, true, 0).await.unwrap());
+        let p = params(&[("scope", "openid"), ("login_hint", HINT)]);
+        let got = f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code());
+        assert_eq!(got, Err("unknown_user_id"));
+    }
+
+    #[tokio::test]
+    async fn configured_bounds_apply() {
+        let mut config = Config::default();
+        config.ciba.binding_message_min = 4;
+        config.ciba.max_expires_in = 120;
+        config.ciba.default_expires_in = 60;
+        config.ciba.interval = 2;
+        let f = fixture_with(config, NewClient::default()).await;
+        let check = |extra: &[(&str, &str)]| {
+            let mut p = params(&[("scope", "openid"), ("login_hint", HINT)]);
+            p.extend(params(extra));
+            let f = &f;
+            async move { f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code()) }
+        };
+        assert_eq!(check(&[("binding_message", "abc")]).await, Err("invalid_binding_message"));
+        assert_eq!(check(&[("requested_expiry", "121")]).await, Err("invalid_request"));
+        let answer = f.domain.start_backchannel_auth(&f.client, &params(&[("scope", "openid"), ("login_hint", HINT)])).await.unwrap();
+        assert_eq!((answer.expires_in, answer.interval), (60, Some(2)));
+    }
+
+    #[tokio::test]
+    async fn user_code_rules() {
+        let f = fixture_with(Config::default(), NewClient { user_code_required: true, ..Default::default() }).await;
+        let run = |code: Option<&str>| {
+            let mut p = params(&[("scope", "openid"), ("login_hint", HINT)]);
+            if let Some(c) = code {
+                p.insert("user_code".into(), c.into());
+            }
+            let f = &f;
+            async move { f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code()) }
+        };
+        assert_eq!(run(None).await, Err("missing_user_code"));
+        assert_eq!(run(Some("1357")).await, Err("invalid_user_code"));
+        assert_eq!(run(Some("2468")).await, Ok(()));
+    }
+}

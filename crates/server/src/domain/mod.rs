@@ -18,6 +18,8 @@ pub mod error;
 pub mod hint;
 pub mod keys;
 pub mod model;
+#[cfg(test)]
+pub mod testing;
 pub mod token;
 
 use crate::config::Config;

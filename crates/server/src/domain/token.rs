@@ -166,3 +166,94 @@ pub const PROFILE_CLAIMS: [&str; 14] = [
     "locale",
     "updated_at",
 ];
+
+#[cfg(test)]
+mod tests {
+    use backchannel_protocol::device::Decision;
+
+    use super::super::testing::fixture;
+    use crate::domain::error::AuthError;
+
+    #[tokio::test]
+    async fn first_poll_is_pending_then_too_soon_is_slow_down_growing_by_five() {
+        let f = fixture().await;
+        let id = f.start(&[]).await;
+        let poll = || f.domain.redeem_auth_req_id(&f.client, &id);
+        assert_eq!(poll().await, Err(AuthError::AuthorizationPending));
+        assert_eq!(poll().await, Err(AuthError::SlowDown { interval_secs: 10 }));
+        f.clock.advance_secs(9);
+        assert_eq!(poll().await, Err(AuthError::SlowDown { interval_secs: 15 }));
+        f.clock.advance_secs(15);
+        assert_eq!(poll().await, Err(AuthError::AuthorizationPending));
+        f.clock.advance_ms(14_999);
+        assert_eq!(poll().await, Err(AuthError::SlowDown { interval_secs: 20 }));
+        f.clock.advance_secs(20);
+        assert_eq!(poll().await, Err(AuthError::AuthorizationPending));
+    }
+
+    #[tokio::test]
+    async fn polling_exactly_at_the_interval_is_allowed() {
+        let f = fixture().await;
+        let id = f.start(&[]).await;
+        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::AuthorizationPending));
+        f.clock.advance_secs(5);
+        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::AuthorizationPending));
+    }
+
+    #[tokio::test]
+    async fn expiry_ends_a_pending_and_an_approved_request() {
+        let f = fixture().await;
+        let id = f.start(&[("requested_expiry", "60")]).await;
+        let shown = f.challenge().await;
+        f.clock.advance_ms(59_999);
+        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::AuthorizationPending));
+        f.clock.advance_ms(1);
+        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::ExpiredToken));
+        // The device no longer lists it, and a decision after expiry is refused.
+        assert!(f.domain.list_device_challenges(&f.device).await.unwrap().is_empty());
+        assert_eq!(f.decide_on(&shown, Decision::Approve).await.map_err(|e| e.code()), Err("challenge_closed"));
+    }
+
+    #[tokio::test]
+    async fn approved_is_redeemed_once_then_invalid_grant() {
+        let f = fixture().await;
+        let id = f.start(&[]).await;
+        f.decide(Decision::Approve).await.unwrap();
+        // No slow_down once decided: the answer is ready.
+        let tokens = f.domain.redeem_auth_req_id(&f.client, &id).await.unwrap();
+        assert!(tokens.id_token.is_some());
+        let again = f.domain.redeem_auth_req_id(&f.client, &id).await;
+        assert_eq!(again.map_err(|e| e.code()), Err("invalid_grant"));
+        // Even after expiry a spent id stays invalid_grant.
+        f.clock.advance_secs(3600);
+        let later = f.domain.redeem_auth_req_id(&f.client, &id).await;
+        assert_eq!(later.map_err(|e| e.code()), Err("invalid_grant"));
+    }
+
+    #[tokio::test]
+    async fn denied_stays_access_denied_until_expiry() {
+        let f = fixture().await;
+        let id = f.start(&[]).await;
+        f.decide(Decision::Deny).await.unwrap();
+        for _ in 0..2 {
+            let r = f.domain.redeem_auth_req_id(&f.client, &id).await;
+            assert_eq!(r.map_err(|e| e.code()), Err("access_denied"));
+        }
+        f.clock.advance_secs(301);
+        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::ExpiredToken));
+    }
+
+    #[tokio::test]
+    async fn unverified_user_gets_the_possession_acr() {
+        let f = fixture().await;
+        let id = f.start(&[("scope", "openid email")]).await;
+        f.decide(Decision::Approve).await.unwrap();
+        let tokens = f.domain.redeem_auth_req_id(&f.client, &id).await.unwrap();
+        let jws = backchannel_protocol::jose::decode_jws(tokens.id_token.as_deref().unwrap()).unwrap();
+        let claims: serde_json::Value = jws.claims().unwrap();
+        assert_eq!(claims["acr"], super::ACR_DEVICE);
+        assert_eq!(claims["amr"], serde_json::json!(["pop"]));
+        assert_eq!(claims["email"], super::super::testing::HINT);
+        assert_eq!(claims["auth_time"], super::super::testing::START_MS / 1000);
+    }
+}
