@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod authenticator_cmd;
+mod bench;
 mod client_cmd;
 mod serve;
 
@@ -27,6 +28,8 @@ enum Command {
     Client(client_cmd::ClientArgs),
     /// A reference authenticator device: enrol, list, approve, deny, watch.
     Authenticator(authenticator_cmd::AuthenticatorArgs),
+    /// Measure requests/s and latency of the real server over loopback.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             Command::Admin(args) => admin::run(args).await,
             Command::Client(args) => client_cmd::run(args).await,
             Command::Authenticator(args) => authenticator_cmd::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match result {
