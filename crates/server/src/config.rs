@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
@@ -30,14 +30,14 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH` or `postgres://...`; empty means `sqlite://{data_dir}/backchannel.db`.
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Bearer token of the admin REST API; empty means generate one into the data dir.
@@ -105,18 +105,6 @@ impl Default for ServerConfig {
     }
 }
 
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig { url: String::new() }
-    }
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig { token: String::new() }
-    }
-}
-
 impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
@@ -158,21 +146,6 @@ impl Default for AuthorizationDetailsConfig {
 impl Default for EnrolmentConfig {
     fn default() -> Self {
         EnrolmentConfig { code_ttl_secs: 900 }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            admin: AdminConfig::default(),
-            outbound: OutboundConfig::default(),
-            ciba: CibaConfig::default(),
-            token: TokenConfig::default(),
-            authorization_details: AuthorizationDetailsConfig::default(),
-            enrolment: EnrolmentConfig::default(),
-        }
     }
 }
 

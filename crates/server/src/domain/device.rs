@@ -111,10 +111,10 @@ impl Domain {
         let key = self.keys.signer(CHALLENGE_ALG)?;
         let mut out = Vec::with_capacity(pending.len());
         for (challenge, request) in pending {
-            if !clients.contains_key(&request.client_id) {
-                if let Some(c) = self.stores.clients.get_client(&request.client_id).await? {
-                    clients.insert(c.id.clone(), c);
-                }
+            if !clients.contains_key(&request.client_id)
+                && let Some(c) = self.stores.clients.get_client(&request.client_id).await?
+            {
+                clients.insert(c.id.clone(), c);
             }
             let Some(client) = clients.get(&request.client_id) else { continue };
             let jwt = self.challenge_jwt(&key, &challenge, &request, client)?;
