@@ -2,6 +2,7 @@
 //! real HTTP against a server on a loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod e2e_admin;
 mod e2e_backchannel;
 mod e2e_device;
 mod e2e_fuzz;
