@@ -22,14 +22,15 @@
 mod clock;
 mod device;
 mod error;
+mod jwt;
 mod state;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use device::{
-    Device, VerifiedChallenge, device_auth_claims, enrol, enrol_with, sign_decision,
-    sign_device_auth,
-};
+pub use device::{Device, enrol, enrol_with};
 pub use error::AuthenticatorError;
+pub use jwt::{
+    CheckedChallenge, VerifiedChallenge, device_auth_claims, sign_decision, sign_device_auth,
+};
 pub use state::DeviceState;
 
 pub use backchannel_protocol::device::{

@@ -48,21 +48,29 @@ impl DeviceState {
     /// Writes the state to `path` with mode 0600, replacing any previous file atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), AuthenticatorError> {
         let path = path.as_ref();
-        let json = serde_json::to_vec_pretty(self).map_err(|e| AuthenticatorError::StateFormat {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| AuthenticatorError::StateFormat {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let suffix = jose::random_token(6)?;
         let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
         let written = (|| {
             // The mode is set at creation: the key is never readable by others, not even for
             // the moment between create and chmod.
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(&json)?;
             f.write_all(b"\n")?;
             f.sync_all()?;
@@ -81,7 +89,10 @@ impl DeviceState {
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> AuthenticatorError {
-    AuthenticatorError::StateIo { path: path.display().to_string(), source }
+    AuthenticatorError::StateIo {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -105,7 +116,9 @@ mod tests {
             server: "http://127.0.0.1:1".into(),
             issuer: "https://id.example".into(),
             device_id: "dev-1".into(),
-            private_jwk: SigningKey::generate(Algorithm::ES256).unwrap().to_private_jwk(),
+            private_jwk: SigningKey::generate(Algorithm::ES256)
+                .unwrap()
+                .to_private_jwk(),
         }
     }
 
@@ -130,7 +143,10 @@ mod tests {
         fs::write(&path, "old").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         state().save(&path).unwrap();
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(dir).unwrap();
@@ -149,7 +165,10 @@ mod tests {
         let dir = temp_dir("bad");
         let path = dir.join("device.json");
         fs::write(&path, "{\"server\": 1}").unwrap();
-        assert!(matches!(DeviceState::load(&path), Err(AuthenticatorError::StateFormat { .. })));
+        assert!(matches!(
+            DeviceState::load(&path),
+            Err(AuthenticatorError::StateFormat { .. })
+        ));
         fs::remove_dir_all(dir).unwrap();
     }
 }

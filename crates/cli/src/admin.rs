@@ -138,22 +138,32 @@ fn print(value: &serde_json::Value) {
 }
 
 fn read_jwks(path: &PathBuf) -> Result<Jwks, Box<dyn std::error::Error + Send + Sync>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
     let jwks: Jwks = if value.get("keys").is_some() {
         serde_json::from_value(value)?
     } else {
-        Jwks { keys: vec![serde_json::from_value(value)?] }
+        Jwks {
+            keys: vec![serde_json::from_value(value)?],
+        }
     };
     if jwks.keys.iter().any(|k| k.d.is_some()) {
-        return Err(format!("{} contains a private key; register the public key only", path.display()).into());
+        return Err(format!(
+            "{} contains a private key; register the public key only",
+            path.display()
+        )
+        .into());
     }
     Ok(jwks)
 }
 
 pub async fn run(args: AdminArgs) -> CmdResult {
     let config = Config::from_env(args.config.as_deref())?;
-    let domain = backchannel_server::app::open_domain(&config, Arc::new(SystemClock), config.issuer()).await?;
+    let domain =
+        backchannel_server::app::open_domain(&config, Arc::new(SystemClock), config.issuer())
+            .await?;
     match args.command {
         AdminCommand::Client(cmd) => client(&domain, cmd).await,
         AdminCommand::User(cmd) => user(&domain, cmd).await,
@@ -164,7 +174,10 @@ pub async fn run(args: AdminArgs) -> CmdResult {
             } else {
                 println!("enrolment code: {}", created.code);
                 println!("expires at:     {} (Unix seconds)", created.expires_at);
-                println!("enrol with:     backchannel authenticator enrol --server {} --code {} --state device.json", domain.issuer, created.code);
+                println!(
+                    "enrol with:     backchannel authenticator enrol --server {} --code {} --state device.json",
+                    domain.issuer, created.code
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -204,16 +217,33 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                 print(&json!({ "clients": views }));
             } else {
                 for v in views {
-                    println!("{}  {}  {}  {}{}", v.client_id, v.auth_method.as_str(), v.delivery_mode.as_str(), v.name, if v.disabled { "  (disabled)" } else { "" });
+                    println!(
+                        "{}  {}  {}  {}{}",
+                        v.client_id,
+                        v.auth_method.as_str(),
+                        v.delivery_mode.as_str(),
+                        v.name,
+                        if v.disabled { "  (disabled)" } else { "" }
+                    );
                 }
             }
         }
         ClientCommand::Get(a) => {
-            let client = domain.stores.clients.get_client(&a.id).await?.ok_or("no such client")?;
+            let client = domain
+                .stores
+                .clients
+                .get_client(&a.id)
+                .await?
+                .ok_or("no such client")?;
             print(&serde_json::to_value(ClientView::from(&client))?);
         }
         ClientCommand::Disable(a) => {
-            if !domain.stores.clients.set_client_disabled(&a.id, true).await? {
+            if !domain
+                .stores
+                .clients
+                .set_client_disabled(&a.id, true)
+                .await?
+            {
                 return Err("no such client".into());
             }
             if a.json {
@@ -231,10 +261,19 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
         UserCommand::Create(u) => {
             let mut claims = serde_json::Map::new();
             for kv in &u.claims {
-                let (k, v) = kv.split_once('=').ok_or_else(|| format!("--claim {kv}: expected name=value"))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("--claim {kv}: expected name=value"))?;
                 claims.insert(k.to_owned(), json!(v));
             }
-            let new = NewUser { email: u.email, nric: u.nric, username: u.username, phone: u.phone, claims, user_code: u.user_code };
+            let new = NewUser {
+                email: u.email,
+                nric: u.nric,
+                username: u.username,
+                phone: u.phone,
+                claims,
+                user_code: u.user_code,
+            };
             let user = domain.create_user(new).await?;
             if u.json {
                 print(&json!({ "sub": user.sub }));
@@ -249,13 +288,28 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
                 print(&json!({ "users": views }));
             } else {
                 for v in views {
-                    let hint = v.email.or(v.nric).or(v.username).or(v.phone).unwrap_or_default();
-                    println!("{}  {}{}", v.sub, hint, if v.disabled { "  (disabled)" } else { "" });
+                    let hint = v
+                        .email
+                        .or(v.nric)
+                        .or(v.username)
+                        .or(v.phone)
+                        .unwrap_or_default();
+                    println!(
+                        "{}  {}{}",
+                        v.sub,
+                        hint,
+                        if v.disabled { "  (disabled)" } else { "" }
+                    );
                 }
             }
         }
         UserCommand::Get(a) => {
-            let user = domain.stores.users.get_user(&a.id).await?.ok_or("no such user")?;
+            let user = domain
+                .stores
+                .users
+                .get_user(&a.id)
+                .await?
+                .ok_or("no such user")?;
             print(&serde_json::to_value(UserView::from(&user))?);
         }
         UserCommand::Disable(a) => {

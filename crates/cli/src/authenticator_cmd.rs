@@ -12,7 +12,6 @@ use backchannel_authenticator::{
     enrol,
 };
 use backchannel_protocol::jose::Algorithm;
-use tokio::io::AsyncBufReadExt as _;
 
 use crate::CmdResult;
 
@@ -158,7 +157,10 @@ async fn enrol_cmd(a: EnrolArgs) -> CmdResult {
     let alg = Algorithm::parse(&a.alg).ok_or("unsupported --alg")?;
     let device = enrol(&a.server, &a.code, a.name.as_deref(), alg).await?;
     device.state().save(&a.state).map_err(|e| {
-        format!("enrolled as {}, but could not save the key: {e}", device.device_id())
+        format!(
+            "enrolled as {}, but could not save the key: {e}",
+            device.device_id()
+        )
     })?;
     if a.json {
         println!("{}", serde_json::json!({ "device_id": device.device_id() }));
@@ -221,7 +223,10 @@ fn challenge_json(c: &VerifiedChallenge) -> serde_json::Value {
 
 fn show_challenge(c: &VerifiedChallenge, now: i64) {
     println!("Challenge {}", c.id);
-    println!("  from:     {} ({})", c.claims.client_name, c.claims.client_id);
+    println!(
+        "  from:     {} ({})",
+        c.claims.client_name, c.claims.client_id
+    );
     match &c.claims.binding_message {
         Some(m) => println!("  message:  {m}"),
         None => println!("  message:  (none)"),
@@ -245,8 +250,12 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait);
     // SPEC §3.2: wait until at least one matching challenge is pending, then decide them all.
     let matching = loop {
-        let found: Vec<VerifiedChallenge> =
-            device.list_challenges().await?.into_iter().filter(|c| a.select.matches(c)).collect();
+        let found: Vec<VerifiedChallenge> = device
+            .list_challenges()
+            .await?
+            .into_iter()
+            .filter(|c| a.select.matches(c))
+            .collect();
         if !found.is_empty() || tokio::time::Instant::now() >= deadline {
             break found;
         }
@@ -262,7 +271,11 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
                         r.state,
                         c.id,
                         c.claims.client_name,
-                        c.claims.binding_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+                        c.claims
+                            .binding_message
+                            .as_deref()
+                            .map(|m| format!(" ({m})"))
+                            .unwrap_or_default()
                     );
                 }
                 decided.push(c.id.clone());
@@ -291,7 +304,7 @@ async fn watch_cmd(a: WatchArgs) -> CmdResult {
         device.device_id(),
         device.server()
     );
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = stdin_lines();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     // Challenges already shown (answered, or rejected as invalid): never asked twice.
@@ -326,7 +339,7 @@ async fn watch_cmd(a: WatchArgs) -> CmdResult {
                         std::io::stdout().flush()?;
                         let line = tokio::select! {
                             _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
-                            l = stdin.next_line() => l?,
+                            l = stdin.recv() => l.transpose()?,
                         };
                         let Some(line) = line else {
                             println!();
@@ -356,6 +369,20 @@ async fn watch_cmd(a: WatchArgs) -> CmdResult {
     }
 }
 
+/// Lines of standard input, read on a thread of their own: a read blocked in tokio's blocking
+/// pool would keep the runtime, and so the process, from ending on Ctrl-C.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn parse_answer(line: &str) -> Option<Decision> {
     match line.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Some(Decision::Approve),
@@ -364,3 +391,135 @@ fn parse_answer(line: &str) -> Option<Decision> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backchannel_authenticator::ChallengeClaims;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: AuthenticatorArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<AuthenticatorCommand, clap::Error> {
+        Cli::try_parse_from(std::iter::once("authenticator").chain(argv.iter().copied()))
+            .map(|c| c.args.command)
+    }
+
+    fn challenge(id: &str, message: Option<&str>) -> VerifiedChallenge {
+        VerifiedChallenge {
+            id: id.into(),
+            raw: String::new(),
+            claims: ChallengeClaims {
+                iss: "i".into(),
+                aud: "d".into(),
+                jti: id.into(),
+                iat: 0,
+                exp: 100,
+                client_id: "c".into(),
+                client_name: "Bank".into(),
+                binding_message: message.map(str::to_owned),
+                scope: "openid".into(),
+                acr_values: None,
+                authorization_details: None,
+            },
+        }
+    }
+
+    #[test]
+    fn approve_needs_exactly_one_selection() {
+        assert!(parse(&["approve", "--state", "d.json"]).is_err());
+        assert!(parse(&["approve", "--state", "d.json", "--all", "--challenge", "x"]).is_err());
+        let AuthenticatorCommand::Deny(a) = parse(&[
+            "deny",
+            "--state",
+            "d.json",
+            "--binding-message",
+            "W4SCT",
+            "--wait",
+            "30",
+            "--json",
+        ])
+        .unwrap() else {
+            panic!("not deny")
+        };
+        assert_eq!(a.wait, 30);
+        assert!(a.json && !a.user_verified);
+        assert!(a.select.matches(&challenge("a", Some("W4SCT"))));
+        assert!(!a.select.matches(&challenge("b", Some("other"))));
+        assert!(!a.select.matches(&challenge("c", None)));
+    }
+
+    #[test]
+    fn selections_match_as_documented() {
+        let AuthenticatorCommand::Approve(a) = parse(&[
+            "approve",
+            "--state",
+            "d.json",
+            "--challenge",
+            "a",
+            "--user-verified",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert!(a.user_verified);
+        assert!(a.select.matches(&challenge("a", None)));
+        assert!(!a.select.matches(&challenge("b", None)));
+        let AuthenticatorCommand::Approve(a) =
+            parse(&["approve", "--state", "d.json", "--all"]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(a.select.matches(&challenge("z", Some("anything"))));
+    }
+
+    #[test]
+    fn every_device_command_takes_server() {
+        for cmd in ["list", "watch", "approve"] {
+            let mut argv = vec![cmd, "--state", "d.json", "--server", "http://node-b:8080"];
+            if cmd == "approve" {
+                argv.push("--all");
+            }
+            assert!(parse(&argv).is_ok(), "{cmd}");
+        }
+        assert!(
+            parse(&[
+                "enrol", "--server", "http://x", "--code", "C", "--state", "d.json", "--json"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["enrol", "--code", "C", "--state", "d.json"]).is_err());
+    }
+
+    #[test]
+    fn list_json_has_the_documented_fields() {
+        let v = challenge_json(&challenge("a", Some("W4SCT")));
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "authorization_details",
+                "binding_message",
+                "client_name",
+                "expires_at",
+                "id",
+                "scope"
+            ]
+        );
+        assert_eq!(v["expires_at"], 100);
+    }
+
+    #[test]
+    fn answers() {
+        assert_eq!(parse_answer(" Y\n"), Some(Decision::Approve));
+        assert_eq!(parse_answer("yes"), Some(Decision::Approve));
+        assert_eq!(parse_answer("n"), Some(Decision::Deny));
+        assert_eq!(parse_answer("NO"), Some(Decision::Deny));
+        assert_eq!(parse_answer("maybe"), None);
+        assert_eq!(parse_answer(""), None);
+    }
+}

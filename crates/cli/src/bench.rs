@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backchannel_protocol::jose::{self, Algorithm, Jwks, SigningKey};
-use backchannel_protocol::oauth::{CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA};
+use backchannel_protocol::oauth::{
+    CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA,
+};
 use backchannel_server::config::Config;
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use serde_json::json;
@@ -38,6 +40,9 @@ enum ClientAuth {
     Jwt(String, SigningKey),
 }
 
+/// A prepared request: its form and, for `client_secret_basic`, the Basic credentials.
+type Prepared = (Vec<(&'static str, String)>, Option<(String, String)>);
+
 struct Scenario {
     name: &'static str,
     requests_per_sec: f64,
@@ -46,14 +51,24 @@ struct Scenario {
     failures: usize,
 }
 
-fn form_for(auth: &ClientAuth, aud: &str, mut form: Vec<(&'static str, String)>) -> Result<(Vec<(&'static str, String)>, Option<(String, String)>), jose::JoseError> {
+fn form_for(
+    auth: &ClientAuth,
+    aud: &str,
+    mut form: Vec<(&'static str, String)>,
+) -> Result<Prepared, jose::JoseError> {
     match auth {
         ClientAuth::Basic(id, secret) => Ok((form, Some((id.clone(), secret.clone())))),
         ClientAuth::Jwt(id, key) => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
             let claims = json!({"iss": id, "sub": id, "aud": aud, "iat": now, "exp": now + 300, "jti": jose::random_token(16)?});
             form.push(("client_id", id.clone()));
-            form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER.into()));
+            form.push((
+                "client_assertion_type",
+                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+            ));
             form.push(("client_assertion", jose::sign_jwt(key, None, &claims)?));
             Ok((form, None))
         }
@@ -74,7 +89,7 @@ struct Run {
 async fn drive(
     http: &reqwest::Client,
     url: &str,
-    prepared: Vec<(Vec<(&'static str, String)>, Option<(String, String)>)>,
+    prepared: Vec<Prepared>,
     expect: u16,
     concurrency: usize,
 ) -> Run {
@@ -82,7 +97,9 @@ async fn drive(
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(prepared.len());
     for (form, basic) in prepared {
-        let Ok(permit) = sem.clone().acquire_owned().await else { break };
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
         let http = http.clone();
         let url = url.to_owned();
         tasks.push(tokio::spawn(async move {
@@ -103,7 +120,12 @@ async fn drive(
             (t.elapsed(), body)
         }));
     }
-    let mut run = Run { latencies: Vec::new(), failures: 0, wall: Duration::ZERO, bodies: Vec::new() };
+    let mut run = Run {
+        latencies: Vec::new(),
+        failures: 0,
+        wall: Duration::ZERO,
+        bodies: Vec::new(),
+    };
     for t in tasks {
         match t.await {
             Ok((d, Some(body))) => {
@@ -143,42 +165,87 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     config.server.listen = "127.0.0.1:0".into();
     config.server.data_dir = dir.to_string_lossy().into_owned();
     config.admin.token = jose::random_token(16)?;
-    config.database.url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+    config.database.url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
     let server = backchannel_server::app::start(config).await?;
     let domain = server.domain.clone();
     let issuer = server.issuer.clone();
 
-    let basic = domain.create_client(NewClient { name: "bench basic".into(), ..Default::default() }).await?;
+    let basic = domain
+        .create_client(NewClient {
+            name: "bench basic".into(),
+            ..Default::default()
+        })
+        .await?;
     let basic = ClientAuth::Basic(basic.client_id, basic.client_secret.ok_or("no secret")?);
     let key = SigningKey::generate(Algorithm::ES256)?;
     let jwt = domain
         .create_client(NewClient {
             name: "bench jwt".into(),
             auth_method: Some(ClientAuthMethod::PrivateKeyJwt),
-            jwks: Some(Jwks { keys: vec![key.public_jwk()] }),
+            jwks: Some(Jwks {
+                keys: vec![key.public_jwk()],
+            }),
             ..Default::default()
         })
         .await?;
     let jwt = ClientAuth::Jwt(jwt.client_id, key);
-    let email = format!("bench-{}@example.com", jose::random_token(6)?.to_lowercase().replace(['-', '_'], "x"));
-    let user = domain.create_user(NewUser { email: Some(email.clone()), ..Default::default() }).await?;
+    let email = format!(
+        "bench-{}@example.com",
+        jose::random_token(6)?
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let user = domain
+        .create_user(NewUser {
+            email: Some(email.clone()),
+            ..Default::default()
+        })
+        .await?;
     let code = domain.create_enrolment(&user.sub).await?.code;
     let device_key = SigningKey::generate(Algorithm::ES256)?;
     domain
-        .enrol_device(backchannel_protocol::device::EnrolRequest { code, public_jwk: device_key.public_jwk(), name: None, push: None })
+        .enrol_device(backchannel_protocol::device::EnrolRequest {
+            code,
+            public_jwk: device_key.public_jwk(),
+            name: None,
+            push: None,
+        })
         .await?;
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let bc_url = format!("{issuer}/bc-authorize");
     let token_url = format!("{issuer}/token");
     let mut results = Vec::new();
     for (label_bc, label_poll, auth) in [
-        ("backchannel request, client_secret_basic", "poll (pending), client_secret_basic", &basic),
-        ("backchannel request, private_key_jwt ES256", "poll (pending), private_key_jwt ES256", &jwt),
+        (
+            "backchannel request, client_secret_basic",
+            "poll (pending), client_secret_basic",
+            &basic,
+        ),
+        (
+            "backchannel request, private_key_jwt ES256",
+            "poll (pending), private_key_jwt ES256",
+            &jwt,
+        ),
     ] {
         // Assertions are signed before the clock starts: only the server is measured.
         let prepared = (0..args.requests)
-            .map(|_| form_for(auth, &issuer, vec![("scope", "openid".into()), ("login_hint", email.clone()), ("binding_message", "bench".into())]))
+            .map(|_| {
+                form_for(
+                    auth,
+                    &issuer,
+                    vec![
+                        ("scope", "openid".into()),
+                        ("login_hint", email.clone()),
+                        ("binding_message", "bench".into()),
+                    ],
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut started = drive(&http, &bc_url, prepared, 200, args.concurrency).await;
         results.push(summarize(label_bc, &mut started));
@@ -187,7 +254,16 @@ pub async fn run(args: BenchArgs) -> CmdResult {
             .bodies
             .iter()
             .filter_map(|b| b["auth_req_id"].as_str())
-            .map(|id| form_for(auth, &issuer, vec![("grant_type", GRANT_TYPE_CIBA.into()), ("auth_req_id", id.to_owned())]))
+            .map(|id| {
+                form_for(
+                    auth,
+                    &issuer,
+                    vec![
+                        ("grant_type", GRANT_TYPE_CIBA.into()),
+                        ("auth_req_id", id.to_owned()),
+                    ],
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut polled = drive(&http, &token_url, prepared, 400, args.concurrency).await;
         results.push(summarize(label_poll, &mut polled));
@@ -200,14 +276,30 @@ pub async fn run(args: BenchArgs) -> CmdResult {
             .iter()
             .map(|r| json!({"scenario": r.name, "requests_per_sec": r.requests_per_sec, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "failures": r.failures}))
             .collect();
-        println!("{}", json!({"requests": args.requests, "concurrency": args.concurrency, "results": rows}));
+        println!(
+            "{}",
+            json!({"requests": args.requests, "concurrency": args.concurrency, "results": rows})
+        );
     } else {
-        println!("{} requests per scenario, {} in flight, server in-process on loopback", args.requests, args.concurrency);
-        println!("{:<44} {:>10} {:>9} {:>9} {:>6}", "scenario", "req/s", "p50 ms", "p99 ms", "fail");
+        println!(
+            "{} requests per scenario, {} in flight, server in-process on loopback",
+            args.requests, args.concurrency
+        );
+        println!(
+            "{:<44} {:>10} {:>9} {:>9} {:>6}",
+            "scenario", "req/s", "p50 ms", "p99 ms", "fail"
+        );
         for r in &results {
-            println!("{:<44} {:>10.0} {:>9.2} {:>9.2} {:>6}", r.name, r.requests_per_sec, r.p50_ms, r.p99_ms, r.failures);
+            println!(
+                "{:<44} {:>10.0} {:>9.2} {:>9.2} {:>6}",
+                r.name, r.requests_per_sec, r.p50_ms, r.p99_ms, r.failures
+            );
         }
     }
     let failed = results.iter().any(|r| r.failures > 0);
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backchannel_client::{
-    CibaClient, ClientAuth, ClientError, InitiateRequest, TokenResponse,
-    discover,
+    CibaClient, ClientAuth, ClientError, InitiateRequest, TokenResponse, discover,
 };
 use backchannel_protocol::jose::{Jwk, SigningKey};
 
@@ -96,6 +95,9 @@ struct InitiateArgs {
     /// RFC 9396 authorization details, a JSON array (e.g. '[{"type":"payment_initiation",...}]').
     #[arg(long, value_name = "JSON")]
     authorization_details: Option<String>,
+    /// Send the request as a signed request object (CIBA Core §7.1.1), signed with --private-key.
+    #[arg(long, requires = "private_key")]
+    signed_request: bool,
 }
 
 #[derive(clap::Args)]
@@ -124,18 +126,24 @@ pub async fn run(args: ClientArgs) -> CmdResult {
 async fn login(a: InitiateArgs) -> CmdResult {
     let json = a.conn.json;
     let client = connect(&a.conn).await?;
-    let started = match client.initiate(&initiate_request(&a)?).await {
+    let started = match send_initiate(&client, &a).await {
         Ok(s) => s,
         Err(e) => return fail(e, json),
     };
-    finish(&client, &started.auth_req_id, started.interval.unwrap_or(5), started.expires_in, json)
-        .await
+    finish(
+        &client,
+        &started.auth_req_id,
+        started.interval.unwrap_or(5),
+        started.expires_in,
+        json,
+    )
+    .await
 }
 
 async fn initiate(a: InitiateArgs) -> CmdResult {
     let json = a.conn.json;
     let client = connect(&a.conn).await?;
-    match client.initiate(&initiate_request(&a)?).await {
+    match send_initiate(&client, &a).await {
         Ok(started) => {
             print_json(&started, json)?;
             Ok(ExitCode::SUCCESS)
@@ -144,9 +152,28 @@ async fn initiate(a: InitiateArgs) -> CmdResult {
     }
 }
 
+async fn send_initiate(
+    client: &CibaClient,
+    a: &InitiateArgs,
+) -> Result<backchannel_client::BackchannelAuthResponse, ClientError> {
+    let req = initiate_request(a).map_err(|e| ClientError::Config(e.to_string()))?;
+    if a.signed_request {
+        client.initiate_signed(&req).await
+    } else {
+        client.initiate(&req).await
+    }
+}
+
 async fn poll(a: PollArgs) -> CmdResult {
     let client = connect(&a.conn).await?;
-    finish(&client, &a.auth_req_id, a.interval, a.expires_in, a.conn.json).await
+    finish(
+        &client,
+        &a.auth_req_id,
+        a.interval,
+        a.expires_in,
+        a.conn.json,
+    )
+    .await
 }
 
 /// Polls until an outcome, validates the ID token and prints the token response.
@@ -163,7 +190,10 @@ async fn finish(
              up to {expires_in} s)..."
         );
     }
-    let tokens = match client.poll_until_done(auth_req_id, interval, expires_in).await {
+    let tokens = match client
+        .poll_until_done(auth_req_id, interval, expires_in)
+        .await
+    {
         Ok(t) => t,
         Err(e) => return fail(e, json),
     };
@@ -194,25 +224,36 @@ fn print_summary(tokens: &TokenResponse, claims: Option<&backchannel_client::IdT
     if let Some(scope) = &tokens.scope {
         println!("  scope:         {scope}");
     }
-    println!("  access token:  {} (expires in {} s)", tokens.token_type, tokens.expires_in);
+    println!(
+        "  access token:  {} (expires in {} s)",
+        tokens.token_type, tokens.expires_in
+    );
     if let Some(d) = &tokens.authorization_details {
         println!("  authorization_details: {d}");
     }
     println!();
 }
 
-async fn connect(conn: &Connection) -> Result<CibaClient, Box<dyn std::error::Error + Send + Sync>> {
+async fn connect(
+    conn: &Connection,
+) -> Result<CibaClient, Box<dyn std::error::Error + Send + Sync>> {
     let auth = client_auth(conn)?;
     let metadata = discover(&conn.issuer).await?;
     Ok(CibaClient::new(metadata, conn.client_id.clone(), auth))
 }
 
 fn client_auth(conn: &Connection) -> Result<ClientAuth, Box<dyn std::error::Error + Send + Sync>> {
-    match (&conn.credential.client_secret, &conn.credential.private_key, conn.auth_method) {
+    match (
+        &conn.credential.client_secret,
+        &conn.credential.private_key,
+        conn.auth_method,
+    ) {
         (Some(s), None, None | Some(AuthMethod::ClientSecretBasic)) => {
             Ok(ClientAuth::SecretBasic(s.clone()))
         }
-        (Some(s), None, Some(AuthMethod::ClientSecretPost)) => Ok(ClientAuth::SecretPost(s.clone())),
+        (Some(s), None, Some(AuthMethod::ClientSecretPost)) => {
+            Ok(ClientAuth::SecretPost(s.clone()))
+        }
         (None, Some(path), None | Some(AuthMethod::PrivateKeyJwt)) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -260,8 +301,11 @@ fn print_json<T: serde::Serialize>(
     value: &T,
     json: bool,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let text =
-        if json { serde_json::to_string(value)? } else { serde_json::to_string_pretty(value)? };
+    let text = if json {
+        serde_json::to_string(value)?
+    } else {
+        serde_json::to_string_pretty(value)?
+    };
     println!("{text}");
     Ok(())
 }
@@ -279,3 +323,128 @@ fn fail(e: ClientError, json: bool) -> CmdResult {
     Ok(ExitCode::FAILURE)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ClientArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<ClientArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("client").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    const BASE: [&str; 5] = [
+        "--issuer",
+        "http://127.0.0.1:8080",
+        "--client-id",
+        "c1",
+        "--json",
+    ];
+
+    #[test]
+    fn login_takes_the_spec_words() {
+        let mut argv = vec!["login"];
+        argv.extend(BASE);
+        argv.extend(["--client-secret", "s", "--login-hint", "alice@example.com"]);
+        argv.extend(["--binding-message", "W4SCT", "--scope", "openid email"]);
+        let ClientCommand::Login(a) = parse(&argv).unwrap().command else {
+            panic!("not login")
+        };
+        assert_eq!(a.scope, "openid email");
+        assert!(a.conn.json);
+        assert!(matches!(
+            client_auth(&a.conn).unwrap(),
+            ClientAuth::SecretBasic(_)
+        ));
+        let req = initiate_request(&a).unwrap();
+        assert_eq!(req.login_hint.as_deref(), Some("alice@example.com"));
+        assert_eq!(req.binding_message.as_deref(), Some("W4SCT"));
+    }
+
+    #[test]
+    fn scope_defaults_to_openid_and_post_is_selectable() {
+        let mut argv = vec!["initiate"];
+        argv.extend(BASE);
+        argv.extend([
+            "--client-secret",
+            "s",
+            "--auth-method",
+            "client_secret_post",
+        ]);
+        argv.extend(["--login-hint", "h"]);
+        let ClientCommand::Initiate(a) = parse(&argv).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(a.scope, "openid");
+        assert!(matches!(
+            client_auth(&a.conn).unwrap(),
+            ClientAuth::SecretPost(_)
+        ));
+    }
+
+    #[test]
+    fn exactly_one_credential() {
+        let mut none = vec!["login"];
+        none.extend(BASE);
+        none.extend(["--login-hint", "h"]);
+        assert!(parse(&none).is_err());
+        let mut both = none.clone();
+        both.extend(["--client-secret", "s", "--private-key", "k.json"]);
+        assert!(parse(&both).is_err());
+    }
+
+    #[test]
+    fn a_secret_cannot_be_used_for_private_key_jwt() {
+        let mut argv = vec!["login"];
+        argv.extend(BASE);
+        argv.extend(["--client-secret", "s", "--auth-method", "private_key_jwt"]);
+        argv.extend(["--login-hint", "h"]);
+        let ClientCommand::Login(a) = parse(&argv).unwrap().command else {
+            panic!()
+        };
+        assert!(client_auth(&a.conn).is_err());
+    }
+
+    #[test]
+    fn poll_needs_the_auth_req_id() {
+        let mut argv = vec!["poll"];
+        argv.extend(BASE);
+        argv.extend(["--client-secret", "s"]);
+        assert!(parse(&argv).is_err());
+        argv.extend(["--auth-req-id", "abc"]);
+        let ClientCommand::Poll(a) = parse(&argv).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(a.auth_req_id, "abc");
+    }
+
+    #[test]
+    fn authorization_details_must_be_json() {
+        let mut argv = vec!["initiate"];
+        argv.extend(BASE);
+        argv.extend(["--client-secret", "s", "--login-hint", "h"]);
+        argv.extend([
+            "--authorization-details",
+            "[{\"type\":\"payment_initiation\"}]",
+        ]);
+        let ClientCommand::Initiate(a) = parse(&argv).unwrap().command else {
+            panic!()
+        };
+        let req = initiate_request(&a).unwrap();
+        assert_eq!(
+            req.authorization_details.unwrap()[0]["type"],
+            "payment_initiation"
+        );
+        let mut bad = argv.clone();
+        *bad.last_mut().unwrap() = "not json";
+        let ClientCommand::Initiate(a) = parse(&bad).unwrap().command else {
+            panic!()
+        };
+        assert!(initiate_request(&a).is_err());
+    }
+}

@@ -16,8 +16,11 @@ pub struct ServeArgs {
 
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("BACKCHANNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("BACKCHANNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("BACKCHANNEL_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -40,7 +43,10 @@ pub async fn run(args: ServeArgs) -> CmdResult {
             config.server.data_dir
         ),
         None if config.admin.token.is_empty() => {
-            println!("  admin API: bearer token in {}/admin-token", config.server.data_dir)
+            println!(
+                "  admin API: bearer token in {}/admin-token",
+                config.server.data_dir
+            )
         }
         None => println!("  admin API: bearer token from the configuration"),
     }
@@ -49,7 +55,9 @@ pub async fn run(args: ServeArgs) -> CmdResult {
     println!("  backchannel admin client create --name \"My app\" --json");
     println!("  backchannel admin user create --email alice@example.com --json");
     println!("  backchannel admin enrolment create --user <sub> --json");
-    println!("  backchannel authenticator enrol --server {issuer} --code <code> --state alice.json");
+    println!(
+        "  backchannel authenticator enrol --server {issuer} --code <code> --state alice.json"
+    );
     println!(
         "  backchannel client login --issuer {issuer} --client-id <id> --client-secret <secret> --login-hint alice@example.com"
     );

@@ -65,7 +65,12 @@ pub struct AssertionClaims {
 
 /// The claims of a client assertion for `client_id`, addressed to `audience` (the issuer, which
 /// CIBA Core §7.1 lets every endpoint accept), valid for 60 seconds from `now`.
-pub fn client_assertion_claims(client_id: &str, audience: &str, now: i64, jti: String) -> AssertionClaims {
+pub fn client_assertion_claims(
+    client_id: &str,
+    audience: &str,
+    now: i64,
+    jti: String,
+) -> AssertionClaims {
     AssertionClaims {
         iss: client_id.to_owned(),
         sub: client_id.to_owned(),
@@ -83,7 +88,10 @@ pub fn client_secret_basic_header(client_id: &str, secret: &str) -> String {
     let id: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
     let secret: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     let raw = format!("{id}:{secret}");
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// Signs a client assertion with `key` (header `alg` and `kid` from the key).
@@ -110,14 +118,23 @@ pub(crate) fn credentials(
         },
         ClientAuth::SecretPost(secret) => Credentials {
             authorization: None,
-            params: vec![("client_id", client_id.to_owned()), ("client_secret", secret.clone())],
+            params: vec![
+                ("client_id", client_id.to_owned()),
+                ("client_secret", secret.clone()),
+            ],
         },
         ClientAuth::PrivateKeyJwt(key) => Credentials {
             authorization: None,
             params: vec![
                 ("client_id", client_id.to_owned()),
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER.to_owned()),
-                ("client_assertion", sign_client_assertion(key, client_id, audience, now)?),
+                (
+                    "client_assertion_type",
+                    CLIENT_ASSERTION_TYPE_JWT_BEARER.to_owned(),
+                ),
+                (
+                    "client_assertion",
+                    sign_client_assertion(key, client_id, audience, now)?,
+                ),
             ],
         },
     })
@@ -133,13 +150,18 @@ mod tests {
         // RFC 6749 §2.3.1: a ':' in the id and a space/'%' in the secret are encoded first.
         let h = client_secret_basic_header("my:client", "s3 cr%t");
         let b64 = h.strip_prefix("Basic ").unwrap();
-        let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         assert_eq!(String::from_utf8(raw).unwrap(), "my%3Aclient:s3+cr%25t");
     }
 
     #[test]
     fn basic_header_plain_ascii() {
-        assert_eq!(client_secret_basic_header("client", "secret"), "Basic Y2xpZW50OnNlY3JldA==");
+        assert_eq!(
+            client_secret_basic_header("client", "secret"),
+            "Basic Y2xpZW50OnNlY3JldA=="
+        );
     }
 
     #[test]
@@ -156,13 +178,22 @@ mod tests {
     fn secret_post_sends_id_and_secret_in_the_body() {
         let c = credentials(&ClientAuth::SecretPost("pw".into()), "c1", "https://i", 0).unwrap();
         assert!(c.authorization.is_none());
-        assert_eq!(c.params, vec![("client_id", "c1".into()), ("client_secret", "pw".into())]);
+        assert_eq!(
+            c.params,
+            vec![("client_id", "c1".into()), ("client_secret", "pw".into())]
+        );
     }
 
     #[test]
     fn private_key_jwt_assertion_verifies_with_the_public_key() {
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
-        let c = credentials(&ClientAuth::PrivateKeyJwt(key.clone()), "c1", "https://i", 1000).unwrap();
+        let c = credentials(
+            &ClientAuth::PrivateKeyJwt(key.clone()),
+            "c1",
+            "https://i",
+            1000,
+        )
+        .unwrap();
         assert!(c.authorization.is_none());
         assert_eq!(c.params[0], ("client_id", "c1".to_owned()));
         assert_eq!(c.params[1].1, CLIENT_ASSERTION_TYPE_JWT_BEARER);

@@ -13,7 +13,7 @@ use backchannel_protocol::oauth::{
 use serde::de::DeserializeOwned;
 
 use crate::auth::{self, ClientAuth};
-use crate::{Clock, ClientError, SystemClock};
+use crate::{ClientError, Clock, SystemClock};
 
 /// CIBA Core §7.3: the polling interval when the server names none.
 const DEFAULT_INTERVAL_SECS: u64 = 5;
@@ -63,7 +63,10 @@ impl Default for InitiateRequest {
 impl InitiateRequest {
     /// A request for scope `openid` naming the user by `login_hint`.
     pub fn for_login_hint(login_hint: impl Into<String>) -> Self {
-        InitiateRequest { login_hint: Some(login_hint.into()), ..Default::default() }
+        InitiateRequest {
+            login_hint: Some(login_hint.into()),
+            ..Default::default()
+        }
     }
 
     /// The request as form parameters (CIBA Core §7.1).
@@ -134,7 +137,11 @@ pub async fn discover_with(
 ) -> Result<ProviderMetadata, ClientError> {
     let issuer = issuer.trim_end_matches('/');
     let url = format!("{issuer}/.well-known/openid-configuration");
-    let resp = http.get(&url).send().await.map_err(|source| http_err(&url, source))?;
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|source| http_err(&url, source))?;
     let metadata: ProviderMetadata = read_json(resp, &url).await?;
     // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
     if metadata.issuer.trim_end_matches('/') != issuer {
@@ -192,7 +199,10 @@ impl CibaClient {
 
     /// Sends a backchannel authentication request (CIBA Core §7.1) and returns the server's
     /// acknowledgement (§7.3).
-    pub async fn initiate(&self, req: &InitiateRequest) -> Result<BackchannelAuthResponse, ClientError> {
+    pub async fn initiate(
+        &self,
+        req: &InitiateRequest,
+    ) -> Result<BackchannelAuthResponse, ClientError> {
         self.post_initiate(req.to_form()).await
     }
 
@@ -227,7 +237,10 @@ impl CibaClient {
         let resp = self.post_form(&url, params).await?;
         let ack: BackchannelAuthResponse = read_json(resp, &url).await?;
         if ack.auth_req_id.is_empty() {
-            return Err(ClientError::InvalidResponse { url, reason: "empty auth_req_id".into() });
+            return Err(ClientError::InvalidResponse {
+                url,
+                reason: "empty auth_req_id".into(),
+            });
         }
         Ok(ack)
     }
@@ -277,8 +290,12 @@ impl CibaClient {
         url: &str,
         mut params: Vec<(&'static str, String)>,
     ) -> Result<reqwest::Response, ClientError> {
-        let creds =
-            auth::credentials(&self.auth, &self.client_id, &self.metadata.issuer, self.clock.now_secs())?;
+        let creds = auth::credentials(
+            &self.auth,
+            &self.client_id,
+            &self.metadata.issuer,
+            self.clock.now_secs(),
+        )?;
         params.extend(creds.params);
         let mut req = self.http.post(url).form(&params);
         if let Some(h) = creds.authorization {
@@ -299,7 +316,11 @@ where
     Fut: Future<Output = Result<PollOutcome, ClientError>>,
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(expires_in);
-    let mut interval = if interval == 0 { DEFAULT_INTERVAL_SECS } else { interval };
+    let mut interval = if interval == 0 {
+        DEFAULT_INTERVAL_SECS
+    } else {
+        interval
+    };
     let mut last_chance = false;
     loop {
         let polled_at = tokio::time::Instant::now();
@@ -332,7 +353,11 @@ pub(crate) fn default_http() -> reqwest::Client {
 
 pub(crate) fn http_err(url: &str, source: reqwest::Error) -> ClientError {
     let source = source.without_url();
-    ClientError::Http { url: url.to_owned(), detail: crate::error::error_chain(&source), source }
+    ClientError::Http {
+        url: url.to_owned(),
+        detail: crate::error::error_chain(&source),
+        source,
+    }
 }
 
 /// Reads a JSON body: `T` on success, the OAuth error body otherwise.
@@ -349,7 +374,10 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
         });
     }
     match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(error) => Err(ClientError::OAuth { status: status.as_u16(), error }),
+        Ok(error) => Err(ClientError::OAuth {
+            status: status.as_u16(),
+            error,
+        }),
         Err(_) => Err(ClientError::InvalidResponse {
             url: url.to_owned(),
             reason: format!("HTTP {} without an OAuth error body", status.as_u16()),
@@ -376,7 +404,11 @@ mod tests {
     }
 
     fn err(code: &str) -> ErrorResponse {
-        ErrorResponse { error: code.into(), error_description: None, trace_id: None }
+        ErrorResponse {
+            error: code.into(),
+            error_description: None,
+            trace_id: None,
+        }
     }
 
     /// Runs the loop over scripted outcomes; returns the result and the poll times (seconds
@@ -391,8 +423,15 @@ mod tests {
         let script = StdMutex::new(script.into_iter());
         let result = drive_polls(
             || {
-                times.lock().unwrap().push((Instant::now() - start).as_secs());
-                let next = script.lock().unwrap().next().unwrap_or(PollOutcome::Pending);
+                times
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now() - start).as_secs());
+                let next = script
+                    .lock()
+                    .unwrap()
+                    .next()
+                    .unwrap_or(PollOutcome::Pending);
                 async move { Ok(next) }
             },
             interval,
@@ -405,7 +444,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn polls_at_the_interval_until_tokens() {
         let (r, times) = run_script(
-            vec![PollOutcome::Pending, PollOutcome::Pending, PollOutcome::Tokens(tokens())],
+            vec![
+                PollOutcome::Pending,
+                PollOutcome::Pending,
+                PollOutcome::Tokens(tokens()),
+            ],
             5,
             300,
         )
@@ -434,11 +477,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn denial_ends_polling_with_the_oauth_error() {
-        let (r, times) =
-            run_script(vec![PollOutcome::Pending, PollOutcome::Failed(err("access_denied"))], 5, 300)
-                .await;
+        let (r, times) = run_script(
+            vec![
+                PollOutcome::Pending,
+                PollOutcome::Failed(err("access_denied")),
+            ],
+            5,
+            300,
+        )
+        .await;
         match r {
-            Err(ClientError::OAuth { status: 400, error }) => assert_eq!(error.error, "access_denied"),
+            Err(ClientError::OAuth { status: 400, error }) => {
+                assert_eq!(error.error, "access_denied")
+            }
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(times, vec![0, 5]);
@@ -473,10 +524,20 @@ mod tests {
         assert!(form.contains(&("login_hint", "alice@example.com".into())));
         assert!(form.contains(&("binding_message", "W4SCT".into())));
         assert!(form.contains(&("requested_expiry", "120".into())));
-        assert!(form.contains(&("authorization_details", r#"[{"type":"payment_initiation"}]"#.into())));
-        assert!(!form.iter().any(|(k, _)| *k == "id_token_hint" || *k == "user_code"));
+        assert!(form.contains(&(
+            "authorization_details",
+            r#"[{"type":"payment_initiation"}]"#.into()
+        )));
+        assert!(
+            !form
+                .iter()
+                .any(|(k, _)| *k == "id_token_hint" || *k == "user_code")
+        );
         let claims = req.to_claims();
         assert_eq!(claims["requested_expiry"], 120);
-        assert_eq!(claims["authorization_details"][0]["type"], "payment_initiation");
+        assert_eq!(
+            claims["authorization_details"][0]["type"],
+            "payment_initiation"
+        );
     }
 }

@@ -60,7 +60,8 @@ impl CibaClient {
     /// Validates an ID token this client received and returns its claims.
     pub async fn validate_id_token(&self, id_token: &str) -> Result<IdTokenClaims, ClientError> {
         let invalid = |m: &str| ClientError::InvalidIdToken(m.to_owned());
-        let jws = jose::decode_jws(id_token).map_err(|e| ClientError::InvalidIdToken(e.to_string()))?;
+        let jws =
+            jose::decode_jws(id_token).map_err(|e| ClientError::InvalidIdToken(e.to_string()))?;
         let alg = jws.alg();
         let kid = jws.header.kid.clone();
         let mut keys = self.jwks(false).await?.candidates(kid.as_deref(), alg);
@@ -68,13 +69,23 @@ impl CibaClient {
             // The server may have rotated its keys since we cached them.
             keys = self.jwks(true).await?.candidates(kid.as_deref(), alg);
             if keys.is_empty() {
-                return Err(invalid("no key in the server's JWKS matches the token's kid and alg"));
+                return Err(invalid(
+                    "no key in the server's JWKS matches the token's kid and alg",
+                ));
             }
-            jws.verify_any(&keys).map_err(|_| invalid("signature does not verify"))?;
+            jws.verify_any(&keys)
+                .map_err(|_| invalid("signature does not verify"))?;
         }
-        let claims: IdTokenClaims =
-            jws.claims().map_err(|_| invalid("claims are not a valid ID token"))?;
-        check_claims(&claims, &self.metadata.issuer, &self.client_id, self.clock.now_secs(), alg)?;
+        let claims: IdTokenClaims = jws
+            .claims()
+            .map_err(|_| invalid("claims are not a valid ID token"))?;
+        check_claims(
+            &claims,
+            &self.metadata.issuer,
+            &self.client_id,
+            self.clock.now_secs(),
+            alg,
+        )?;
         Ok(claims)
     }
 
@@ -87,7 +98,12 @@ impl CibaClient {
             }
         }
         let url = self.metadata.jwks_uri.clone();
-        let resp = self.http.get(&url).send().await.map_err(|source| http_err(&url, source))?;
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| http_err(&url, source))?;
         let jwks: Arc<Jwks> = Arc::new(read_json(resp, &url).await?);
         *self.jwks.lock().unwrap_or_else(|p| p.into_inner()) = Some(jwks.clone());
         Ok(jwks)
@@ -171,7 +187,10 @@ mod tests {
         check(&c, 1001).unwrap();
 
         assert!(check(&claims(), 1300 + LEEWAY_SECS).is_err(), "expired");
-        assert!(check(&claims(), 1000 - LEEWAY_SECS - 1).is_err(), "issued in the future");
+        assert!(
+            check(&claims(), 1000 - LEEWAY_SECS - 1).is_err(),
+            "issued in the future"
+        );
     }
 
     #[test]

@@ -34,15 +34,14 @@ fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
 
 /// Opens the configured store and builds the domain (no listener): used by `serve` and by
 /// `backchannel admin`, which works on the store directly.
-pub async fn open_domain(config: &Config, clock: Arc<dyn Clock>, issuer: String) -> Result<Domain, StartError> {
-    let url = config.database_url();
-    if let Some(path) = url.strip_prefix("sqlite://")
-        && let Some(parent) = Path::new(path.split('?').next().unwrap_or(path)).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent).map_err(|e| err("cannot create the data directory")(&e))?;
-    }
-    let stores = Stores::open(&url).await.map_err(|e| err("cannot open the database")(&e))?;
+pub async fn open_domain(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    issuer: String,
+) -> Result<Domain, StartError> {
+    let stores = Stores::open(&config.database_url())
+        .await
+        .map_err(|e| err("cannot open the database")(&e))?;
     let keys = Keyring::load_or_generate(stores.keys.as_ref(), clock.now_ms())
         .await
         .map_err(|e| err("cannot load signing keys")(&e))?;
@@ -71,7 +70,8 @@ fn admin_token(config: &Config) -> Result<(String, bool), StartError> {
         }
     }
     let token = Domain::random(32).map_err(|e| err("admin token")(&e))?;
-    std::fs::create_dir_all(&config.server.data_dir).map_err(|e| err("cannot create the data directory")(&e))?;
+    std::fs::create_dir_all(&config.server.data_dir)
+        .map_err(|e| err("cannot create the data directory")(&e))?;
     write_private(&path, &token).map_err(|e| err("cannot write the admin token")(&e))?;
     Ok((token, true))
 }
@@ -79,7 +79,12 @@ fn admin_token(config: &Config) -> Result<(String, bool), StartError> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())
 }
 
@@ -130,12 +135,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 
 /// Binds `server.listen` (port 0 picks a free port; an unset issuer then names the real one),
 /// opens everything and serves in the background.
-pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
+pub async fn start_with_clock(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningServer, StartError> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .map_err(|e| err(&format!("cannot listen on {}", config.server.listen))(&e))?;
     let addr = listener.local_addr().map_err(|e| err("listener")(&e))?;
-    let issuer = if config.server.issuer.is_empty() { format!("http://{addr}") } else { config.server.issuer.clone() };
+    let issuer = if config.server.issuer.is_empty() {
+        format!("http://{addr}")
+    } else {
+        config.server.issuer.clone()
+    };
     let domain = open_domain(&config, clock, issuer.clone()).await?;
     let (token, generated) = admin_token(&config)?;
     let state = AppState {
@@ -185,7 +197,12 @@ async fn housekeep(domain: &Domain) {
     if let Err(e) = domain.stores.replay.purge_expired_jtis(now).await {
         tracing::warn!(error = %e, "purging used jtis failed");
     }
-    if let Err(e) = domain.stores.requests.purge_expired_requests(now - EXPIRED_REQUEST_RETENTION_MS).await {
+    if let Err(e) = domain
+        .stores
+        .requests
+        .purge_expired_requests(now - EXPIRED_REQUEST_RETENTION_MS)
+        .await
+    {
         tracing::warn!(error = %e, "purging expired requests failed");
     }
     if let Err(e) = domain.keys.reload(domain.stores.keys.as_ref()).await {

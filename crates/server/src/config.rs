@@ -133,13 +133,19 @@ impl Default for CibaConfig {
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        TokenConfig { access_token_lifetime_secs: 600, id_token_lifetime_secs: 600, long_poll_seconds: 0 }
+        TokenConfig {
+            access_token_lifetime_secs: 600,
+            id_token_lifetime_secs: 600,
+            long_poll_seconds: 0,
+        }
     }
 }
 
 impl Default for AuthorizationDetailsConfig {
     fn default() -> Self {
-        AuthorizationDetailsConfig { types: vec!["payment_initiation".into()] }
+        AuthorizationDetailsConfig {
+            types: vec!["payment_initiation".into()],
+        }
     }
 }
 
@@ -152,7 +158,10 @@ impl Default for EnrolmentConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -166,19 +175,25 @@ impl Config {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
             // Parse the file on its own first so unknown keys are reported against it.
-            let _: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            let _: Config =
+                toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
             let file_table: toml::Table =
                 toml::from_str(&text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
             merge(&mut table, file_table);
         }
-        let vars: Vec<(String, String)> =
-            env.into_iter().filter(|(k, _)| k.starts_with("BACKCHANNEL_")).collect();
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("BACKCHANNEL_"))
+            .collect();
         apply_env(&mut table, "BACKCHANNEL", &vars)?;
-        let config: Config =
-            table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -191,7 +206,9 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.ciba;
         if c.interval < 1 || c.min_expires_in < 1 || c.min_expires_in > c.max_expires_in {
-            return Err(ConfigError::Invalid("ciba intervals/expiry bounds are inconsistent".into()));
+            return Err(ConfigError::Invalid(
+                "ciba intervals/expiry bounds are inconsistent".into(),
+            ));
         }
         if !(c.min_expires_in..=c.max_expires_in).contains(&c.default_expires_in) {
             return Err(ConfigError::Invalid(
@@ -199,10 +216,13 @@ impl Config {
             ));
         }
         if c.binding_message_min > c.binding_message_max {
-            return Err(ConfigError::Invalid("binding_message_min exceeds binding_message_max".into()));
+            return Err(ConfigError::Invalid(
+                "binding_message_min exceeds binding_message_max".into(),
+            ));
         }
         let issuer = self.issuer();
-        if !(issuer.starts_with("http://") || issuer.starts_with("https://")) || issuer.ends_with('/')
+        if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
+            || issuer.ends_with('/')
         {
             return Err(ConfigError::Invalid(
                 "server.issuer must be an http(s) URL without a trailing slash".into(),
@@ -259,7 +279,9 @@ fn apply_env(
         };
         let bad = |what: &str| ConfigError::Invalid(format!("{name} must be {what}"));
         *value = match value {
-            toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?),
+            toml::Value::Integer(_) => {
+                toml::Value::Integer(raw.trim().parse().map_err(|_| bad("an integer"))?)
+            }
             toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" | "" => false,
@@ -283,7 +305,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -301,12 +326,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bc-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
-        std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:9000\"\n[ciba]\ninterval = 7\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"0.0.0.0:9000\"\n[ciba]\ninterval = 7\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&path),
             env(&[
                 ("BACKCHANNEL_CIBA_INTERVAL", "3"),
-                ("BACKCHANNEL_OUTBOUND_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8, ::1/128"),
+                (
+                    "BACKCHANNEL_OUTBOUND_ALLOWED_PRIVATE_NETWORKS",
+                    "127.0.0.0/8, ::1/128",
+                ),
                 ("BACKCHANNEL_OUTBOUND_ALLOW_HTTP", "true"),
                 ("BACKCHANNEL_SERVER_ISSUER", "https://id.example.com"),
             ]),
@@ -314,7 +346,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.listen, "0.0.0.0:9000");
         assert_eq!(c.ciba.interval, 3);
-        assert_eq!(c.outbound.allowed_private_networks, vec!["127.0.0.0/8", "::1/128"]);
+        assert_eq!(
+            c.outbound.allowed_private_networks,
+            vec!["127.0.0.0/8", "::1/128"]
+        );
         assert!(c.outbound.allow_http);
         assert_eq!(c.issuer(), "https://id.example.com");
     }

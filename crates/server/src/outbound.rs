@@ -36,11 +36,15 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -94,7 +98,11 @@ impl AddressPolicy {
         let allowed = cfg
             .allowed_private_networks
             .iter()
-            .map(|s| Cidr::parse(s).ok_or_else(|| format!("invalid CIDR in outbound.allowed_private_networks: {s}")))
+            .map(|s| {
+                Cidr::parse(s).ok_or_else(|| {
+                    format!("invalid CIDR in outbound.allowed_private_networks: {s}")
+                })
+            })
             .collect::<Result<_, _>>()?;
         Ok(AddressPolicy { allowed })
     }
@@ -114,10 +122,17 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let permitted: Vec<SocketAddr> = addrs.into_iter().filter(|a| policy.permits(a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let permitted: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| policy.permits(a.ip()))
+                .collect();
             if permitted.is_empty() {
-                return Err(format!("{host} resolves only to addresses outbound calls may not reach").into());
+                return Err(format!(
+                    "{host} resolves only to addresses outbound calls may not reach"
+                )
+                .into());
             }
             let iter: reqwest::dns::Addrs = Box::new(permitted.into_iter());
             Ok(iter)
@@ -141,11 +156,18 @@ impl OutboundClient {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(3000)))
-            .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
             .user_agent("backchannel")
             .build()
             .map_err(|e| format!("cannot build the outbound HTTP client: {e}"))?;
-        Ok(OutboundClient { http, policy, allow_http: cfg.allow_http, max_bytes: cfg.max_response_bytes })
+        Ok(OutboundClient {
+            http,
+            policy,
+            allow_http: cfg.allow_http,
+            max_bytes: cfg.max_response_bytes,
+        })
     }
 
     /// Refuses URLs whose scheme or literal address the policy forbids (a literal IP never
@@ -153,8 +175,12 @@ impl OutboundClient {
     pub fn check_url(&self, raw: &str) -> Result<url::Url, String> {
         let url = crate::domain::admin::check_url(raw, self.allow_http)?;
         match url.host() {
-            Some(url::Host::Ipv4(ip)) if !self.policy.permits(IpAddr::V4(ip)) => Err("targets a non-public address".into()),
-            Some(url::Host::Ipv6(ip)) if !self.policy.permits(IpAddr::V6(ip)) => Err("targets a non-public address".into()),
+            Some(url::Host::Ipv4(ip)) if !self.policy.permits(IpAddr::V4(ip)) => {
+                Err("targets a non-public address".into())
+            }
+            Some(url::Host::Ipv6(ip)) if !self.policy.permits(IpAddr::V6(ip)) => {
+                Err("targets a non-public address".into())
+            }
             _ => Ok(url),
         }
     }
@@ -162,12 +188,21 @@ impl OutboundClient {
     /// GET a JSON document, refusing redirects, non-2xx answers and bodies over the cap.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, raw: &str) -> Result<T, String> {
         let url = self.check_url(raw)?;
-        let mut response = self.http.get(url).send().await.map_err(|e| format!("request failed: {}", without_url(&e)))?;
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {}", without_url(&e)))?;
         if !response.status().is_success() {
             return Err(format!("answered HTTP {}", response.status().as_u16()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("read failed: {}", without_url(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("read failed: {}", without_url(&e)))?
+        {
             if body.len() + chunk.len() > self.max_bytes {
                 return Err(format!("response exceeds {} bytes", self.max_bytes));
             }
@@ -206,7 +241,10 @@ pub struct CachedJwksFetcher {
 
 impl CachedJwksFetcher {
     pub fn new(client: OutboundClient) -> Self {
-        CachedJwksFetcher { client, cache: Mutex::new(HashMap::new()) }
+        CachedJwksFetcher {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     fn cached(&self, uri: &str) -> Option<CachedSet> {
@@ -220,7 +258,8 @@ impl JwksFetcher for CachedJwksFetcher {
         let cached = self.cached(uri);
         if let Some(c) = &cached {
             let usable = if refresh {
-                c.last_forced.is_some_and(|t| t.elapsed() < JWKS_REFRESH_MIN)
+                c.last_forced
+                    .is_some_and(|t| t.elapsed() < JWKS_REFRESH_MIN)
             } else {
                 c.fetched.elapsed() < JWKS_TTL
             };
@@ -231,12 +270,23 @@ impl JwksFetcher for CachedJwksFetcher {
         let jwks: Jwks = self.client.get_json(uri).await?;
         metrics::counter!("backchannel_jwks_fetches_total").increment(1);
         let now = Instant::now();
-        let last_forced = if refresh { Some(now) } else { cached.and_then(|c| c.last_forced) };
+        let last_forced = if refresh {
+            Some(now)
+        } else {
+            cached.and_then(|c| c.last_forced)
+        };
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(uri.to_owned(), CachedSet { jwks: jwks.clone(), fetched: now, last_forced });
+            cache.insert(
+                uri.to_owned(),
+                CachedSet {
+                    jwks: jwks.clone(),
+                    fetched: now,
+                    last_forced,
+                },
+            );
         }
         Ok(jwks)
     }
@@ -252,7 +302,22 @@ mod tests {
 
     #[test]
     fn non_public_ranges() {
-        for s in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1"] {
+        for s in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_non_public(ip(s)), "{s}");
         }
         for s in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
@@ -262,17 +327,30 @@ mod tests {
 
     #[test]
     fn allow_list_opens_a_private_range() {
-        let cfg = OutboundConfig { allowed_private_networks: vec!["127.0.0.0/8".into()], ..OutboundConfig::default() };
+        let cfg = OutboundConfig {
+            allowed_private_networks: vec!["127.0.0.0/8".into()],
+            ..OutboundConfig::default()
+        };
         let p = AddressPolicy::from_config(&cfg).unwrap();
         assert!(p.permits(ip("127.0.0.1")));
         assert!(p.permits(ip("::ffff:127.0.0.2")));
         assert!(!p.permits(ip("10.0.0.1")));
-        assert!(AddressPolicy::from_config(&OutboundConfig { allowed_private_networks: vec!["nope".into()], ..OutboundConfig::default() }).is_err());
+        assert!(
+            AddressPolicy::from_config(&OutboundConfig {
+                allowed_private_networks: vec!["nope".into()],
+                ..OutboundConfig::default()
+            })
+            .is_err()
+        );
     }
 
     #[test]
     fn literal_addresses_are_checked_before_any_request() {
-        let client = OutboundClient::new(&OutboundConfig { allow_http: true, ..OutboundConfig::default() }).unwrap();
+        let client = OutboundClient::new(&OutboundConfig {
+            allow_http: true,
+            ..OutboundConfig::default()
+        })
+        .unwrap();
         assert!(client.check_url("http://127.0.0.1:8080/jwks").is_err());
         assert!(client.check_url("http://[::1]/jwks").is_err());
         assert!(client.check_url("https://93.184.216.34/jwks").is_ok());

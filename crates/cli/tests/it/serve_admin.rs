@@ -17,7 +17,11 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A `backchannel serve` child process on a free port, configured by environment only.
@@ -29,9 +33,18 @@ pub struct Served {
 
 pub fn envs(dir: &Path, port: u16) -> Vec<(String, String)> {
     vec![
-        ("BACKCHANNEL_SERVER_LISTEN".into(), format!("127.0.0.1:{port}")),
-        ("BACKCHANNEL_SERVER_DATA_DIR".into(), dir.display().to_string()),
-        ("BACKCHANNEL_DATABASE_URL".into(), format!("sqlite://{}/db.sqlite", dir.display())),
+        (
+            "BACKCHANNEL_SERVER_LISTEN".into(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "BACKCHANNEL_SERVER_DATA_DIR".into(),
+            dir.display().to_string(),
+        ),
+        (
+            "BACKCHANNEL_DATABASE_URL".into(),
+            format!("sqlite://{}/db.sqlite", dir.display()),
+        ),
     ]
 }
 
@@ -56,17 +69,39 @@ pub fn serve(dir: &Path) -> Served {
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    Served { child, issuer: format!("http://127.0.0.1:{port}"), banner }
+    Served {
+        child,
+        issuer: format!("http://127.0.0.1:{port}"),
+        banner,
+    }
 }
 
 pub fn admin(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(bin()).arg("admin").args(args).envs(envs(dir, 0)).output().unwrap();
-    assert!(out.status.success(), "admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("not one JSON object: {}", String::from_utf8_lossy(&out.stdout)))
+    let out = Command::new(bin())
+        .arg("admin")
+        .args(args)
+        .envs(envs(dir, 0))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "not one JSON object: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -86,27 +121,63 @@ fn serve_prints_the_issuer_admin_works_on_the_store_and_sigterm_stops_cleanly() 
     let dir = temp_dir("serve");
     let mut served = serve(&dir);
     let text = served.banner.join("\n");
-    assert!(text.contains(&format!("issuer:    {}", served.issuer)), "{text}");
+    assert!(
+        text.contains(&format!("issuer:    {}", served.issuer)),
+        "{text}"
+    );
     assert!(text.contains("admin API: bearer token"), "{text}");
     let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
     assert!(text.contains(token.trim()));
 
     // admin works on the same store while the server runs...
-    let client = admin(&dir, &["client", "create", "--name", "CLI Bank", "--scope", "openid email", "--json"]);
+    let client = admin(
+        &dir,
+        &[
+            "client",
+            "create",
+            "--name",
+            "CLI Bank",
+            "--scope",
+            "openid email",
+            "--json",
+        ],
+    );
     assert!(client["client_id"].is_string() && client["client_secret"].is_string());
-    let user = admin(&dir, &["user", "create", "--email", "cli@example.com", "--nric", "S1234567D", "--claim", "name=Cli User", "--json"]);
+    let user = admin(
+        &dir,
+        &[
+            "user",
+            "create",
+            "--email",
+            "cli@example.com",
+            "--nric",
+            "S1234567D",
+            "--claim",
+            "name=Cli User",
+            "--json",
+        ],
+    );
     let sub = user["sub"].as_str().unwrap();
     let enrolment = admin(&dir, &["enrolment", "create", "--user", sub, "--json"]);
     assert!(enrolment["code"].is_string() && enrolment["expires_at"].is_i64());
-    assert_eq!(enrolment["enrol_url"], format!("{}/device/v1/enrol", "http://127.0.0.1:0"));
+    assert_eq!(
+        enrolment["enrol_url"],
+        format!("{}/device/v1/enrol", "http://127.0.0.1:0")
+    );
 
     // ...and the server sees it at once: the client authenticates (unknown_user_id, since the
     // user has no device yet, proves the secret was accepted).
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let body: serde_json::Value = rt.block_on(async {
         reqwest::Client::new()
             .post(format!("{}/bc-authorize", served.issuer))
-            .basic_auth(client["client_id"].as_str().unwrap(), client["client_secret"].as_str())
+            .basic_auth(
+                client["client_id"].as_str().unwrap(),
+                client["client_secret"].as_str(),
+            )
             .form(&[("scope", "openid"), ("login_hint", "S1234567D")])
             .send()
             .await
@@ -119,13 +190,19 @@ fn serve_prints_the_issuer_admin_works_on_the_store_and_sigterm_stops_cleanly() 
 
     sigterm(&served.child);
     let status = wait_exit(&mut served.child);
-    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}"
+    );
 
     // Keys and data survive: a second start serves the same JWKS and knows the client.
     let listed = admin(&dir, &["client", "list", "--json"]);
     assert_eq!(listed["clients"].as_array().unwrap().len(), 1);
     let mut again = serve(&dir);
-    assert!(!again.banner.join("\n").contains(token.trim()), "the token is printed only when generated");
+    assert!(
+        !again.banner.join("\n").contains(token.trim()),
+        "the token is printed only when generated"
+    );
     sigterm(&again.child);
     assert!(wait_exit(&mut again.child).success());
 }
@@ -133,18 +210,35 @@ fn serve_prints_the_issuer_admin_works_on_the_store_and_sigterm_stops_cleanly() 
 #[test]
 fn admin_refuses_bad_input_with_a_message_and_non_zero_exit() {
     let dir = temp_dir("bad");
-    let out = Command::new(bin()).args(["admin", "user", "create", "--nric", "S1234567A", "--json"]).envs(envs(&dir, 0)).output().unwrap();
+    let out = Command::new(bin())
+        .args(["admin", "user", "create", "--nric", "S1234567A", "--json"])
+        .envs(envs(&dir, 0))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NRIC"));
     let out = Command::new(bin())
-        .args(["admin", "client", "create", "--name", "x", "--auth-method", "private_key_jwt", "--json"])
+        .args([
+            "admin",
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "private_key_jwt",
+            "--json",
+        ])
         .envs(envs(&dir, 0))
         .output()
         .unwrap();
     assert!(!out.status.success());
     let cfg = dir.join("bad.toml");
     std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nnot_a_key = 1\n").unwrap();
-    let out = Command::new(bin()).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    let out = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_a_key"));
 }

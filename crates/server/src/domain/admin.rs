@@ -140,7 +140,11 @@ impl From<&User> for UserView {
 
 fn parse_alg(what: &str, value: Option<&str>) -> AuthResult<Option<Algorithm>> {
     value
-        .map(|s| Algorithm::parse(s).ok_or_else(|| AuthError::invalid_request(format!("{what}: unsupported algorithm {s}"))))
+        .map(|s| {
+            Algorithm::parse(s).ok_or_else(|| {
+                AuthError::invalid_request(format!("{what}: unsupported algorithm {s}"))
+            })
+        })
         .transpose()
 }
 
@@ -148,46 +152,83 @@ impl Domain {
     pub async fn create_client(&self, new: NewClient) -> AuthResult<CreatedClient> {
         let name = new.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-            return Err(AuthError::invalid_request("name must be 1 to 128 printable characters"));
+            return Err(AuthError::invalid_request(
+                "name must be 1 to 128 printable characters",
+            ));
         }
-        let auth_method = new.auth_method.unwrap_or(ClientAuthMethod::ClientSecretBasic);
+        let auth_method = new
+            .auth_method
+            .unwrap_or(ClientAuthMethod::ClientSecretBasic);
         if new.jwks.is_some() && new.jwks_uri.is_some() {
-            return Err(AuthError::invalid_request("give jwks or jwks_uri, not both"));
+            return Err(AuthError::invalid_request(
+                "give jwks or jwks_uri, not both",
+            ));
         }
         if let Some(uri) = &new.jwks_uri {
-            check_url(uri, self.config.outbound.allow_http).map_err(|m| AuthError::invalid_request(format!("jwks_uri {m}")))?;
+            check_url(uri, self.config.outbound.allow_http)
+                .map_err(|m| AuthError::invalid_request(format!("jwks_uri {m}")))?;
         }
-        let has_keys = new.jwks.as_ref().is_some_and(|k| !k.keys.is_empty()) || new.jwks_uri.is_some();
+        let has_keys =
+            new.jwks.as_ref().is_some_and(|k| !k.keys.is_empty()) || new.jwks_uri.is_some();
         if auth_method == ClientAuthMethod::PrivateKeyJwt && !has_keys {
-            return Err(AuthError::invalid_request("private_key_jwt clients need jwks or jwks_uri"));
+            return Err(AuthError::invalid_request(
+                "private_key_jwt clients need jwks or jwks_uri",
+            ));
         }
-        let request_signing_alg = parse_alg("request_signing_alg", new.request_signing_alg.as_deref())?;
+        let request_signing_alg =
+            parse_alg("request_signing_alg", new.request_signing_alg.as_deref())?;
         if request_signing_alg.is_some() && !has_keys {
-            return Err(AuthError::invalid_request("signed requests need the client's jwks or jwks_uri"));
+            return Err(AuthError::invalid_request(
+                "signed requests need the client's jwks or jwks_uri",
+            ));
         }
         let id_token_signing_alg =
-            parse_alg("id_token_signing_alg", new.id_token_signing_alg.as_deref())?.unwrap_or(Algorithm::ES256);
+            parse_alg("id_token_signing_alg", new.id_token_signing_alg.as_deref())?
+                .unwrap_or(Algorithm::ES256);
         let delivery_mode = new.delivery_mode.unwrap_or(DeliveryMode::Poll);
         match (delivery_mode, &new.notification_endpoint) {
-            (DeliveryMode::Poll, Some(_)) => return Err(AuthError::invalid_request("poll clients have no notification endpoint")),
+            (DeliveryMode::Poll, Some(_)) => {
+                return Err(AuthError::invalid_request(
+                    "poll clients have no notification endpoint",
+                ));
+            }
             (DeliveryMode::Ping | DeliveryMode::Push, None) => {
-                return Err(AuthError::invalid_request("ping and push clients need a notification endpoint"));
+                return Err(AuthError::invalid_request(
+                    "ping and push clients need a notification endpoint",
+                ));
             }
             (_, Some(url)) => {
-                check_url(url, self.config.outbound.allow_http).map_err(|m| AuthError::invalid_request(format!("notification endpoint {m}")))?;
+                check_url(url, self.config.outbound.allow_http).map_err(|m| {
+                    AuthError::invalid_request(format!("notification endpoint {m}"))
+                })?;
             }
             _ => {}
         }
         let mut scopes = vec!["openid".to_owned()];
-        for s in new.scope.as_deref().unwrap_or("openid").split(' ').filter(|s| !s.is_empty()) {
-            if !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
-                return Err(AuthError::invalid_request(format!("invalid scope token {s:?}")));
+        for s in new
+            .scope
+            .as_deref()
+            .unwrap_or("openid")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+        {
+            if !s
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            {
+                return Err(AuthError::invalid_request(format!(
+                    "invalid scope token {s:?}"
+                )));
             }
             if !scopes.iter().any(|x| x == s) {
                 scopes.push(s.to_owned());
             }
         }
-        let secret = if auth_method.uses_secret() { Some(Domain::random(32)?) } else { None };
+        let secret = if auth_method.uses_secret() {
+            Some(Domain::random(32)?)
+        } else {
+            None
+        };
         let client = Client {
             id: Domain::random(12)?,
             name,
@@ -206,7 +247,10 @@ impl Domain {
         };
         self.stores.clients.insert_client(&client).await?;
         tracing::info!(client_id = %client.id, "client registered");
-        Ok(CreatedClient { client_id: client.id, client_secret: secret })
+        Ok(CreatedClient {
+            client_id: client.id,
+            client_secret: secret,
+        })
     }
 
     pub async fn create_user(&self, new: NewUser) -> AuthResult<User> {
@@ -214,27 +258,37 @@ impl Domain {
         if let Some(e) = &email
             && !matches!(parse_login_hint(e), Ok(UserLookup::Email(_)))
         {
-            return Err(AuthError::invalid_request("email is not a valid e-mail address"));
+            return Err(AuthError::invalid_request(
+                "email is not a valid e-mail address",
+            ));
         }
         if let Some(n) = &new.nric
             && !is_valid_nric(n)
         {
-            return Err(AuthError::invalid_request("nric must be an upper-case NRIC/FIN with a valid check letter"));
+            return Err(AuthError::invalid_request(
+                "nric must be an upper-case NRIC/FIN with a valid check letter",
+            ));
         }
         if let Some(p) = &new.phone
             && !is_phone(p)
         {
-            return Err(AuthError::invalid_request("phone must be + and 6 to 15 digits"));
+            return Err(AuthError::invalid_request(
+                "phone must be + and 6 to 15 digits",
+            ));
         }
         if let Some(u) = &new.username
             && !matches!(parse_login_hint(u), Ok(UserLookup::Username(_)))
         {
-            return Err(AuthError::invalid_request("username must be 1 to 64 letters, digits, '.', '_' or '-', and not look like another hint form"));
+            return Err(AuthError::invalid_request(
+                "username must be 1 to 64 letters, digits, '.', '_' or '-', and not look like another hint form",
+            ));
         }
         if let Some(code) = &new.user_code
             && (code.is_empty() || code.len() > 64)
         {
-            return Err(AuthError::invalid_request("user_code must be 1 to 64 characters"));
+            return Err(AuthError::invalid_request(
+                "user_code must be 1 to 64 characters",
+            ));
         }
         let user = User {
             sub: new_uuid()?,
@@ -270,7 +324,11 @@ impl Domain {
                 used_at: None,
             })
             .await?;
-        Ok(CreatedEnrolment { code, expires_at: expires_at.div_euclid(1000), enrol_url: self.url("/device/v1/enrol") })
+        Ok(CreatedEnrolment {
+            code,
+            expires_at: expires_at.div_euclid(1000),
+            enrol_url: self.url("/device/v1/enrol"),
+        })
     }
 }
 
@@ -283,7 +341,11 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<url::Url, String> {
         "http" if allow_http => {}
         _ => return Err("must use https".into()),
     }
-    if url.host_str().is_none() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.host_str().is_none()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err("must have a host and no fragment or credentials".into());
     }
     Ok(url)
@@ -298,5 +360,12 @@ fn new_uuid() -> AuthResult<String> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
 }

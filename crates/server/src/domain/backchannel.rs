@@ -14,15 +14,19 @@ use super::client_auth::Audience;
 use super::error::{AuthError, AuthResult};
 use super::hint::parse_login_hint;
 use super::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, User, UserLookup,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User, UserLookup,
 };
 
 /// The parameters of a request, by name (each at most once: RFC 6749 §3.1).
 pub type Params = BTreeMap<String, String>;
 
 /// Parameters that authenticate the client rather than describe the request.
-pub const CLIENT_AUTH_PARAMS: [&str; 4] =
-    ["client_id", "client_secret", "client_assertion", "client_assertion_type"];
+pub const CLIENT_AUTH_PARAMS: [&str; 4] = [
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
 
 /// Parameters of an authentication request that a signed request object must carry inside.
 const AUTH_PARAMS: [&str; 11] = [
@@ -49,6 +53,8 @@ const MAX_NOTIFICATION_TOKEN: usize = 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidatedRequest {
     pub user: User,
+    /// The user's active devices: one challenge each.
+    pub devices: Vec<Device>,
     pub scope: String,
     pub acr_values: Option<String>,
     pub binding_message: Option<String>,
@@ -96,9 +102,8 @@ impl Domain {
             user_verified: false,
             redeemed_at: None,
         };
-        let devices = self.stores.devices.list_devices(&request.user_sub).await?;
         let mut challenges = Vec::new();
-        for device in devices.iter().filter(|d| !d.disabled) {
+        for device in &validated.devices {
             challenges.push(Challenge {
                 id: Domain::random(16)?,
                 auth_request_id: request.id.clone(),
@@ -109,11 +114,10 @@ impl Domain {
                 decision_jws: None,
             });
         }
-        if challenges.is_empty() {
-            // The device was disabled between validation and now.
-            return Err(AuthError::UnknownUserId("the user has no active authenticator".into()));
-        }
-        self.stores.requests.create_auth_request(&request, &challenges).await?;
+        self.stores
+            .requests
+            .create_auth_request(&request, &challenges)
+            .await?;
         self.notifier.challenges_created(&challenges);
         Ok(BackchannelAuthResponse {
             auth_req_id,
@@ -140,15 +144,25 @@ impl Domain {
         } else {
             params
         };
-        let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            params
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
 
         let scope = get("scope").ok_or_else(|| AuthError::invalid_request("scope is required"))?;
         let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
         if !scopes.contains(&"openid") {
             return Err(AuthError::InvalidScope("scope must contain openid".into()));
         }
-        if let Some(bad) = scopes.iter().find(|s| !client.scopes.iter().any(|c| c == *s)) {
-            return Err(AuthError::InvalidScope(format!("the client may not request scope {bad}")));
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| !client.scopes.iter().any(|c| c == *s))
+        {
+            return Err(AuthError::InvalidScope(format!(
+                "the client may not request scope {bad}"
+            )));
         }
 
         let hints = ["login_hint", "id_token_hint", "login_hint_token"];
@@ -160,8 +174,16 @@ impl Domain {
         }
         let lookup = match present[0] {
             "login_hint" => parse_login_hint(get("login_hint").unwrap_or_default())?,
-            "id_token_hint" => self.lookup_from_id_token_hint(client, get("id_token_hint").unwrap_or_default())?,
-            _ => self.lookup_from_login_hint_token(client, get("login_hint_token").unwrap_or_default()).await?,
+            "id_token_hint" => {
+                self.lookup_from_id_token_hint(client, get("id_token_hint").unwrap_or_default())?
+            }
+            _ => {
+                self.lookup_from_login_hint_token(
+                    client,
+                    get("login_hint_token").unwrap_or_default(),
+                )
+                .await?
+            }
         };
 
         let client_notification_token = match client.delivery_mode {
@@ -176,7 +198,9 @@ impl Domain {
             }
             DeliveryMode::Ping | DeliveryMode::Push => {
                 let token = get("client_notification_token").ok_or_else(|| {
-                    AuthError::invalid_request("client_notification_token is required for ping and push clients")
+                    AuthError::invalid_request(
+                        "client_notification_token is required for ping and push clients",
+                    )
                 })?;
                 if token.len() > MAX_NOTIFICATION_TOKEN || !is_b64token(token) {
                     return Err(AuthError::invalid_request(
@@ -198,21 +222,25 @@ impl Domain {
             None => None,
         };
 
-        let user = self.find_active_user(&lookup).await?;
+        let (user, devices) = self.find_active_user(&lookup).await?;
         if client.user_code_required {
-            let code = get("user_code")
-                .ok_or_else(|| AuthError::MissingUserCode("this client requires a user_code".into()))?;
+            let code = get("user_code").ok_or_else(|| {
+                AuthError::MissingUserCode("this client requires a user_code".into())
+            })?;
             let presented = Domain::hash_hex(code);
             let ok = user
                 .user_code_hash
                 .as_deref()
                 .is_some_and(|h| bool::from(h.as_bytes().ct_eq(presented.as_bytes())));
             if !ok {
-                return Err(AuthError::InvalidUserCode("the user_code is not correct".into()));
+                return Err(AuthError::InvalidUserCode(
+                    "the user_code is not correct".into(),
+                ));
             }
         }
         Ok(ValidatedRequest {
             user,
+            devices,
             scope: scopes.join(" "),
             acr_values,
             binding_message,
@@ -225,7 +253,10 @@ impl Domain {
     /// SPEC §4: configurable length (default 1–64 characters), printable characters only.
     pub fn check_binding_message(&self, msg: &str) -> AuthResult<()> {
         let len = msg.chars().count();
-        let (min, max) = (self.config.ciba.binding_message_min, self.config.ciba.binding_message_max);
+        let (min, max) = (
+            self.config.ciba.binding_message_min,
+            self.config.ciba.binding_message_max,
+        );
         if len < min || len > max {
             return Err(AuthError::InvalidBindingMessage(format!(
                 "binding_message must be {min} to {max} characters"
@@ -244,17 +275,17 @@ impl Domain {
     fn requested_expiry(&self, requested: Option<&str>, alias: Option<&str>) -> AuthResult<i64> {
         let raw = match (requested, alias) {
             (Some(a), Some(b)) if a != b => {
-                return Err(AuthError::invalid_request("requested_expiry and request_expiry differ"));
+                return Err(AuthError::invalid_request(
+                    "requested_expiry and request_expiry differ",
+                ));
             }
             (Some(a), _) | (None, Some(a)) => a,
             (None, None) => return Ok(self.config.ciba.default_expires_in),
         };
         let c = &self.config.ciba;
-        let value: i64 = raw
-            .parse()
-            .ok()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| AuthError::invalid_request("requested_expiry must be a positive integer"))?;
+        let value: i64 = raw.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
+            AuthError::invalid_request("requested_expiry must be a positive integer")
+        })?;
         if value < c.min_expires_in || value > c.max_expires_in {
             return Err(AuthError::invalid_request(format!(
                 "requested_expiry must be between {} and {} seconds",
@@ -270,9 +301,11 @@ impl Domain {
         if raw.len() > 8192 {
             return Err(bad("authorization_details is too large"));
         }
-        let value: Value =
-            serde_json::from_str(raw).map_err(|_| bad("authorization_details must be a JSON array"))?;
-        let entries = value.as_array().ok_or_else(|| bad("authorization_details must be a JSON array"))?;
+        let value: Value = serde_json::from_str(raw)
+            .map_err(|_| bad("authorization_details must be a JSON array"))?;
+        let entries = value
+            .as_array()
+            .ok_or_else(|| bad("authorization_details must be a JSON array"))?;
         if entries.is_empty() {
             return Err(bad("authorization_details must not be empty"));
         }
@@ -282,24 +315,39 @@ impl Domain {
                 .and_then(|o| o.get("type"))
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("each authorization_details entry needs a string type"))?;
-            if !self.config.authorization_details.types.iter().any(|t| t == ty) {
-                return Err(bad(&format!("authorization_details type {ty} is not supported")));
+            if !self
+                .config
+                .authorization_details
+                .types
+                .iter()
+                .any(|t| t == ty)
+            {
+                return Err(bad(&format!(
+                    "authorization_details type {ty} is not supported"
+                )));
             }
         }
         Ok(value)
     }
 
-    async fn find_active_user(&self, lookup: &UserLookup) -> AuthResult<User> {
-        let unknown = || AuthError::UnknownUserId("no active user with an enrolled authenticator matches the hint".into());
+    /// The user the hint names and their active devices; `unknown_user_id` if either is
+    /// missing.
+    async fn find_active_user(&self, lookup: &UserLookup) -> AuthResult<(User, Vec<Device>)> {
+        let unknown = || {
+            AuthError::UnknownUserId(
+                "no active user with an enrolled authenticator matches the hint".into(),
+            )
+        };
         let user = match self.stores.users.find_user(lookup).await? {
             Some(u) if !u.disabled => u,
             _ => return Err(unknown()),
         };
-        let devices = self.stores.devices.list_devices(&user.sub).await?;
-        if !devices.iter().any(|d| !d.disabled) {
+        let mut devices = self.stores.devices.list_devices(&user.sub).await?;
+        devices.retain(|d| !d.disabled);
+        if devices.is_empty() {
             return Err(unknown());
         }
-        Ok(user)
+        Ok((user, devices))
     }
 
     /// OIDC Core §3.1.2.1 / CIBA §7.1: an ID token this server issued (possibly expired)
@@ -307,7 +355,8 @@ impl Domain {
     fn lookup_from_id_token_hint(&self, client: &Client, token: &str) -> AuthResult<UserLookup> {
         let bad = |m: &str| AuthError::invalid_request(format!("id_token_hint {m}"));
         let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
-        jws.verify_any(&self.keys.verifiers()).map_err(|_| bad("was not issued by this server"))?;
+        jws.verify_any(&self.keys.verifiers())
+            .map_err(|_| bad("was not issued by this server"))?;
         #[derive(serde::Deserialize)]
         struct HintClaims {
             iss: String,
@@ -326,19 +375,29 @@ impl Domain {
 
     /// CIBA §7.1 `login_hint_token`: a JWT the client signs naming the user by a subject
     /// identifier (`sub_id`, RFC 9493 formats `email`, `phone_number`, `iss_sub`, `opaque`).
-    async fn lookup_from_login_hint_token(&self, client: &Client, token: &str) -> AuthResult<UserLookup> {
+    async fn lookup_from_login_hint_token(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> AuthResult<UserLookup> {
         let bad = |m: &str| AuthError::invalid_request(format!("login_hint_token {m}"));
         let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
         self.verify_client_signature(client, &jws)
             .await
             .map_err(|_| bad("is not signed by a key of this client"))?;
-        let claims: serde_json::Map<String, Value> = jws.claims().map_err(|_| bad("is not a JSON object"))?;
+        let claims: serde_json::Map<String, Value> =
+            jws.claims().map_err(|_| bad("is not a JSON object"))?;
         if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
             && exp <= self.now_secs()
         {
-            return Err(AuthError::ExpiredLoginHintToken("the login_hint_token has expired".into()));
+            return Err(AuthError::ExpiredLoginHintToken(
+                "the login_hint_token has expired".into(),
+            ));
         }
-        let sub_id = claims.get("sub_id").and_then(Value::as_object).ok_or_else(|| bad("has no sub_id"))?;
+        let sub_id = claims
+            .get("sub_id")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("has no sub_id"))?;
         let field = |name: &str| sub_id.get(name).and_then(Value::as_str).map(str::to_owned);
         let lookup = match sub_id.get("format").and_then(Value::as_str) {
             Some("email") => field("email").map(|e| UserLookup::Email(e.to_lowercase())),
@@ -357,31 +416,44 @@ impl Domain {
 
     /// CIBA Core §7.1.1: verifies the signed request object and returns the parameters it
     /// carries. Authentication parameters may not also appear outside it.
-    async fn open_request_object(&self, client: &Client, request: &str, outer: &Params) -> AuthResult<Params> {
+    async fn open_request_object(
+        &self,
+        client: &Client,
+        request: &str,
+        outer: &Params,
+    ) -> AuthResult<Params> {
         let bad = |m: &str| AuthError::InvalidRequestObject(m.to_owned());
         if let Some(name) = outer.keys().find(|k| AUTH_PARAMS.contains(&k.as_str())) {
             return Err(AuthError::invalid_request(format!(
                 "{name} must be inside the signed request object, not beside it"
             )));
         }
-        let jws = jose::decode_jws(request).map_err(|e| bad(&format!("request is not a valid JWS: {e}")))?;
+        let jws = jose::decode_jws(request)
+            .map_err(|e| bad(&format!("request is not a valid JWS: {e}")))?;
         if let Some(required) = client.request_signing_alg
             && jws.alg() != required
         {
-            return Err(bad(&format!("request must be signed with {}", required.as_str())));
+            return Err(bad(&format!(
+                "request must be signed with {}",
+                required.as_str()
+            )));
         }
         self.verify_client_signature(client, &jws)
             .await
             .map_err(|_| bad("request signature is invalid"))?;
-        let claims: serde_json::Map<String, Value> =
-            jws.claims().map_err(|_| bad("request payload is not a JSON object"))?;
+        let claims: serde_json::Map<String, Value> = jws
+            .claims()
+            .map_err(|_| bad("request payload is not a JSON object"))?;
         let now = self.now_secs();
         let skew = self.config.ciba.clock_skew_secs;
         let num = |name: &str| claims.get(name).and_then(Value::as_i64);
         if claims.get("iss").and_then(Value::as_str) != Some(client.id.as_str()) {
             return Err(bad("request iss must be the client_id"));
         }
-        let aud: Option<Audience> = claims.get("aud").cloned().and_then(|a| serde_json::from_value(a).ok());
+        let aud: Option<Audience> = claims
+            .get("aud")
+            .cloned()
+            .and_then(|a| serde_json::from_value(a).ok());
         if !aud.is_some_and(|a| a.contains(&self.issuer)) {
             return Err(bad("request aud must be the issuer"));
         }
@@ -397,10 +469,19 @@ impl Domain {
         if exp - nbf > self.config.ciba.assertion_max_lifetime_secs.max(3600) {
             return Err(bad("request lifetime (exp - nbf) is too long"));
         }
-        let jti = claims.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256);
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .filter(|j| !j.is_empty() && j.len() <= 256);
         let jti = jti.ok_or_else(|| bad("request jti is required"))?;
-        if claims.get("client_id").and_then(Value::as_str).is_some_and(|id| id != client.id) {
-            return Err(bad("request client_id differs from the authenticated client"));
+        if claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id != client.id)
+        {
+            return Err(bad(
+                "request client_id differs from the authenticated client",
+            ));
         }
         let fresh = self
             .stores
@@ -424,9 +505,9 @@ impl Domain {
 fn is_b64token(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// The algorithms a client may sign request objects and assertions with.
@@ -460,20 +541,72 @@ mod tests {
             (&[("scope", "email")], "invalid_scope"),
             (&[("scope", "openid phone")], "invalid_scope"),
             (&[("scope", "openid"), ("binding_message", "")], "ok"),
-            (&[("scope", "openid"), ("binding_message", "Transfer 100 to Bob")], "ok"),
-            (&[("scope", "openid"), ("binding_message", &"m".repeat(65))], "invalid_binding_message"),
-            (&[("scope", "openid"), ("binding_message", "tab\there")], "invalid_binding_message"),
+            (
+                &[
+                    ("scope", "openid"),
+                    ("binding_message", "Transfer 100 to Bob"),
+                ],
+                "ok",
+            ),
+            (
+                &[("scope", "openid"), ("binding_message", &"m".repeat(65))],
+                "invalid_binding_message",
+            ),
+            (
+                &[("scope", "openid"), ("binding_message", "tab\there")],
+                "invalid_binding_message",
+            ),
             (&[("scope", "openid"), ("requested_expiry", "10")], "ok"),
-            (&[("scope", "openid"), ("requested_expiry", "9")], "invalid_request"),
+            (
+                &[("scope", "openid"), ("requested_expiry", "9")],
+                "invalid_request",
+            ),
             (&[("scope", "openid"), ("requested_expiry", "1800")], "ok"),
-            (&[("scope", "openid"), ("requested_expiry", "1801")], "invalid_request"),
-            (&[("scope", "openid"), ("requested_expiry", "60"), ("request_expiry", "61")], "invalid_request"),
-            (&[("scope", "openid"), ("authorization_details", r#"[{"type":"payment_initiation"}]"#)], "ok"),
-            (&[("scope", "openid"), ("authorization_details", r#"[{"type":"other"}]"#)], "invalid_authorization_details"),
-            (&[("scope", "openid"), ("authorization_details", r#"[{"notype":1}]"#)], "invalid_authorization_details"),
+            (
+                &[("scope", "openid"), ("requested_expiry", "1801")],
+                "invalid_request",
+            ),
+            (
+                &[
+                    ("scope", "openid"),
+                    ("requested_expiry", "60"),
+                    ("request_expiry", "61"),
+                ],
+                "invalid_request",
+            ),
+            (
+                &[
+                    ("scope", "openid"),
+                    (
+                        "authorization_details",
+                        r#"[{"type":"payment_initiation"}]"#,
+                    ),
+                ],
+                "ok",
+            ),
+            (
+                &[
+                    ("scope", "openid"),
+                    ("authorization_details", r#"[{"type":"other"}]"#),
+                ],
+                "invalid_authorization_details",
+            ),
+            (
+                &[
+                    ("scope", "openid"),
+                    ("authorization_details", r#"[{"notype":1}]"#),
+                ],
+                "invalid_authorization_details",
+            ),
             (&[("request", "x.y.z")], "invalid_request_object"),
-            (&[("scope", "openid"), ("request", "x.y.z")], "invalid_request"),
-            (&[("scope", "openid"), ("id_token_hint", "x.y.z")], "invalid_request"),
+            (
+                &[("scope", "openid"), ("request", "x.y.z")],
+                "invalid_request",
+            ),
+            (
+                &[("scope", "openid"), ("id_token_hint", "x.y.z")],
+                "invalid_request",
+            ),
         ];
         for (extra, expected) in cases {
             assert_eq!(code_of(extra).await, *expected, "{extra:?}");
@@ -490,13 +623,30 @@ mod tests {
             ("!!", "invalid_request"),
         ] {
             let p = params(&[("scope", "openid"), ("login_hint", hint)]);
-            let got = f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code());
+            let got = f
+                .domain
+                .validate_backchannel_request(&f.client, &p)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code());
             assert_eq!(got, Err(expected), "{hint}");
         }
         // Once the only device is disabled the user is unknown.
-        assert!(f.domain.stores.devices.set_device_disabled(&f.device.id, true, 0).await.unwrap());
+        assert!(
+            f.domain
+                .stores
+                .devices
+                .set_device_disabled(&f.device.id, true, 0)
+                .await
+                .unwrap()
+        );
         let p = params(&[("scope", "openid"), ("login_hint", HINT)]);
-        let got = f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code());
+        let got = f
+            .domain
+            .validate_backchannel_request(&f.client, &p)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code());
         assert_eq!(got, Err("unknown_user_id"));
     }
 
@@ -512,24 +662,56 @@ mod tests {
             let mut p = params(&[("scope", "openid"), ("login_hint", HINT)]);
             p.extend(params(extra));
             let f = &f;
-            async move { f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code()) }
+            async move {
+                f.domain
+                    .validate_backchannel_request(&f.client, &p)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.code())
+            }
         };
-        assert_eq!(check(&[("binding_message", "abc")]).await, Err("invalid_binding_message"));
-        assert_eq!(check(&[("requested_expiry", "121")]).await, Err("invalid_request"));
-        let answer = f.domain.start_backchannel_auth(&f.client, &params(&[("scope", "openid"), ("login_hint", HINT)])).await.unwrap();
+        assert_eq!(
+            check(&[("binding_message", "abc")]).await,
+            Err("invalid_binding_message")
+        );
+        assert_eq!(
+            check(&[("requested_expiry", "121")]).await,
+            Err("invalid_request")
+        );
+        let answer = f
+            .domain
+            .start_backchannel_auth(
+                &f.client,
+                &params(&[("scope", "openid"), ("login_hint", HINT)]),
+            )
+            .await
+            .unwrap();
         assert_eq!((answer.expires_in, answer.interval), (60, Some(2)));
     }
 
     #[tokio::test]
     async fn user_code_rules() {
-        let f = fixture_with(Config::default(), NewClient { user_code_required: true, ..Default::default() }).await;
+        let f = fixture_with(
+            Config::default(),
+            NewClient {
+                user_code_required: true,
+                ..Default::default()
+            },
+        )
+        .await;
         let run = |code: Option<&str>| {
             let mut p = params(&[("scope", "openid"), ("login_hint", HINT)]);
             if let Some(c) = code {
                 p.insert("user_code".into(), c.into());
             }
             let f = &f;
-            async move { f.domain.validate_backchannel_request(&f.client, &p).await.map(|_| ()).map_err(|e| e.code()) }
+            async move {
+                f.domain
+                    .validate_backchannel_request(&f.client, &p)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.code())
+            }
         };
         assert_eq!(run(None).await, Err("missing_user_code"));
         assert_eq!(run(Some("1357")).await, Err("invalid_user_code"));

@@ -72,7 +72,9 @@ impl Domain {
     ) -> AuthResult<Client> {
         let methods = usize::from(creds.basic.is_some())
             + usize::from(creds.client_secret.is_some())
-            + usize::from(creds.client_assertion.is_some() || creds.client_assertion_type.is_some());
+            + usize::from(
+                creds.client_assertion.is_some() || creds.client_assertion_type.is_some(),
+            );
         if methods > 1 {
             return Err(AuthError::invalid_request(
                 "more than one client authentication method was used",
@@ -82,17 +84,26 @@ impl Domain {
             return Err(invalid_client("client authentication is required"));
         }
         if let Some((id, secret)) = &creds.basic {
-            if creds.client_id.as_deref().is_some_and(|form_id| form_id != id) {
-                return Err(AuthError::invalid_request("client_id differs from the Basic credentials"));
-            }
-            return self.authenticate_secret(id, secret, ClientAuthMethod::ClientSecretBasic).await;
-        }
-        if let Some(secret) = &creds.client_secret {
-            let id = creds
+            if creds
                 .client_id
                 .as_deref()
-                .ok_or_else(|| AuthError::invalid_request("client_id is required with client_secret"))?;
-            return self.authenticate_secret(id, secret, ClientAuthMethod::ClientSecretPost).await;
+                .is_some_and(|form_id| form_id != id)
+            {
+                return Err(AuthError::invalid_request(
+                    "client_id differs from the Basic credentials",
+                ));
+            }
+            return self
+                .authenticate_secret(id, secret, ClientAuthMethod::ClientSecretBasic)
+                .await;
+        }
+        if let Some(secret) = &creds.client_secret {
+            let id = creds.client_id.as_deref().ok_or_else(|| {
+                AuthError::invalid_request("client_id is required with client_secret")
+            })?;
+            return self
+                .authenticate_secret(id, secret, ClientAuthMethod::ClientSecretPost)
+                .await;
         }
         self.authenticate_assertion(creds, endpoint_url).await
     }
@@ -112,7 +123,9 @@ impl Domain {
     ) -> AuthResult<Client> {
         let client = self.load_client(id).await?;
         if client.auth_method != method {
-            return Err(invalid_client("the client is not registered for this authentication method"));
+            return Err(invalid_client(
+                "the client is not registered for this authentication method",
+            ));
         }
         let presented = Domain::hash_hex(secret);
         let matches = client
@@ -151,12 +164,20 @@ impl Domain {
         if claims.sub.as_deref() != Some(id) {
             return Err(invalid_client("client_assertion sub must equal iss"));
         }
-        if creds.client_id.as_deref().is_some_and(|form_id| form_id != id) {
-            return Err(invalid_client("client_id differs from the client_assertion issuer"));
+        if creds
+            .client_id
+            .as_deref()
+            .is_some_and(|form_id| form_id != id)
+        {
+            return Err(invalid_client(
+                "client_id differs from the client_assertion issuer",
+            ));
         }
         let client = self.load_client(id).await?;
         if client.auth_method != ClientAuthMethod::PrivateKeyJwt {
-            return Err(invalid_client("the client is not registered for private_key_jwt"));
+            return Err(invalid_client(
+                "the client is not registered for private_key_jwt",
+            ));
         }
         let accepted = vec![
             self.issuer.clone(),
@@ -164,12 +185,20 @@ impl Domain {
             self.url("/bc-authorize"),
             endpoint_url.to_owned(),
         ];
-        if !claims.aud.as_ref().is_some_and(|aud| aud.contains_any(&accepted)) {
-            return Err(invalid_client("client_assertion aud must be the issuer or the endpoint URL"));
+        if !claims
+            .aud
+            .as_ref()
+            .is_some_and(|aud| aud.contains_any(&accepted))
+        {
+            return Err(invalid_client(
+                "client_assertion aud must be the issuer or the endpoint URL",
+            ));
         }
         let now = self.now_secs();
         let skew = self.config.ciba.clock_skew_secs;
-        let exp = claims.exp.ok_or_else(|| invalid_client("client_assertion has no exp"))?;
+        let exp = claims
+            .exp
+            .ok_or_else(|| invalid_client("client_assertion has no exp"))?;
         if exp <= now - skew {
             return Err(invalid_client("client_assertion has expired"));
         }
@@ -180,7 +209,10 @@ impl Domain {
         if exp - start > self.config.ciba.assertion_max_lifetime_secs {
             return Err(invalid_client("client_assertion lifetime is too long"));
         }
-        let jti = claims.jti.as_deref().filter(|j| !j.is_empty() && j.len() <= 256);
+        let jti = claims
+            .jti
+            .as_deref()
+            .filter(|j| !j.is_empty() && j.len() <= 256);
         let jti = jti.ok_or_else(|| invalid_client("client_assertion has no usable jti"))?;
         self.verify_client_signature(&client, &jws)
             .await
@@ -188,7 +220,11 @@ impl Domain {
         let fresh = self
             .stores
             .replay
-            .remember_jti(&format!("assertion:{}", client.id), jti, (exp + skew) * 1000)
+            .remember_jti(
+                &format!("assertion:{}", client.id),
+                jti,
+                (exp + skew) * 1000,
+            )
             .await?;
         if !fresh {
             return Err(invalid_client("client_assertion jti was already used"));
@@ -199,7 +235,11 @@ impl Domain {
     /// Verifies a JWS the client signed (assertion, request object, login_hint_token) with its
     /// registered keys: inline `jwks`, or `jwks_uri` fetched once more when no key matches the
     /// `kid` (the client rotated).
-    pub async fn verify_client_signature(&self, client: &Client, jws: &UnverifiedJws) -> AuthResult<()> {
+    pub async fn verify_client_signature(
+        &self,
+        client: &Client,
+        jws: &UnverifiedJws,
+    ) -> AuthResult<()> {
         let alg = jws.alg();
         let kid = jws.header.kid.as_deref();
         if let Some(jwks) = &client.jwks {
@@ -208,18 +248,14 @@ impl Domain {
         let Some(uri) = client.jwks_uri.as_deref() else {
             return Err(invalid_client("the client has no registered keys"));
         };
-        let jwks = self
-            .jwks_fetcher
-            .fetch(uri, false)
-            .await
-            .map_err(|e| AuthError::InvalidClient(format!("cannot fetch the client's jwks_uri: {e}")))?;
+        let jwks = self.jwks_fetcher.fetch(uri, false).await.map_err(|e| {
+            AuthError::InvalidClient(format!("cannot fetch the client's jwks_uri: {e}"))
+        })?;
         let mut candidates = jwks.candidates(kid, alg);
         if candidates.is_empty() {
-            let fresh = self
-                .jwks_fetcher
-                .fetch(uri, true)
-                .await
-                .map_err(|e| AuthError::InvalidClient(format!("cannot fetch the client's jwks_uri: {e}")))?;
+            let fresh = self.jwks_fetcher.fetch(uri, true).await.map_err(|e| {
+                AuthError::InvalidClient(format!("cannot fetch the client's jwks_uri: {e}"))
+            })?;
             candidates = fresh.candidates(kid, alg);
         }
         verify_with(&candidates, jws)
@@ -228,7 +264,10 @@ impl Domain {
 
 fn verify_with(keys: &[VerifyingKey], jws: &UnverifiedJws) -> AuthResult<()> {
     if keys.is_empty() {
-        return Err(invalid_client("no registered key matches the JWS kid and alg"));
+        return Err(invalid_client(
+            "no registered key matches the JWS kid and alg",
+        ));
     }
-    jws.verify_any(keys).map_err(|_| invalid_client("signature verification failed"))
+    jws.verify_any(keys)
+        .map_err(|_| invalid_client("signature verification failed"))
 }

@@ -13,7 +13,9 @@ use backchannel_protocol::jose::{self, Algorithm, SigningKey, VerifyingKey, b64}
 
 use super::Domain;
 use super::error::{AuthError, AuthResult};
-use super::model::{AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, VerifiedDecision};
+use super::model::{
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, VerifiedDecision,
+};
 
 /// Challenge JWTs are signed with EdDSA, whose signatures are deterministic: the server can
 /// re-create the exact bytes a device was shown and check the decision's `shown_hash`
@@ -31,16 +33,23 @@ impl Domain {
             return Err(AuthError::InvalidCode);
         }
         if req.public_jwk.d.is_some() || req.public_jwk.p.is_some() {
-            return Err(AuthError::invalid_request("public_jwk must not contain private key material"));
+            return Err(AuthError::invalid_request(
+                "public_jwk must not contain private key material",
+            ));
         }
-        let key = VerifyingKey::from_jwk(&req.public_jwk)
-            .map_err(|e| AuthError::invalid_request(format!("public_jwk is not a usable key: {e}")))?;
+        let key = VerifyingKey::from_jwk(&req.public_jwk).map_err(|e| {
+            AuthError::invalid_request(format!("public_jwk is not a usable key: {e}"))
+        })?;
         if !(key.supports(Algorithm::ES256) || key.supports(Algorithm::EdDSA)) {
-            return Err(AuthError::invalid_request("public_jwk must be a P-256 (ES256) or Ed25519 (EdDSA) key"));
+            return Err(AuthError::invalid_request(
+                "public_jwk must be a P-256 (ES256) or Ed25519 (EdDSA) key",
+            ));
         }
         let name = req.name.unwrap_or_else(|| "authenticator".into());
         if name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err(AuthError::invalid_request("name must be at most 64 printable characters"));
+            return Err(AuthError::invalid_request(
+                "name must be at most 64 printable characters",
+            ));
         }
         let now = self.now_ms();
         let mut public_jwk = req.public_jwk;
@@ -61,24 +70,42 @@ impl Domain {
             .await?
             .ok_or(AuthError::InvalidCode)?;
         tracing::info!(device_id = %enrolled.id, "device enrolled");
-        Ok(EnrolResponse { device_id: enrolled.id, issuer: self.issuer.clone() })
+        Ok(EnrolResponse {
+            device_id: enrolled.id,
+            issuer: self.issuer.clone(),
+        })
     }
 
     /// Authenticates a device API call from its `Authorization: Device <jwt>` value, for
     /// `method` on `path` (the path under the issuer, without query).
-    pub async fn authenticate_device(&self, jwt: &str, method: &str, path: &str) -> AuthResult<Device> {
-        let jws = jose::decode_jws(jwt).map_err(|_| invalid_token("the device token is not a valid JWS"))?;
+    pub async fn authenticate_device(
+        &self,
+        jwt: &str,
+        method: &str,
+        path: &str,
+    ) -> AuthResult<Device> {
+        let jws = jose::decode_jws(jwt)
+            .map_err(|_| invalid_token("the device token is not a valid JWS"))?;
         if jws.header.typ.as_deref() != Some(DEVICE_AUTH_JWT_TYP) {
-            return Err(invalid_token("the device token must have typ device-auth+jwt"));
+            return Err(invalid_token(
+                "the device token must have typ device-auth+jwt",
+            ));
         }
-        let device_id = jws.header.kid.as_deref().ok_or_else(|| invalid_token("the device token has no kid"))?;
+        let device_id = jws
+            .header
+            .kid
+            .as_deref()
+            .ok_or_else(|| invalid_token("the device token has no kid"))?;
         let device = match self.stores.devices.get_device(device_id).await? {
             Some(d) if !d.disabled => d,
             _ => return Err(invalid_token("unknown or disabled device")),
         };
         let key = VerifyingKey::from_jwk(&device.public_jwk).map_err(AuthError::internal)?;
-        jws.verify(&key).map_err(|_| invalid_token("the device token signature is invalid"))?;
-        let claims: DeviceAuthClaims = jws.claims().map_err(|_| invalid_token("the device token claims are malformed"))?;
+        jws.verify(&key)
+            .map_err(|_| invalid_token("the device token signature is invalid"))?;
+        let claims: DeviceAuthClaims = jws
+            .claims()
+            .map_err(|_| invalid_token("the device token claims are malformed"))?;
         let now = self.now_secs();
         let skew = self.config.ciba.clock_skew_secs;
         if claims.iss != device.id {
@@ -87,8 +114,13 @@ impl Domain {
         if !claims.htm.eq_ignore_ascii_case(method) || claims.htu != self.url(path) {
             return Err(invalid_token("htm/htu do not match this request"));
         }
-        if claims.exp <= now || claims.iat > now + skew || claims.exp - claims.iat > DEVICE_AUTH_MAX_LIFETIME_SECS {
-            return Err(invalid_token("the device token is expired or too long-lived"));
+        if claims.exp <= now
+            || claims.iat > now + skew
+            || claims.exp - claims.iat > DEVICE_AUTH_MAX_LIFETIME_SECS
+        {
+            return Err(invalid_token(
+                "the device token is expired or too long-lived",
+            ));
         }
         if claims.jti.is_empty() || claims.jti.len() > 256 {
             return Err(invalid_token("the device token has no usable jti"));
@@ -96,7 +128,11 @@ impl Domain {
         let fresh = self
             .stores
             .replay
-            .remember_jti(&format!("device:{}", device.id), &claims.jti, (claims.exp + skew) * 1000)
+            .remember_jti(
+                &format!("device:{}", device.id),
+                &claims.jti,
+                (claims.exp + skew) * 1000,
+            )
             .await?;
         if !fresh {
             return Err(invalid_token("the device token was already used"));
@@ -105,8 +141,15 @@ impl Domain {
     }
 
     /// The device's pending challenges, each as a server-signed JWT.
-    pub async fn list_device_challenges(&self, device: &Device) -> AuthResult<Vec<ChallengeEnvelope>> {
-        let pending = self.stores.requests.list_pending_challenges(&device.id, self.now_ms()).await?;
+    pub async fn list_device_challenges(
+        &self,
+        device: &Device,
+    ) -> AuthResult<Vec<ChallengeEnvelope>> {
+        let pending = self
+            .stores
+            .requests
+            .list_pending_challenges(&device.id, self.now_ms())
+            .await?;
         let mut clients: HashMap<String, Client> = HashMap::new();
         let key = self.keys.signer(CHALLENGE_ALG)?;
         let mut out = Vec::with_capacity(pending.len());
@@ -116,27 +159,53 @@ impl Domain {
             {
                 clients.insert(c.id.clone(), c);
             }
-            let Some(client) = clients.get(&request.client_id) else { continue };
+            let Some(client) = clients.get(&request.client_id) else {
+                continue;
+            };
             let jwt = self.challenge_jwt(&key, &challenge, &request, client)?;
-            out.push(ChallengeEnvelope { id: challenge.id, challenge: jwt });
+            out.push(ChallengeEnvelope {
+                id: challenge.id,
+                challenge: jwt,
+            });
         }
         Ok(out)
     }
 
     /// One challenge of this device, pending or not (so a device can show the outcome).
-    pub async fn get_device_challenge(&self, device: &Device, id: &str) -> AuthResult<ChallengeEnvelope> {
+    pub async fn get_device_challenge(
+        &self,
+        device: &Device,
+        id: &str,
+    ) -> AuthResult<ChallengeEnvelope> {
         let (challenge, request, client) = self.load_challenge(device, id).await?;
-        let jwt = self.challenge_jwt(&self.keys.signer(CHALLENGE_ALG)?, &challenge, &request, &client)?;
-        Ok(ChallengeEnvelope { id: challenge.id, challenge: jwt })
+        let jwt = self.challenge_jwt(
+            &self.keys.signer(CHALLENGE_ALG)?,
+            &challenge,
+            &request,
+            &client,
+        )?;
+        Ok(ChallengeEnvelope {
+            id: challenge.id,
+            challenge: jwt,
+        })
     }
 
-    async fn load_challenge(&self, device: &Device, id: &str) -> AuthResult<(Challenge, AuthRequest, Client)> {
+    async fn load_challenge(
+        &self,
+        device: &Device,
+        id: &str,
+    ) -> AuthResult<(Challenge, AuthRequest, Client)> {
         let not_found = || AuthError::NotFound("no such challenge for this device".into());
         let (challenge, request) = match self.stores.requests.get_challenge(id).await? {
             Some((c, r)) if c.device_id == device.id => (c, r),
             _ => return Err(not_found()),
         };
-        let client = self.stores.clients.get_client(&request.client_id).await?.ok_or_else(not_found)?;
+        let client = self
+            .stores
+            .clients
+            .get_client(&request.client_id)
+            .await?
+            .ok_or_else(not_found)?;
         Ok((challenge, request, client))
     }
 
@@ -165,7 +234,12 @@ impl Domain {
 
     /// `POST /device/v1/challenges/{id}/decision`: verifies the device's signed decision
     /// against exactly what it was shown and records it if it is the first.
-    pub async fn decide_challenge(&self, device: &Device, id: &str, decision_jws: &str) -> AuthResult<DecisionResponse> {
+    pub async fn decide_challenge(
+        &self,
+        device: &Device,
+        id: &str,
+        decision_jws: &str,
+    ) -> AuthResult<DecisionResponse> {
         let (challenge, request, client) = self.load_challenge(device, id).await?;
         let now = self.now_ms();
         if challenge.state != ChallengeState::Pending
@@ -178,13 +252,17 @@ impl Domain {
         if decision_jws.len() > 16 * 1024 {
             return Err(bad("the decision is too large"));
         }
-        let jws = jose::decode_jws(decision_jws).map_err(|_| bad("the decision is not a valid JWS"))?;
+        let jws =
+            jose::decode_jws(decision_jws).map_err(|_| bad("the decision is not a valid JWS"))?;
         if jws.header.typ.as_deref() != Some(DECISION_JWT_TYP) {
             return Err(bad("the decision must have typ decision+jwt"));
         }
         let key = VerifyingKey::from_jwk(&device.public_jwk).map_err(AuthError::internal)?;
-        jws.verify(&key).map_err(|_| bad("the decision signature is invalid"))?;
-        let claims: DecisionClaims = jws.claims().map_err(|_| bad("the decision claims are malformed"))?;
+        jws.verify(&key)
+            .map_err(|_| bad("the decision signature is invalid"))?;
+        let claims: DecisionClaims = jws
+            .claims()
+            .map_err(|_| bad("the decision claims are malformed"))?;
         if claims.iss != device.id || claims.challenge_id != challenge.id {
             return Err(bad("the decision names another device or challenge"));
         }
@@ -193,7 +271,12 @@ impl Domain {
             return Err(bad("the decision iat is too far from now"));
         }
         // Dynamic linking: the hash must match the challenge as this server signed it.
-        let shown = self.challenge_jwt(&self.keys.signer(CHALLENGE_ALG)?, &challenge, &request, &client)?;
+        let shown = self.challenge_jwt(
+            &self.keys.signer(CHALLENGE_ALG)?,
+            &challenge,
+            &request,
+            &client,
+        )?;
         let expected = b64::encode(&jose::sha256(shown.as_bytes()));
         if claims.shown_hash != expected {
             return Err(bad("shown_hash does not match the challenge"));
@@ -218,6 +301,9 @@ impl Domain {
         let state = if approved { "approved" } else { "denied" };
         metrics::counter!("backchannel_decisions_total", "decision" => state).increment(1);
         tracing::info!(challenge_id = %challenge.id, device_id = %device.id, state, "decision recorded");
-        Ok(DecisionResponse { challenge_id: challenge.id, state: state.into() })
+        Ok(DecisionResponse {
+            challenge_id: challenge.id,
+            state: state.into(),
+        })
     }
 }

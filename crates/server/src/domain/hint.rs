@@ -90,8 +90,7 @@ pub fn is_phone(s: &str) -> bool {
 pub fn is_username(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -99,7 +98,9 @@ pub fn is_username(s: &str) -> bool {
 /// in lower case, an upper-case UUID, nothing recognisable) is `invalid_request`.
 pub fn parse_login_hint(hint: &str) -> Result<UserLookup, AuthError> {
     if hint.is_empty() || hint.len() > 256 {
-        return Err(AuthError::invalid_request("login_hint is empty or too long"));
+        return Err(AuthError::invalid_request(
+            "login_hint is empty or too long",
+        ));
     }
     if nric_shaped(hint) {
         return if is_valid_nric(hint) {
@@ -114,14 +115,18 @@ pub fn parse_login_hint(hint: &str) -> Result<UserLookup, AuthError> {
         return if is_lower_uuid(hint) {
             Ok(UserLookup::Sub(hint.to_owned()))
         } else {
-            Err(AuthError::invalid_request("login_hint UUID must be lower case"))
+            Err(AuthError::invalid_request(
+                "login_hint UUID must be lower case",
+            ))
         };
     }
     if hint.contains('@') {
         return if is_email(hint) {
             Ok(UserLookup::Email(hint.to_lowercase()))
         } else {
-            Err(AuthError::invalid_request("login_hint is not a valid e-mail address"))
+            Err(AuthError::invalid_request(
+                "login_hint is not a valid e-mail address",
+            ))
         };
     }
     if is_phone(hint) {
@@ -130,7 +135,9 @@ pub fn parse_login_hint(hint: &str) -> Result<UserLookup, AuthError> {
     if is_username(hint) {
         return Ok(UserLookup::Username(hint.to_owned()));
     }
-    Err(AuthError::invalid_request("login_hint has no recognised form"))
+    Err(AuthError::invalid_request(
+        "login_hint has no recognised form",
+    ))
 }
 
 #[cfg(test)]
@@ -140,8 +147,15 @@ mod tests {
     #[test]
     fn nric_vectors_from_the_spec_are_valid() {
         for s in [
-            "S1234567D", "T1234567J", "F1234567N", "G1234567X", "M1234567K", "S8076606H",
-            "S1728872E", "G4549883U", "M3960741N",
+            "S1234567D",
+            "T1234567J",
+            "F1234567N",
+            "G1234567X",
+            "M1234567K",
+            "S8076606H",
+            "S1728872E",
+            "G4549883U",
+            "M3960741N",
         ] {
             assert!(is_valid_nric(s), "{s} should be valid");
             assert_eq!(parse_login_hint(s), Ok(UserLookup::Nric(s.to_owned())));
@@ -150,10 +164,19 @@ mod tests {
 
     #[test]
     fn nric_with_wrong_letter_or_case_is_malformed() {
-        for s in ["S1234567A", "T1234567D", "F1234567X", "M1234567N", "s1234567d", "A1234567D"]
-        {
+        for s in [
+            "S1234567A",
+            "T1234567D",
+            "F1234567X",
+            "M1234567N",
+            "s1234567d",
+            "A1234567D",
+        ] {
             assert!(!is_valid_nric(s), "{s} should be invalid");
-            assert_eq!(parse_login_hint(s).map_err(|e| e.code()), Err("invalid_request"));
+            assert_eq!(
+                parse_login_hint(s).map_err(|e| e.code()),
+                Err("invalid_request")
+            );
         }
     }
 
@@ -185,8 +208,14 @@ mod tests {
 
     #[test]
     fn phone_and_username() {
-        assert_eq!(parse_login_hint("+6591234567"), Ok(UserLookup::Phone("+6591234567".into())));
-        assert_eq!(parse_login_hint("alice_t"), Ok(UserLookup::Username("alice_t".into())));
+        assert_eq!(
+            parse_login_hint("+6591234567"),
+            Ok(UserLookup::Phone("+6591234567".into()))
+        );
+        assert_eq!(
+            parse_login_hint("alice_t"),
+            Ok(UserLookup::Username("alice_t".into()))
+        );
         assert!(parse_login_hint("").is_err());
         assert!(parse_login_hint("has space").is_err());
         assert!(parse_login_hint(&"x".repeat(300)).is_err());

@@ -84,7 +84,10 @@ impl Keyring {
 
     /// Every key, for verifying tokens this server issued (`id_token_hint`).
     pub fn verifiers(&self) -> Vec<VerifyingKey> {
-        self.ring.read().map(|r| r.verifiers.clone()).unwrap_or_default()
+        self.ring
+            .read()
+            .map(|r| r.verifiers.clone())
+            .unwrap_or_default()
     }
 
     /// The public JWKS.

@@ -82,7 +82,10 @@ impl Domain {
 
     /// Lower-case hex SHA-256, the form in which handles and secrets are stored.
     pub fn hash_hex(value: &str) -> String {
-        jose::sha256(value.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        jose::sha256(value.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// `{issuer}{path}`.

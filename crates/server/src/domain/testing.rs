@@ -32,7 +32,9 @@ async fn shared_keys() -> Vec<StoredKey> {
     static KEYS: tokio::sync::OnceCell<Vec<StoredKey>> = tokio::sync::OnceCell::const_new();
     KEYS.get_or_init(|| async {
         let stores = Stores::open("sqlite::memory:").await.unwrap();
-        Keyring::load_or_generate(stores.keys.as_ref(), START_MS).await.unwrap();
+        Keyring::load_or_generate(stores.keys.as_ref(), START_MS)
+            .await
+            .unwrap();
         stores.keys.list_signing_keys().await.unwrap()
     })
     .await
@@ -53,7 +55,9 @@ pub async fn domain_with(config: Config) -> (Domain, ManualClock) {
     for key in shared_keys().await {
         stores.keys.insert_signing_key(&key).await.unwrap();
     }
-    let keys = Keyring::load_or_generate(stores.keys.as_ref(), START_MS).await.unwrap();
+    let keys = Keyring::load_or_generate(stores.keys.as_ref(), START_MS)
+        .await
+        .unwrap();
     let domain = Domain {
         stores,
         clock: Arc::new(clock.clone()),
@@ -77,15 +81,27 @@ pub async fn fixture_with(config: Config, client: NewClient) -> Fixture {
     let created = domain
         .create_client(NewClient {
             name: "Bank".into(),
-            auth_method: client.auth_method.or(Some(ClientAuthMethod::ClientSecretBasic)),
+            auth_method: client
+                .auth_method
+                .or(Some(ClientAuthMethod::ClientSecretBasic)),
             scope: client.scope.clone().or(Some("openid email".into())),
             ..client
         })
         .await
         .unwrap();
-    let client = domain.stores.clients.get_client(&created.client_id).await.unwrap().unwrap();
+    let client = domain
+        .stores
+        .clients
+        .get_client(&created.client_id)
+        .await
+        .unwrap()
+        .unwrap();
     let user = domain
-        .create_user(NewUser { email: Some(HINT.into()), user_code: Some("2468".into()), ..Default::default() })
+        .create_user(NewUser {
+            email: Some(HINT.into()),
+            user_code: Some("2468".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let code = domain.create_enrolment(&user.sub).await.unwrap().code;
@@ -99,12 +115,27 @@ pub async fn fixture_with(config: Config, client: NewClient) -> Fixture {
         })
         .await
         .unwrap();
-    let device = domain.stores.devices.get_device(&enrolled.device_id).await.unwrap().unwrap();
-    Fixture { domain, clock, client, device, device_key }
+    let device = domain
+        .stores
+        .devices
+        .get_device(&enrolled.device_id)
+        .await
+        .unwrap()
+        .unwrap();
+    Fixture {
+        domain,
+        clock,
+        client,
+        device,
+        device_key,
+    }
 }
 
 pub fn params(pairs: &[(&str, &str)]) -> super::backchannel::Params {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 impl Fixture {
@@ -112,12 +143,20 @@ impl Fixture {
     pub async fn start(&self, extra: &[(&str, &str)]) -> String {
         let mut p = params(&[("scope", "openid"), ("login_hint", HINT)]);
         p.extend(params(extra));
-        self.domain.start_backchannel_auth(&self.client, &p).await.unwrap().auth_req_id
+        self.domain
+            .start_backchannel_auth(&self.client, &p)
+            .await
+            .unwrap()
+            .auth_req_id
     }
 
     /// The device's only pending challenge.
     pub async fn challenge(&self) -> ChallengeEnvelope {
-        let mut list = self.domain.list_device_challenges(&self.device).await.unwrap();
+        let mut list = self
+            .domain
+            .list_device_challenges(&self.device)
+            .await
+            .unwrap();
         assert_eq!(list.len(), 1, "one pending challenge");
         list.remove(0)
     }
@@ -129,7 +168,11 @@ impl Fixture {
     }
 
     /// The device decides a challenge it was shown earlier.
-    pub async fn decide_on(&self, c: &ChallengeEnvelope, decision: Decision) -> Result<(), super::error::AuthError> {
+    pub async fn decide_on(
+        &self,
+        c: &ChallengeEnvelope,
+        decision: Decision,
+    ) -> Result<(), super::error::AuthError> {
         let claims = DecisionClaims {
             iss: self.device.id.clone(),
             challenge_id: c.id.clone(),
@@ -140,6 +183,9 @@ impl Fixture {
             jti: jose::random_token(8).unwrap(),
         };
         let jws = jose::sign_jwt(&self.device_key, Some(DECISION_JWT_TYP), &claims).unwrap();
-        self.domain.decide_challenge(&self.device, &c.id, &jws).await.map(|_| ())
+        self.domain
+            .decide_challenge(&self.device, &c.id, &jws)
+            .await
+            .map(|_| ())
     }
 }

@@ -19,15 +19,24 @@ pub const ACR_DEVICE_UV: &str = "urn:backchannel:acr:device:uv";
 
 impl Domain {
     /// Redeems an `auth_req_id` for the authenticated client: the answer to one poll.
-    pub async fn redeem_auth_req_id(&self, client: &Client, auth_req_id: &str) -> AuthResult<TokenResponse> {
+    pub async fn redeem_auth_req_id(
+        &self,
+        client: &Client,
+        auth_req_id: &str,
+    ) -> AuthResult<TokenResponse> {
         if client.delivery_mode == DeliveryMode::Push {
-            return Err(AuthError::UnauthorizedClient("push-mode clients receive tokens by callback and may not poll".into()));
+            return Err(AuthError::UnauthorizedClient(
+                "push-mode clients receive tokens by callback and may not poll".into(),
+            ));
         }
         if auth_req_id.is_empty() || auth_req_id.len() > 256 {
-            return Err(AuthError::invalid_request("auth_req_id is missing or malformed"));
+            return Err(AuthError::invalid_request(
+                "auth_req_id is missing or malformed",
+            ));
         }
         let id = Domain::hash_hex(auth_req_id);
-        let unknown = || AuthError::InvalidGrant("unknown, foreign or already redeemed auth_req_id".into());
+        let unknown =
+            || AuthError::InvalidGrant("unknown, foreign or already redeemed auth_req_id".into());
         let request = match self.stores.requests.get_auth_request(&id).await? {
             Some(r) if r.client_id == client.id => r,
             _ => return Err(unknown()),
@@ -41,12 +50,21 @@ impl Domain {
         }
         match request.state {
             AuthRequestState::Pending => {
-                match self.stores.requests.record_poll(&id, now, SLOW_DOWN_INCREMENT_SECS).await? {
+                match self
+                    .stores
+                    .requests
+                    .record_poll(&id, now, SLOW_DOWN_INCREMENT_SECS)
+                    .await?
+                {
                     PollGate::Allowed => Err(AuthError::AuthorizationPending),
-                    PollGate::SlowDown { interval_secs } => Err(AuthError::SlowDown { interval_secs }),
+                    PollGate::SlowDown { interval_secs } => {
+                        Err(AuthError::SlowDown { interval_secs })
+                    }
                 }
             }
-            AuthRequestState::Denied => Err(AuthError::AccessDenied("the user denied the request".into())),
+            AuthRequestState::Denied => Err(AuthError::AccessDenied(
+                "the user denied the request".into(),
+            )),
             AuthRequestState::Approved => {
                 if !self.stores.requests.redeem(&id, now).await? {
                     return Err(unknown());
@@ -58,7 +76,11 @@ impl Domain {
     }
 
     /// The token response for an approved request.
-    pub async fn mint_tokens(&self, client: &Client, request: &AuthRequest) -> AuthResult<TokenResponse> {
+    pub async fn mint_tokens(
+        &self,
+        client: &Client,
+        request: &AuthRequest,
+    ) -> AuthResult<TokenResponse> {
         let user = self
             .stores
             .users
@@ -66,7 +88,10 @@ impl Domain {
             .await?
             .ok_or_else(|| AuthError::InvalidGrant("the user no longer exists".into()))?;
         let now = self.now_secs();
-        let auth_time = request.decided_at.unwrap_or(request.created_at).div_euclid(1000);
+        let auth_time = request
+            .decided_at
+            .unwrap_or(request.created_at)
+            .div_euclid(1000);
         let (acr, amr) = if request.user_verified {
             (ACR_DEVICE_UV, vec!["pop", "user", "mfa"])
         } else {
@@ -85,25 +110,35 @@ impl Domain {
             "auth_time": auth_time,
             "acr": acr,
         });
-        if let (Some(details), Some(obj)) = (&request.authorization_details, at_claims.as_object_mut()) {
+        if let (Some(details), Some(obj)) =
+            (&request.authorization_details, at_claims.as_object_mut())
+        {
             obj.insert("authorization_details".into(), details.clone());
         }
         let at_key = self.keys.signer(Algorithm::ES256)?;
-        let access_token = jose::sign_jwt(&at_key, Some("at+jwt"), &at_claims).map_err(AuthError::internal)?;
+        let access_token =
+            jose::sign_jwt(&at_key, Some("at+jwt"), &at_claims).map_err(AuthError::internal)?;
 
         let mut id_claims = Map::new();
         id_claims.insert("iss".into(), json!(self.issuer));
         id_claims.insert("sub".into(), json!(user.sub));
         id_claims.insert("aud".into(), json!(client.id));
         id_claims.insert("iat".into(), json!(now));
-        id_claims.insert("exp".into(), json!(now + self.config.token.id_token_lifetime_secs));
+        id_claims.insert(
+            "exp".into(),
+            json!(now + self.config.token.id_token_lifetime_secs),
+        );
         id_claims.insert("auth_time".into(), json!(auth_time));
         id_claims.insert("acr".into(), json!(acr));
         id_claims.insert("amr".into(), json!(amr));
         let id_key = self.keys.signer(client.id_token_signing_alg)?;
-        id_claims.insert("at_hash".into(), json!(jose::hash_half(id_key.alg(), access_token.as_bytes())));
+        id_claims.insert(
+            "at_hash".into(),
+            json!(jose::hash_half(id_key.alg(), access_token.as_bytes())),
+        );
         add_scope_claims(&mut id_claims, &user, &request.scope);
-        let id_token = jose::sign_jwt(&id_key, Some("JWT"), &Value::Object(id_claims)).map_err(AuthError::internal)?;
+        let id_token = jose::sign_jwt(&id_key, Some("JWT"), &Value::Object(id_claims))
+            .map_err(AuthError::internal)?;
 
         metrics::counter!("backchannel_tokens_issued_total").increment(1);
         Ok(TokenResponse {
@@ -125,7 +160,11 @@ pub fn add_scope_claims(claims: &mut Map<String, Value>, user: &User, scope: &st
             "email" => {
                 if let Some(email) = &user.email {
                     claims.insert("email".into(), json!(email));
-                    let verified = user.claims.get("email_verified").cloned().unwrap_or(json!(true));
+                    let verified = user
+                        .claims
+                        .get("email_verified")
+                        .cloned()
+                        .unwrap_or(json!(true));
                     claims.insert("email_verified".into(), verified);
                 }
             }
@@ -141,7 +180,9 @@ pub fn add_scope_claims(claims: &mut Map<String, Value>, user: &User, scope: &st
                     }
                 }
                 if let Some(username) = &user.username {
-                    claims.entry("preferred_username").or_insert(json!(username));
+                    claims
+                        .entry("preferred_username")
+                        .or_insert(json!(username));
                 }
             }
             _ => {}
@@ -195,9 +236,15 @@ mod tests {
     async fn polling_exactly_at_the_interval_is_allowed() {
         let f = fixture().await;
         let id = f.start(&[]).await;
-        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::AuthorizationPending));
+        assert_eq!(
+            f.domain.redeem_auth_req_id(&f.client, &id).await,
+            Err(AuthError::AuthorizationPending)
+        );
         f.clock.advance_secs(5);
-        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::AuthorizationPending));
+        assert_eq!(
+            f.domain.redeem_auth_req_id(&f.client, &id).await,
+            Err(AuthError::AuthorizationPending)
+        );
     }
 
     #[tokio::test]
@@ -206,12 +253,29 @@ mod tests {
         let id = f.start(&[("requested_expiry", "60")]).await;
         let shown = f.challenge().await;
         f.clock.advance_ms(59_999);
-        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::AuthorizationPending));
+        assert_eq!(
+            f.domain.redeem_auth_req_id(&f.client, &id).await,
+            Err(AuthError::AuthorizationPending)
+        );
         f.clock.advance_ms(1);
-        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::ExpiredToken));
+        assert_eq!(
+            f.domain.redeem_auth_req_id(&f.client, &id).await,
+            Err(AuthError::ExpiredToken)
+        );
         // The device no longer lists it, and a decision after expiry is refused.
-        assert!(f.domain.list_device_challenges(&f.device).await.unwrap().is_empty());
-        assert_eq!(f.decide_on(&shown, Decision::Approve).await.map_err(|e| e.code()), Err("challenge_closed"));
+        assert!(
+            f.domain
+                .list_device_challenges(&f.device)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            f.decide_on(&shown, Decision::Approve)
+                .await
+                .map_err(|e| e.code()),
+            Err("challenge_closed")
+        );
     }
 
     #[tokio::test]
@@ -240,7 +304,10 @@ mod tests {
             assert_eq!(r.map_err(|e| e.code()), Err("access_denied"));
         }
         f.clock.advance_secs(301);
-        assert_eq!(f.domain.redeem_auth_req_id(&f.client, &id).await, Err(AuthError::ExpiredToken));
+        assert_eq!(
+            f.domain.redeem_auth_req_id(&f.client, &id).await,
+            Err(AuthError::ExpiredToken)
+        );
     }
 
     #[tokio::test]
@@ -249,7 +316,8 @@ mod tests {
         let id = f.start(&[("scope", "openid email")]).await;
         f.decide(Decision::Approve).await.unwrap();
         let tokens = f.domain.redeem_auth_req_id(&f.client, &id).await.unwrap();
-        let jws = backchannel_protocol::jose::decode_jws(tokens.id_token.as_deref().unwrap()).unwrap();
+        let jws =
+            backchannel_protocol::jose::decode_jws(tokens.id_token.as_deref().unwrap()).unwrap();
         let claims: serde_json::Value = jws.claims().unwrap();
         assert_eq!(claims["acr"], super::ACR_DEVICE);
         assert_eq!(claims["amr"], serde_json::json!(["pop"]));

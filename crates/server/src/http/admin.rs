@@ -26,8 +26,11 @@ fn authorize(state: &AppState, headers: &HeaderMap, trace: &str) -> Result<(), H
     if ok {
         Ok(())
     } else {
-        Err(HttpError::new(AuthError::InvalidToken("a valid admin bearer token is required".into()), trace)
-            .scheme(AuthScheme::Bearer))
+        Err(HttpError::new(
+            AuthError::InvalidToken("a valid admin bearer token is required".into()),
+            trace,
+        )
+        .scheme(AuthScheme::Bearer))
     }
 }
 
@@ -43,7 +46,11 @@ pub async fn admin_clients_post(
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
     let new: NewClient = read_json(&headers, body, state.max_body, &trace).await?;
-    let created = state.domain.create_client(new).await.map_err(fail(&trace))?;
+    let created = state
+        .domain
+        .create_client(new)
+        .await
+        .map_err(fail(&trace))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -53,7 +60,13 @@ pub async fn admin_clients_get(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
-    let clients = state.domain.stores.clients.list_clients().await.map_err(|e| fail(&trace)(e.into()))?;
+    let clients = state
+        .domain
+        .stores
+        .clients
+        .list_clients()
+        .await
+        .map_err(|e| fail(&trace)(e.into()))?;
     let views: Vec<ClientView> = clients.iter().map(ClientView::from).collect();
     Ok(Json(serde_json::json!({ "clients": views })).into_response())
 }
@@ -65,8 +78,15 @@ pub async fn admin_client_get(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
-    let client = state.domain.stores.clients.get_client(&id).await.map_err(|e| fail(&trace)(e.into()))?;
-    let client = client.ok_or_else(|| fail(&trace)(AuthError::NotFound("no such client".into())))?;
+    let client = state
+        .domain
+        .stores
+        .clients
+        .get_client(&id)
+        .await
+        .map_err(|e| fail(&trace)(e.into()))?;
+    let client =
+        client.ok_or_else(|| fail(&trace)(AuthError::NotFound("no such client".into())))?;
     Ok(Json(ClientView::from(&client)).into_response())
 }
 
@@ -77,7 +97,13 @@ pub async fn admin_client_disable_post(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
-    let found = state.domain.stores.clients.set_client_disabled(&id, true).await.map_err(|e| fail(&trace)(e.into()))?;
+    let found = state
+        .domain
+        .stores
+        .clients
+        .set_client_disabled(&id, true)
+        .await
+        .map_err(|e| fail(&trace)(e.into()))?;
     if !found {
         return Err(fail(&trace)(AuthError::NotFound("no such client".into())));
     }
@@ -93,7 +119,11 @@ pub async fn admin_users_post(
     authorize(&state, &headers, &trace)?;
     let new: NewUser = read_json(&headers, body, state.max_body, &trace).await?;
     let user = state.domain.create_user(new).await.map_err(fail(&trace))?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "sub": user.sub }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "sub": user.sub })),
+    )
+        .into_response())
 }
 
 pub async fn admin_users_get(
@@ -102,7 +132,13 @@ pub async fn admin_users_get(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
-    let users = state.domain.stores.users.list_users().await.map_err(|e| fail(&trace)(e.into()))?;
+    let users = state
+        .domain
+        .stores
+        .users
+        .list_users()
+        .await
+        .map_err(|e| fail(&trace)(e.into()))?;
     let views: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(Json(serde_json::json!({ "users": views })).into_response())
 }
@@ -114,7 +150,13 @@ pub async fn admin_user_get(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
-    let user = state.domain.stores.users.get_user(&sub).await.map_err(|e| fail(&trace)(e.into()))?;
+    let user = state
+        .domain
+        .stores
+        .users
+        .get_user(&sub)
+        .await
+        .map_err(|e| fail(&trace)(e.into()))?;
     let user = user.ok_or_else(|| fail(&trace)(AuthError::NotFound("no such user".into())))?;
     Ok(Json(UserView::from(&user)).into_response())
 }
@@ -126,7 +168,13 @@ pub async fn admin_user_disable_post(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
-    let found = state.domain.stores.users.set_user_disabled(&sub, true).await.map_err(|e| fail(&trace)(e.into()))?;
+    let found = state
+        .domain
+        .stores
+        .users
+        .set_user_disabled(&sub, true)
+        .await
+        .map_err(|e| fail(&trace)(e.into()))?;
     if !found {
         return Err(fail(&trace)(AuthError::NotFound("no such user".into())));
     }
@@ -147,6 +195,10 @@ pub async fn admin_enrolments_post(
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers, &trace)?;
     let req: NewEnrolment = read_json(&headers, body, state.max_body, &trace).await?;
-    let created = state.domain.create_enrolment(&req.user).await.map_err(fail(&trace))?;
+    let created = state
+        .domain
+        .create_enrolment(&req.user)
+        .await
+        .map_err(fail(&trace))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }

@@ -6,7 +6,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use backchannel_protocol::device::{ChallengeList, DEVICE_AUTH_SCHEME, DecisionRequest, EnrolRequest};
+use backchannel_protocol::device::{
+    ChallengeList, DEVICE_AUTH_SCHEME, DecisionRequest, EnrolRequest,
+};
 
 use super::AppState;
 use super::error::{AuthScheme, HttpError};
@@ -21,7 +23,11 @@ pub async fn device_enrol_post(
     body: Body,
 ) -> Result<Response, HttpError> {
     let req: EnrolRequest = read_json(&headers, body, state.max_body, &trace).await?;
-    let answer = state.domain.enrol_device(req).await.map_err(|e| HttpError::new(e, &trace))?;
+    let answer = state
+        .domain
+        .enrol_device(req)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
@@ -33,9 +39,16 @@ async fn authenticate(
     uri: &Uri,
 ) -> Result<Device, HttpError> {
     let fail = |e: AuthError| HttpError::new(e, trace).scheme(AuthScheme::Device);
-    let jwt = authorization_credential(headers, DEVICE_AUTH_SCHEME)
-        .ok_or_else(|| fail(AuthError::InvalidToken("Authorization: Device <jwt> is required".into())))?;
-    state.domain.authenticate_device(jwt, method.as_str(), uri.path()).await.map_err(fail)
+    let jwt = authorization_credential(headers, DEVICE_AUTH_SCHEME).ok_or_else(|| {
+        fail(AuthError::InvalidToken(
+            "Authorization: Device <jwt> is required".into(),
+        ))
+    })?;
+    state
+        .domain
+        .authenticate_device(jwt, method.as_str(), uri.path())
+        .await
+        .map_err(fail)
 }
 
 pub async fn device_challenges_get(
@@ -46,7 +59,11 @@ pub async fn device_challenges_get(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
-    let challenges = state.domain.list_device_challenges(&device).await.map_err(|e| HttpError::new(e, &trace))?;
+    let challenges = state
+        .domain
+        .list_device_challenges(&device)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
     Ok(Json(ChallengeList { challenges }).into_response())
 }
 
@@ -59,7 +76,11 @@ pub async fn device_challenge_get(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
-    let challenge = state.domain.get_device_challenge(&device, &id).await.map_err(|e| HttpError::new(e, &trace))?;
+    let challenge = state
+        .domain
+        .get_device_challenge(&device, &id)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
     Ok(Json(challenge).into_response())
 }
 
@@ -74,6 +95,10 @@ pub async fn device_challenge_decision_post(
 ) -> Result<Response, HttpError> {
     let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
     let req: DecisionRequest = read_json(&headers, body, state.max_body, &trace).await?;
-    let answer = state.domain.decide_challenge(&device, &id, &req.decision).await.map_err(|e| HttpError::new(e, &trace))?;
+    let answer = state
+        .domain
+        .decide_challenge(&device, &id, &req.decision)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
     Ok(Json(answer).into_response())
 }

@@ -32,7 +32,12 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(error: AuthError, trace_id: &str) -> Self {
-        HttpError { error, trace_id: trace_id.to_owned(), scheme: AuthScheme::None, token_endpoint: false }
+        HttpError {
+            error,
+            trace_id: trace_id.to_owned(),
+            scheme: AuthScheme::None,
+            token_endpoint: false,
+        }
     }
 
     pub fn scheme(mut self, scheme: AuthScheme) -> Self {
@@ -78,7 +83,10 @@ impl IntoResponse for HttpError {
             let challenge = match self.scheme {
                 AuthScheme::Basic => Some("Basic realm=\"backchannel\"".to_owned()),
                 AuthScheme::Device => Some(format!("Device error=\"{}\"", self.error.code())),
-                AuthScheme::Bearer => Some(format!("Bearer realm=\"backchannel-admin\", error=\"{}\"", self.error.code())),
+                AuthScheme::Bearer => Some(format!(
+                    "Bearer realm=\"backchannel-admin\", error=\"{}\"",
+                    self.error.code()
+                )),
                 AuthScheme::None => None,
             };
             if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -100,10 +108,16 @@ mod tests {
 
     #[test]
     fn invalid_client_over_basic_is_401_with_www_authenticate() {
-        let (status, headers) =
-            render(HttpError::new(AuthError::InvalidClient("x".into()), "t1").scheme(AuthScheme::Basic));
+        let (status, headers) = render(
+            HttpError::new(AuthError::InvalidClient("x".into()), "t1").scheme(AuthScheme::Basic),
+        );
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(headers[header::WWW_AUTHENTICATE].to_str().unwrap().starts_with("Basic"));
+        assert!(
+            headers[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
         assert_eq!(headers[header::CACHE_CONTROL], "no-store");
     }
 
@@ -118,7 +132,10 @@ mod tests {
     fn access_denied_is_403_at_backchannel_and_400_at_token() {
         let e = || AuthError::AccessDenied("no".into());
         assert_eq!(HttpError::new(e(), "t").status(), StatusCode::FORBIDDEN);
-        assert_eq!(HttpError::new(e(), "t").at_token_endpoint().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            HttpError::new(e(), "t").at_token_endpoint().status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
@@ -132,7 +149,10 @@ mod tests {
         ] {
             assert_eq!(HttpError::new(e, "t").status(), StatusCode::BAD_REQUEST);
         }
-        assert_eq!(HttpError::new(AuthError::internal("db down"), "t").status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            HttpError::new(AuthError::internal("db down"), "t").status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[tokio::test]

@@ -20,18 +20,35 @@ pub struct TraceId(pub String);
 
 async fn read_bytes(body: Body, limit: usize, trace: &str) -> Result<axum::body::Bytes, HttpError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
-        HttpError::new(AuthError::invalid_request(format!("the request body is unreadable or larger than {limit} bytes")), trace)
+        HttpError::new(
+            AuthError::invalid_request(format!(
+                "the request body is unreadable or larger than {limit} bytes"
+            )),
+            trace,
+        )
     })
 }
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 /// An `application/x-www-form-urlencoded` body as a map; a repeated parameter is
 /// `invalid_request` (RFC 6749 §3.1).
-pub async fn read_form(headers: &HeaderMap, body: Body, limit: usize, trace: &str) -> Result<Params, HttpError> {
+pub async fn read_form(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    trace: &str,
+) -> Result<Params, HttpError> {
     if media_type(headers).as_deref() != Some("application/x-www-form-urlencoded") {
         return Err(HttpError::new(
             AuthError::invalid_request("the body must be application/x-www-form-urlencoded"),
@@ -49,20 +66,34 @@ pub fn parse_form(bytes: &[u8]) -> Result<Params, AuthError> {
     let mut params = BTreeMap::new();
     for (k, v) in url::form_urlencoded::parse(bytes) {
         if params.insert(k.to_string(), v.into_owned()).is_some() {
-            return Err(AuthError::invalid_request(format!("parameter {k} is repeated")));
+            return Err(AuthError::invalid_request(format!(
+                "parameter {k} is repeated"
+            )));
         }
     }
     Ok(params)
 }
 
 /// A JSON body; anything else is `invalid_request`.
-pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body, limit: usize, trace: &str) -> Result<T, HttpError> {
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    trace: &str,
+) -> Result<T, HttpError> {
     if media_type(headers).as_deref() != Some("application/json") {
-        return Err(HttpError::new(AuthError::invalid_request("the body must be application/json"), trace));
+        return Err(HttpError::new(
+            AuthError::invalid_request("the body must be application/json"),
+            trace,
+        ));
     }
     let bytes = read_bytes(body, limit, trace).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| HttpError::new(AuthError::invalid_request(format!("invalid JSON body: {e}")), trace))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        HttpError::new(
+            AuthError::invalid_request(format!("invalid JSON body: {e}")),
+            trace,
+        )
+    })
 }
 
 /// Separates client authentication from the other parameters. The second value tells whether
@@ -76,10 +107,17 @@ pub fn take_client_credentials(
     let mut scheme = AuthScheme::None;
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value.to_str().unwrap_or("");
-        if let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic ")) {
+        if let Some(encoded) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+        {
             scheme = AuthScheme::Basic;
             let pair = decode_basic(encoded.trim()).ok_or_else(|| {
-                HttpError::new(AuthError::InvalidClient("malformed HTTP Basic credentials".into()), trace).scheme(AuthScheme::Basic)
+                HttpError::new(
+                    AuthError::InvalidClient("malformed HTTP Basic credentials".into()),
+                    trace,
+                )
+                .scheme(AuthScheme::Basic)
             })?;
             creds.basic = Some(pair);
         }
@@ -124,7 +162,10 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_url_decoded() {
         let encoded = STANDARD.encode("my%20client:s%3Acret+x");
-        assert_eq!(decode_basic(&encoded), Some(("my client".into(), "s:cret x".into())));
+        assert_eq!(
+            decode_basic(&encoded),
+            Some(("my client".into(), "s:cret x".into()))
+        );
         assert_eq!(decode_basic("!!!"), None);
         assert_eq!(decode_basic(&STANDARD.encode("nocolon")), None);
     }
@@ -132,7 +173,10 @@ mod tests {
     #[test]
     fn repeated_parameters_are_rejected() {
         assert!(parse_form(b"a=1&b=2").is_ok());
-        assert_eq!(parse_form(b"a=1&a=2").map_err(|e| e.code()), Err("invalid_request"));
+        assert_eq!(
+            parse_form(b"a=1&a=2").map_err(|e| e.code()),
+            Err("invalid_request")
+        );
         assert!(parse_form(&[0xff, 0xfe]).is_err());
     }
 }

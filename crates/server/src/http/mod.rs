@@ -35,7 +35,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/.well-known/openid-configuration", get(op::discovery_get))
-        .route("/.well-known/oauth-authorization-server", get(op::discovery_get))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(op::discovery_get),
+        )
         .route("/jwks", get(op::jwks_get))
         .route("/bc-authorize", post(op::bc_authorize_post))
         .route("/bc-auth", post(op::bc_authorize_post))
@@ -44,14 +47,32 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/v1/token", post(op::token_post))
         .route("/device/v1/enrol", post(device::device_enrol_post))
         .route("/device/v1/challenges", get(device::device_challenges_get))
-        .route("/device/v1/challenges/{id}", get(device::device_challenge_get))
-        .route("/device/v1/challenges/{id}/decision", post(device::device_challenge_decision_post))
-        .route("/admin/v1/clients", post(admin::admin_clients_post).get(admin::admin_clients_get))
+        .route(
+            "/device/v1/challenges/{id}",
+            get(device::device_challenge_get),
+        )
+        .route(
+            "/device/v1/challenges/{id}/decision",
+            post(device::device_challenge_decision_post),
+        )
+        .route(
+            "/admin/v1/clients",
+            post(admin::admin_clients_post).get(admin::admin_clients_get),
+        )
         .route("/admin/v1/clients/{id}", get(admin::admin_client_get))
-        .route("/admin/v1/clients/{id}/disable", post(admin::admin_client_disable_post))
-        .route("/admin/v1/users", post(admin::admin_users_post).get(admin::admin_users_get))
+        .route(
+            "/admin/v1/clients/{id}/disable",
+            post(admin::admin_client_disable_post),
+        )
+        .route(
+            "/admin/v1/users",
+            post(admin::admin_users_post).get(admin::admin_users_get),
+        )
         .route("/admin/v1/users/{sub}", get(admin::admin_user_get))
-        .route("/admin/v1/users/{sub}/disable", post(admin::admin_user_disable_post))
+        .route(
+            "/admin/v1/users/{sub}/disable",
+            post(admin::admin_user_disable_post),
+        )
         .route("/admin/v1/enrolments", post(admin::admin_enrolments_post))
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
@@ -75,7 +96,8 @@ async fn trace_layer(mut req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    metrics::histogram!("backchannel_http_request_seconds", "path" => metric_path(&path)).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("backchannel_http_request_seconds", "path" => metric_path(&path))
+        .record(started.elapsed().as_secs_f64());
     tracing::info!(trace_id = %trace, %method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "http");
     response
 }
@@ -97,16 +119,26 @@ fn metric_path(path: &str) -> String {
 }
 
 fn trace_of(req: &Request) -> String {
-    req.extensions().get::<TraceId>().map(|t| t.0.clone()).unwrap_or_default()
+    req.extensions()
+        .get::<TraceId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default()
 }
 
 async fn not_found(req: Request) -> Response {
-    HttpError::new(AuthError::NotFound(format!("no endpoint at {}", req.uri().path())), &trace_of(&req)).into_response()
+    HttpError::new(
+        AuthError::NotFound(format!("no endpoint at {}", req.uri().path())),
+        &trace_of(&req),
+    )
+    .into_response()
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    let mut r = HttpError::new(AuthError::invalid_request(format!("method {} is not allowed here", req.method())), &trace_of(&req))
-        .into_response();
+    let mut r = HttpError::new(
+        AuthError::invalid_request(format!("method {} is not allowed here", req.method())),
+        &trace_of(&req),
+    )
+    .into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     r
 }

@@ -18,18 +18,37 @@ use crate::domain::error::AuthError;
 use crate::domain::token::{ACR_DEVICE, ACR_DEVICE_UV, PROFILE_CLAIMS};
 
 fn no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
 
 pub fn provider_metadata(state: &AppState) -> ProviderMetadata {
     let d = &state.domain;
-    let algs: Vec<String> = Algorithm::ALL.iter().map(|a| a.as_str().to_owned()).collect();
-    let mut claims: Vec<String> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "email", "email_verified", "phone_number"]
+    let algs: Vec<String> = Algorithm::ALL
         .iter()
-        .map(|s| (*s).to_owned())
+        .map(|a| a.as_str().to_owned())
         .collect();
+    let mut claims: Vec<String> = [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "acr",
+        "amr",
+        "email",
+        "email_verified",
+        "phone_number",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     claims.extend(PROFILE_CLAIMS.iter().map(|s| (*s).to_owned()));
     ProviderMetadata {
         issuer: d.issuer.clone(),
@@ -44,9 +63,15 @@ pub fn provider_metadata(state: &AppState) -> ProviderMetadata {
         grant_types_supported: vec![GRANT_TYPE_CIBA.into()],
         response_types_supported: vec![],
         subject_types_supported: vec!["public".into()],
-        scopes_supported: ["openid", "email", "profile", "phone"].iter().map(|s| (*s).to_owned()).collect(),
+        scopes_supported: ["openid", "email", "profile", "phone"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
         claims_supported: claims,
-        token_endpoint_auth_methods_supported: ClientAuthMethod::ALL.iter().map(|m| m.as_str().to_owned()).collect(),
+        token_endpoint_auth_methods_supported: ClientAuthMethod::ALL
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
         token_endpoint_auth_signing_alg_values_supported: algs.clone(),
         id_token_signing_alg_values_supported: algs.clone(),
         request_object_signing_alg_values_supported: algs,
@@ -60,13 +85,19 @@ pub fn provider_metadata(state: &AppState) -> ProviderMetadata {
 
 pub async fn discovery_get(State(state): State<AppState>) -> Response {
     let mut r = Json(provider_metadata(&state)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     r
 }
 
 pub async fn jwks_get(State(state): State<AppState>) -> Response {
     let mut r = Json(state.domain.keys.jwks()).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     r
 }
 
@@ -84,7 +115,10 @@ pub async fn bc_authorize_post(
         .authenticate_client(&creds, &d.url(uri.path()))
         .await
         .map_err(|e| HttpError::new(e, &trace).scheme(scheme))?;
-    let answer = d.start_backchannel_auth(&client, &params).await.map_err(|e| HttpError::new(e, &trace))?;
+    let answer = d
+        .start_backchannel_auth(&client, &params)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
     metrics::counter!("backchannel_requests_started_total").increment(1);
     tracing::info!(trace_id = %trace, client_id = %client.id, "backchannel request started");
     Ok(no_store(Json(answer).into_response()))
@@ -98,7 +132,9 @@ pub async fn token_post(
     body: Body,
 ) -> Result<Response, HttpError> {
     let fail = |e: AuthError| HttpError::new(e, &trace).at_token_endpoint();
-    let mut params = read_form(&headers, body, state.max_body, &trace).await.map_err(HttpError::at_token_endpoint)?;
+    let mut params = read_form(&headers, body, state.max_body, &trace)
+        .await
+        .map_err(HttpError::at_token_endpoint)?;
     let (creds, scheme) = take_client_credentials(&headers, &mut params, &trace)?;
     let grant_type = params.get("grant_type").map(String::as_str).unwrap_or("");
     if grant_type.is_empty() {
@@ -110,9 +146,14 @@ pub async fn token_post(
         .await
         .map_err(|e| fail(e).scheme(scheme))?;
     if grant_type != GRANT_TYPE_CIBA {
-        return Err(fail(AuthError::UnsupportedGrantType(format!("grant_type {grant_type} is not supported"))));
+        return Err(fail(AuthError::UnsupportedGrantType(format!(
+            "grant_type {grant_type} is not supported"
+        ))));
     }
     let auth_req_id = params.get("auth_req_id").map(String::as_str).unwrap_or("");
-    let tokens = d.redeem_auth_req_id(&client, auth_req_id).await.map_err(fail)?;
+    let tokens = d
+        .redeem_auth_req_id(&client, auth_req_id)
+        .await
+        .map_err(fail)?;
     Ok(no_store(Json(tokens).into_response()))
 }

@@ -60,8 +60,12 @@ pub trait DeviceStore: Send + Sync {
     /// In one transaction: consume the enrolment code (`used_at IS NULL AND expires_at > now`)
     /// and insert the device with that code's user as `user_sub` (the given `device.user_sub`
     /// is ignored). `None` if the code is unknown, used or expired.
-    async fn enrol_device(&self, code_hash: &str, device: &Device, now: i64)
-    -> StoreResult<Option<Device>>;
+    async fn enrol_device(
+        &self,
+        code_hash: &str,
+        device: &Device,
+        now: i64,
+    ) -> StoreResult<Option<Device>>;
     async fn get_device(&self, id: &str) -> StoreResult<Option<Device>>;
     /// Every device of the user, disabled ones included, oldest first.
     async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>>;
@@ -178,9 +182,13 @@ impl Stores {
     /// SQLite file if needed, and runs its migrations.
     pub async fn open(url: &str) -> StoreResult<Self> {
         if url.starts_with("sqlite:") {
-            Ok(Stores::from_backend(Arc::new(sqlite::SqliteStore::open(url).await?)))
+            Ok(Stores::from_backend(Arc::new(
+                sqlite::SqliteStore::open(url).await?,
+            )))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Stores::from_backend(Arc::new(postgres::PgStore::open(url).await?)))
+            Ok(Stores::from_backend(Arc::new(
+                postgres::PgStore::open(url).await?,
+            )))
         } else {
             Err(StoreError::Backend(format!(
                 "unsupported database URL (expected sqlite:// or postgres://): {}",

@@ -12,8 +12,8 @@ use super::rows::db_error;
 use super::sql::{self, impl_stores};
 use super::{StoreError, StoreResult};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", INIT)];
 
 const POOL_SIZE: u32 = 10;
 

@@ -128,8 +128,8 @@ macro_rules! impl_stores {
             use async_trait::async_trait;
 
             use $crate::domain::model::{
-                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey,
-                User, UserLookup, VerifiedDecision,
+                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey, User,
+                UserLookup, VerifiedDecision,
             };
             use $crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
             use $crate::store::sql;

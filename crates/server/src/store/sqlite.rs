@@ -13,8 +13,8 @@ use super::rows::db_error;
 use super::sql::{self, impl_stores};
 use super::{StoreError, StoreResult};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+const INIT: &str = include_str!("../../migrations/sqlite/0001_init.sql");
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", INIT)];
 
 /// Connections of a file database: WAL lets readers run beside the one writer.
 const FILE_POOL_SIZE: u32 = 4;
@@ -45,21 +45,18 @@ impl SqliteStore {
                 .connect_with(options)
                 .await
         } else {
-            if let Some(dir) = options.get_filename().parent() {
-                if !dir.as_os_str().is_empty() {
-                    tokio::fs::create_dir_all(dir).await.map_err(|e| {
-                        StoreError::Backend(format!("creating {}: {e}", dir.display()))
-                    })?;
-                }
+            if let Some(dir) = options.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
             }
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
-            SqlitePoolOptions::new()
-                .max_connections(FILE_POOL_SIZE)
-                .connect_with(options)
-                .await
+            connect_file(options).await
         }
         .map_err(db_error)?;
         let store = SqliteStore { pool };
@@ -90,6 +87,38 @@ impl SqliteStore {
             .await
             .map_err(db_error)
     }
+}
+
+/// Connects to a database file. Switching a new file to WAL takes an exclusive lock that
+/// SQLite does not wait for (`busy_timeout` does not apply), so a second process creating the
+/// same file at the same moment (`backchannel admin` beside `serve`) gets `SQLITE_BUSY`: it
+/// waits a little and tries again, for about as long as a busy writer would wait.
+async fn connect_file(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_POOL_SIZE)
+            .connect_with(options.clone())
+            .await;
+        match pool {
+            Err(e) if is_busy(&e) && attempt < BUSY_RETRIES => {
+                tokio::time::sleep(Duration::from_millis((10 << attempt).min(200))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// 10, 20, 40, 80, 160 ms, then 200 ms: about `BUSY_TIMEOUT` in all.
+const BUSY_RETRIES: u32 = 30;
+
+/// `SQLITE_BUSY` or one of its extended codes.
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 impl_stores!(SqliteStore);

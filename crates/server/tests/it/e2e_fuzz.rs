@@ -8,15 +8,44 @@ use proptest::test_runner::{Config as PropConfig, TestRunner};
 use crate::support::{Auth, TestServer};
 
 const NAMES: &[&str] = &[
-    "scope", "login_hint", "id_token_hint", "login_hint_token", "binding_message", "user_code", "requested_expiry",
-    "request_expiry", "acr_values", "authorization_details", "request", "client_id", "client_secret", "client_assertion",
-    "client_assertion_type", "grant_type", "auth_req_id", "client_notification_token",
+    "scope",
+    "login_hint",
+    "id_token_hint",
+    "login_hint_token",
+    "binding_message",
+    "user_code",
+    "requested_expiry",
+    "request_expiry",
+    "acr_values",
+    "authorization_details",
+    "request",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "grant_type",
+    "auth_req_id",
+    "client_notification_token",
 ];
 
 const KNOWN_ERRORS: &[&str] = &[
-    "invalid_request", "invalid_client", "invalid_scope", "unknown_user_id", "expired_login_hint_token", "unauthorized_client",
-    "missing_user_code", "invalid_user_code", "invalid_binding_message", "invalid_request_object", "invalid_authorization_details",
-    "access_denied", "authorization_pending", "slow_down", "expired_token", "invalid_grant", "unsupported_grant_type",
+    "invalid_request",
+    "invalid_client",
+    "invalid_scope",
+    "unknown_user_id",
+    "expired_login_hint_token",
+    "unauthorized_client",
+    "missing_user_code",
+    "invalid_user_code",
+    "invalid_binding_message",
+    "invalid_request_object",
+    "invalid_authorization_details",
+    "access_denied",
+    "authorization_pending",
+    "slow_down",
+    "expired_token",
+    "invalid_grant",
+    "unsupported_grant_type",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -36,7 +65,11 @@ fn value() -> impl Strategy<Value = String> {
 }
 
 fn form() -> impl Strategy<Value = Vec<(String, String)>> {
-    let name = prop_oneof![proptest::sample::select(NAMES).prop_map(str::to_owned), "[a-z_]{1,12}", any::<String>()];
+    let name = prop_oneof![
+        proptest::sample::select(NAMES).prop_map(str::to_owned),
+        "[a-z_]{1,12}",
+        any::<String>()
+    ];
     proptest::collection::vec((name, value()), 0..8)
 }
 
@@ -74,16 +107,34 @@ fn authorization() -> impl Strategy<Value = Option<String>> {
 
 #[test]
 fn random_input_never_breaks_either_endpoint() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (s, auth) = rt.block_on(async {
         let s = TestServer::start().await;
         s.user_with_device("alice@example.com").await;
-        let auth = s.secret_client(ClientAuthMethod::ClientSecretBasic, "openid").await;
+        let auth = s
+            .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
+            .await;
         (s, auth)
     });
-    let Auth::Basic(id, secret) = auth else { unreachable!() };
-    let mut runner = TestRunner::new(PropConfig { cases: 400, failure_persistence: None, ..PropConfig::default() });
-    let strategy = (prop_oneof![Just("/bc-authorize"), Just("/token")], body(), content_type(), authorization(), any::<bool>());
+    let Auth::Basic(id, secret) = auth else {
+        unreachable!()
+    };
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 400,
+        failure_persistence: None,
+        ..PropConfig::default()
+    });
+    let strategy = (
+        prop_oneof![Just("/bc-authorize"), Just("/token")],
+        body(),
+        content_type(),
+        authorization(),
+        any::<bool>(),
+    );
     runner
         .run(&strategy, |(path, body, ctype, authz, real_client)| {
             rt.block_on(async {
@@ -110,7 +161,8 @@ fn random_input_never_breaks_either_endpoint() {
                 let text = r.text().await.unwrap();
                 prop_assert!(status < 500, "{path} answered {status}: {text}");
                 if status != 200 {
-                    let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| TestCaseError::fail(format!("not JSON: {text}")))?;
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|_| TestCaseError::fail(format!("not JSON: {text}")))?;
                     let code = v["error"].as_str().unwrap_or("");
                     prop_assert!(KNOWN_ERRORS.contains(&code), "unknown error code in {text}");
                     prop_assert!(v["trace_id"].is_string());

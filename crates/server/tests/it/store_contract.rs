@@ -15,8 +15,8 @@ use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::domain::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Enrolment,
-    StoredKey, User, UserLookup, VerifiedDecision,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey,
+    User, UserLookup, VerifiedDecision,
 };
 use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
@@ -95,7 +95,10 @@ impl TempDb {
 
     /// A file in a directory that does not exist yet: opening must create both.
     fn url(&self) -> String {
-        format!("sqlite://{}", self.dir.join("data").join("store.db").display())
+        format!(
+            "sqlite://{}",
+            self.dir.join("data").join("store.db").display()
+        )
     }
 }
 
@@ -123,8 +126,8 @@ where
 {
     static UNREACHABLE: AtomicBool = AtomicBool::new(false);
     let explicit = std::env::var("BACKCHANNEL_TEST_POSTGRES_URL").ok();
-    let required = explicit.is_some()
-        || std::env::var("BACKCHANNEL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    let required =
+        explicit.is_some() || std::env::var("BACKCHANNEL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
     let url = explicit.unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
     if UNREACHABLE.load(Ordering::Relaxed) && !required {
         return;
@@ -146,10 +149,12 @@ where
     };
     let store = Arc::new(store);
     test(Stores::from_backend(store.clone())).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-        .execute(store.pool())
-        .await
-        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
     store.pool().close().await;
 }
 
@@ -297,7 +302,10 @@ async fn try_enrol(s: &Stores, code: &str, device_id: &str, at: i64) -> Option<D
 
 /// Client `client-1`, user `user-1` and its devices `device-1..=n`.
 async fn world(s: &Stores, devices: u32) {
-    s.clients.insert_client(&client("client-1", T0)).await.unwrap();
+    s.clients
+        .insert_client(&client("client-1", T0))
+        .await
+        .unwrap();
     s.users.insert_user(&user("user-1", 1)).await.unwrap();
     for n in 1..=devices {
         enrol(s, "user-1", &format!("device-{n}"), T0 + i64::from(n)).await;
@@ -308,17 +316,31 @@ async fn world(s: &Stores, devices: u32) {
 async fn start(s: &Stores, id: &str, devices: &[&str], at: i64) -> AuthRequest {
     let req = request(id, at);
     let challenges: Vec<_> = devices.iter().map(|d| challenge(id, d, at)).collect();
-    s.requests.create_auth_request(&req, &challenges).await.unwrap();
+    s.requests
+        .create_auth_request(&req, &challenges)
+        .await
+        .unwrap();
     req
 }
 
 async fn request_state(s: &Stores, id: &str) -> AuthRequestState {
-    s.requests.get_auth_request(id).await.unwrap().unwrap().state
+    s.requests
+        .get_auth_request(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
 }
 
 async fn challenge_state(s: &Stores, request_id: &str, device_id: &str) -> ChallengeState {
     let id = challenge_id(request_id, device_id);
-    s.requests.get_challenge(&id).await.unwrap().unwrap().0.state
+    s.requests
+        .get_challenge(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .state
 }
 
 fn is_conflict<T>(result: &Result<T, StoreError>) -> bool {
@@ -333,7 +355,9 @@ async fn clients_round_trip_list_and_disable(s: Stores) {
     let mut full = client("client-a", T0 + 1);
     full.auth_method = ClientAuthMethod::PrivateKeyJwt;
     full.secret_hash = None;
-    full.jwks = Some(Jwks { keys: vec![ec_jwk("client-key")] });
+    full.jwks = Some(Jwks {
+        keys: vec![ec_jwk("client-key")],
+    });
     full.jwks_uri = Some("https://rp.example/jwks".to_owned());
     full.delivery_mode = DeliveryMode::Ping;
     full.notification_endpoint = Some("https://rp.example/cb".to_owned());
@@ -343,16 +367,44 @@ async fn clients_round_trip_list_and_disable(s: Stores) {
     s.clients.insert_client(&plain).await.unwrap();
     s.clients.insert_client(&full).await.unwrap();
 
-    assert_eq!(s.clients.get_client("client-a").await.unwrap(), Some(full.clone()));
-    assert_eq!(s.clients.get_client("client-b").await.unwrap(), Some(plain.clone()));
+    assert_eq!(
+        s.clients.get_client("client-a").await.unwrap(),
+        Some(full.clone())
+    );
+    assert_eq!(
+        s.clients.get_client("client-b").await.unwrap(),
+        Some(plain.clone())
+    );
     assert_eq!(s.clients.get_client("nope").await.unwrap(), None);
-    assert!(is_conflict(&s.clients.insert_client(&client("client-a", T0)).await));
+    assert!(is_conflict(
+        &s.clients.insert_client(&client("client-a", T0)).await
+    ));
     // Oldest first.
-    assert_eq!(s.clients.list_clients().await.unwrap(), vec![full.clone(), plain]);
+    assert_eq!(
+        s.clients.list_clients().await.unwrap(),
+        vec![full.clone(), plain]
+    );
 
-    assert!(s.clients.set_client_disabled("client-a", true).await.unwrap());
-    assert!(s.clients.get_client("client-a").await.unwrap().unwrap().disabled);
-    assert!(s.clients.set_client_disabled("client-a", false).await.unwrap());
+    assert!(
+        s.clients
+            .set_client_disabled("client-a", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.clients
+            .get_client("client-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        s.clients
+            .set_client_disabled("client-a", false)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.clients.get_client("client-a").await.unwrap(), Some(full));
     assert!(!s.clients.set_client_disabled("nope", true).await.unwrap());
 }
@@ -369,8 +421,14 @@ async fn users_round_trip_list_and_disable(s: Stores) {
     s.users.insert_user(&bare).await.unwrap();
     s.users.insert_user(&first).await.unwrap();
 
-    assert_eq!(s.users.get_user("user-1").await.unwrap(), Some(first.clone()));
-    assert_eq!(s.users.get_user("user-2").await.unwrap(), Some(bare.clone()));
+    assert_eq!(
+        s.users.get_user("user-1").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        s.users.get_user("user-2").await.unwrap(),
+        Some(bare.clone())
+    );
     assert_eq!(s.users.get_user("nope").await.unwrap(), None);
     assert_eq!(s.users.list_users().await.unwrap(), vec![first, bare]);
 
@@ -382,19 +440,15 @@ async fn users_round_trip_list_and_disable(s: Stores) {
 async fn user_identifiers_are_unique(s: Stores) {
     s.users.insert_user(&user("user-1", 1)).await.unwrap();
     let taken = user("user-1", 1);
-    let cases: [(&str, fn(&mut User, &User)); 5] = [
-        ("sub", |_, _| {}),
-        ("email", |u, t| u.email.clone_from(&t.email)),
-        ("nric", |u, t| u.nric.clone_from(&t.nric)),
-        ("username", |u, t| u.username.clone_from(&t.username)),
-        ("phone", |u, t| u.phone.clone_from(&t.phone)),
-    ];
-    for (what, reuse) in cases {
+    for what in ["sub", "email", "nric", "username", "phone"] {
         let mut other = user("user-2", 2);
-        if what == "sub" {
-            other.sub = taken.sub.clone();
+        match what {
+            "sub" => other.sub.clone_from(&taken.sub),
+            "email" => other.email.clone_from(&taken.email),
+            "nric" => other.nric.clone_from(&taken.nric),
+            "username" => other.username.clone_from(&taken.username),
+            _ => other.phone.clone_from(&taken.phone),
         }
-        reuse(&mut other, &taken);
         let result = s.users.insert_user(&other).await;
         assert!(is_conflict(&result), "duplicate {what} must be a Conflict");
     }
@@ -423,13 +477,31 @@ async fn find_user_by_each_hint_kind(s: Stores) {
     };
     let two_sub = Some("user-2".to_owned());
     assert_eq!(found(UserLookup::Sub("user-2".into())).await, two_sub);
-    assert_eq!(found(UserLookup::Nric(two.nric.clone().unwrap())).await, two_sub);
-    assert_eq!(found(UserLookup::Email(two.email.clone().unwrap())).await, two_sub);
-    assert_eq!(found(UserLookup::Username(two.username.clone().unwrap())).await, two_sub);
-    assert_eq!(found(UserLookup::Phone(two.phone.clone().unwrap())).await, two_sub);
-    assert_eq!(found(UserLookup::Email(one.email.clone().unwrap())).await, Some("user-1".into()));
+    assert_eq!(
+        found(UserLookup::Nric(two.nric.clone().unwrap())).await,
+        two_sub
+    );
+    assert_eq!(
+        found(UserLookup::Email(two.email.clone().unwrap())).await,
+        two_sub
+    );
+    assert_eq!(
+        found(UserLookup::Username(two.username.clone().unwrap())).await,
+        two_sub
+    );
+    assert_eq!(
+        found(UserLookup::Phone(two.phone.clone().unwrap())).await,
+        two_sub
+    );
+    assert_eq!(
+        found(UserLookup::Email(one.email.clone().unwrap())).await,
+        Some("user-1".into())
+    );
     // Exact matches only: the domain normalises before asking.
-    assert_eq!(found(UserLookup::Email("USER2@EXAMPLE.COM".into())).await, None);
+    assert_eq!(
+        found(UserLookup::Email("USER2@EXAMPLE.COM".into())).await,
+        None
+    );
     assert_eq!(found(UserLookup::Username("user-2".into())).await, None);
     assert_eq!(found(UserLookup::Nric("S9999999Z".into())).await, None);
 }
@@ -437,8 +509,14 @@ async fn find_user_by_each_hint_kind(s: Stores) {
 async fn enrolment_code_is_consumed_once(s: Stores) {
     s.users.insert_user(&user("user-1", 1)).await.unwrap();
     s.users.insert_user(&user("user-2", 2)).await.unwrap();
-    s.devices.insert_enrolment(&enrolment("code-a", "user-2", T0 + 60 * SEC)).await.unwrap();
-    s.devices.insert_enrolment(&enrolment("code-old", "user-1", T0 + 60 * SEC)).await.unwrap();
+    s.devices
+        .insert_enrolment(&enrolment("code-a", "user-2", T0 + 60 * SEC))
+        .await
+        .unwrap();
+    s.devices
+        .insert_enrolment(&enrolment("code-old", "user-1", T0 + 60 * SEC))
+        .await
+        .unwrap();
 
     let enrolled = s
         .devices
@@ -448,8 +526,17 @@ async fn enrolment_code_is_consumed_once(s: Stores) {
         .unwrap();
     // The code, not the caller, names the user.
     assert_eq!(enrolled.user_sub, "user-2");
-    assert_eq!(enrolled, Device { user_sub: "user-2".into(), ..new_device("device-1", T0) });
-    assert_eq!(s.devices.get_device("device-1").await.unwrap(), Some(enrolled));
+    assert_eq!(
+        enrolled,
+        Device {
+            user_sub: "user-2".into(),
+            ..new_device("device-1", T0)
+        }
+    );
+    assert_eq!(
+        s.devices.get_device("device-1").await.unwrap(),
+        Some(enrolled)
+    );
 
     let again = try_enrol(&s, "code-a", "device-2", T0 + 2 * SEC).await;
     assert_eq!(again, None, "a code is single-use");
@@ -465,11 +552,20 @@ async fn enrolment_code_is_consumed_once(s: Stores) {
 
 async fn enrolment_is_not_consumed_when_the_device_insert_fails(s: Stores) {
     world(&s, 1).await;
-    s.devices.insert_enrolment(&enrolment("code-b", "user-1", T0 + 60 * SEC)).await.unwrap();
+    s.devices
+        .insert_enrolment(&enrolment("code-b", "user-1", T0 + 60 * SEC))
+        .await
+        .unwrap();
     // device-1 exists: the insert fails, and the whole enrolment with it.
-    let clash = s.devices.enrol_device("code-b", &new_device("device-1", T0), T0 + SEC).await;
+    let clash = s
+        .devices
+        .enrol_device("code-b", &new_device("device-1", T0), T0 + SEC)
+        .await;
     assert!(is_conflict(&clash), "{clash:?}");
-    let retry = s.devices.enrol_device("code-b", &new_device("device-9", T0), T0 + SEC).await;
+    let retry = s
+        .devices
+        .enrol_device("code-b", &new_device("device-9", T0), T0 + SEC)
+        .await;
     assert_eq!(retry.unwrap().unwrap().id, "device-9");
 }
 
@@ -479,12 +575,28 @@ async fn devices_list_oldest_first_with_disabled_ones(s: Stores) {
     let late = enrol(&s, "user-1", "device-late", T0 + 30 * SEC).await;
     let early = enrol(&s, "user-1", "device-early", T0 + 10 * SEC).await;
     enrol(&s, "user-2", "device-other", T0).await;
-    assert!(s.devices.set_device_disabled("device-late", true, T0 + 40 * SEC).await.unwrap());
-    let late = Device { disabled: true, ..late };
+    assert!(
+        s.devices
+            .set_device_disabled("device-late", true, T0 + 40 * SEC)
+            .await
+            .unwrap()
+    );
+    let late = Device {
+        disabled: true,
+        ..late
+    };
 
-    assert_eq!(s.devices.list_devices("user-1").await.unwrap(), vec![early, late]);
+    assert_eq!(
+        s.devices.list_devices("user-1").await.unwrap(),
+        vec![early, late]
+    );
     assert!(s.devices.list_devices("nobody").await.unwrap().is_empty());
-    assert!(!s.devices.set_device_disabled("nope", true, T0).await.unwrap());
+    assert!(
+        !s.devices
+            .set_device_disabled("nope", true, T0)
+            .await
+            .unwrap()
+    );
 }
 
 async fn disabling_a_device_closes_its_pending_challenges(s: Stores) {
@@ -492,22 +604,59 @@ async fn disabling_a_device_closes_its_pending_challenges(s: Stores) {
     start(&s, "req-1", &["device-1", "device-2"], T0 + 10 * SEC).await;
     start(&s, "req-2", &["device-1"], T0 + 11 * SEC).await;
 
-    assert!(s.devices.set_device_disabled("device-1", true, T0 + 20 * SEC).await.unwrap());
-    let (closed, _) = s.requests.get_challenge("req-1/device-1").await.unwrap().unwrap();
+    assert!(
+        s.devices
+            .set_device_disabled("device-1", true, T0 + 20 * SEC)
+            .await
+            .unwrap()
+    );
+    let (closed, _) = s
+        .requests
+        .get_challenge("req-1/device-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(closed.state, ChallengeState::Closed);
     assert_eq!(closed.decided_at, Some(T0 + 20 * SEC));
-    assert_eq!(challenge_state(&s, "req-2", "device-1").await, ChallengeState::Closed);
-    assert_eq!(challenge_state(&s, "req-1", "device-2").await, ChallengeState::Pending);
+    assert_eq!(
+        challenge_state(&s, "req-2", "device-1").await,
+        ChallengeState::Closed
+    );
+    assert_eq!(
+        challenge_state(&s, "req-1", "device-2").await,
+        ChallengeState::Pending
+    );
     assert_eq!(request_state(&s, "req-1").await, AuthRequestState::Pending);
-    assert!(s.requests.list_pending_challenges("device-1", T0 + 21 * SEC).await.unwrap().is_empty());
+    assert!(
+        s.requests
+            .list_pending_challenges("device-1", T0 + 21 * SEC)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Its closed challenge can no longer be decided.
     let late = decision("req-1", "device-1", true, T0 + 22 * SEC);
     assert!(!s.requests.record_decision(&late).await.unwrap());
 
     // Enabling again does not reopen anything.
-    assert!(s.devices.set_device_disabled("device-1", false, T0 + 30 * SEC).await.unwrap());
-    assert!(!s.devices.get_device("device-1").await.unwrap().unwrap().disabled);
-    assert_eq!(challenge_state(&s, "req-1", "device-1").await, ChallengeState::Closed);
+    assert!(
+        s.devices
+            .set_device_disabled("device-1", false, T0 + 30 * SEC)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.devices
+            .get_device("device-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(
+        challenge_state(&s, "req-1", "device-1").await,
+        ChallengeState::Closed
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -520,10 +669,19 @@ async fn auth_request_and_challenges_round_trip(s: Stores) {
     req.authorization_details = Some(json!([{"type": "payment_initiation", "amount": "10.00"}]));
     req.delivery_mode = DeliveryMode::Push;
     req.client_notification_token = Some("notify-me".to_owned());
-    let challenges = vec![challenge("req-1", "device-1", T0), challenge("req-1", "device-2", T0)];
-    s.requests.create_auth_request(&req, &challenges).await.unwrap();
+    let challenges = vec![
+        challenge("req-1", "device-1", T0),
+        challenge("req-1", "device-2", T0),
+    ];
+    s.requests
+        .create_auth_request(&req, &challenges)
+        .await
+        .unwrap();
 
-    assert_eq!(s.requests.get_auth_request("req-1").await.unwrap(), Some(req.clone()));
+    assert_eq!(
+        s.requests.get_auth_request("req-1").await.unwrap(),
+        Some(req.clone())
+    );
     assert_eq!(s.requests.get_auth_request("nope").await.unwrap(), None);
     for c in &challenges {
         let got = s.requests.get_challenge(&c.id).await.unwrap();
@@ -537,11 +695,17 @@ async fn auth_request_creation_is_atomic(s: Stores) {
     start(&s, "req-1", &["device-1"], T0).await;
     // The second challenge reuses an id: nothing of req-2 may remain.
     let req = request("req-2", T0);
-    let clash = vec![challenge("req-2", "device-1", T0), challenge("req-1", "device-1", T0)];
+    let clash = vec![
+        challenge("req-2", "device-1", T0),
+        challenge("req-1", "device-1", T0),
+    ];
     let result = s.requests.create_auth_request(&req, &clash).await;
     assert!(result.is_err());
     assert_eq!(s.requests.get_auth_request("req-2").await.unwrap(), None);
-    assert_eq!(s.requests.get_challenge("req-2/device-1").await.unwrap(), None);
+    assert_eq!(
+        s.requests.get_challenge("req-2/device-1").await.unwrap(),
+        None
+    );
 }
 
 async fn polls_slow_down_with_growing_interval(s: Stores) {
@@ -553,8 +717,16 @@ async fn polls_slow_down_with_growing_interval(s: Stores) {
     };
     let slow = |interval_secs| PollGate::SlowDown { interval_secs };
 
-    assert_eq!(poll(T0).await, PollGate::Allowed, "the first poll is always allowed");
-    assert_eq!(poll(T0 + 5 * SEC).await, PollGate::Allowed, "exactly one interval later");
+    assert_eq!(
+        poll(T0).await,
+        PollGate::Allowed,
+        "the first poll is always allowed"
+    );
+    assert_eq!(
+        poll(T0 + 5 * SEC).await,
+        PollGate::Allowed,
+        "exactly one interval later"
+    );
     assert_eq!(poll(T0 + 6 * SEC).await, slow(10));
     // The interval now runs from the too-early poll, and is 10 s.
     assert_eq!(poll(T0 + 15 * SEC).await, slow(15));
@@ -570,7 +742,10 @@ async fn polls_slow_down_with_growing_interval(s: Stores) {
     let won = decision("req-1", "device-1", true, T0 + 71 * SEC);
     assert!(s.requests.record_decision(&won).await.unwrap());
     assert_eq!(poll(T0 + 71 * SEC).await, PollGate::Allowed);
-    assert_eq!(s.requests.record_poll("nope", T0, 5).await.unwrap(), PollGate::Allowed);
+    assert_eq!(
+        s.requests.record_poll("nope", T0, 5).await.unwrap(),
+        PollGate::Allowed
+    );
 }
 
 async fn redeem_succeeds_once_and_only_after_approval(s: Stores) {
@@ -578,12 +753,30 @@ async fn redeem_succeeds_once_and_only_after_approval(s: Stores) {
     for id in ["approved", "denied", "pending"] {
         start(&s, id, &["device-1"], T0).await;
     }
-    assert!(s.requests.record_decision(&decision("approved", "device-1", true, T0 + SEC)).await.unwrap());
-    assert!(s.requests.record_decision(&decision("denied", "device-1", false, T0 + SEC)).await.unwrap());
+    assert!(
+        s.requests
+            .record_decision(&decision("approved", "device-1", true, T0 + SEC))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.requests
+            .record_decision(&decision("denied", "device-1", false, T0 + SEC))
+            .await
+            .unwrap()
+    );
 
     assert!(s.requests.redeem("approved", T0 + 2 * SEC).await.unwrap());
-    assert!(!s.requests.redeem("approved", T0 + 3 * SEC).await.unwrap(), "spent");
-    let spent = s.requests.get_auth_request("approved").await.unwrap().unwrap();
+    assert!(
+        !s.requests.redeem("approved", T0 + 3 * SEC).await.unwrap(),
+        "spent"
+    );
+    let spent = s
+        .requests
+        .get_auth_request("approved")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(spent.state, AuthRequestState::Redeemed);
     assert_eq!(spent.redeemed_at, Some(T0 + 2 * SEC));
 
@@ -591,13 +784,21 @@ async fn redeem_succeeds_once_and_only_after_approval(s: Stores) {
     assert!(!s.requests.redeem("pending", T0 + 2 * SEC).await.unwrap());
     assert!(!s.requests.redeem("nope", T0 + 2 * SEC).await.unwrap());
     assert_eq!(request_state(&s, "denied").await, AuthRequestState::Denied);
-    assert_eq!(request_state(&s, "pending").await, AuthRequestState::Pending);
+    assert_eq!(
+        request_state(&s, "pending").await,
+        AuthRequestState::Pending
+    );
 }
 
 async fn concurrent_redeems_succeed_exactly_once(s: Stores) {
     world(&s, 1).await;
     start(&s, "req-1", &["device-1"], T0).await;
-    assert!(s.requests.record_decision(&decision("req-1", "device-1", true, T0 + SEC)).await.unwrap());
+    assert!(
+        s.requests
+            .record_decision(&decision("req-1", "device-1", true, T0 + SEC))
+            .await
+            .unwrap()
+    );
 
     let polls: Vec<_> = (0..20)
         .map(|i| {
@@ -620,17 +821,33 @@ async fn first_decision_wins(s: Stores) {
     let deny = decision("req-1", "device-2", false, T0 + 10 * SEC);
     assert!(s.requests.record_decision(&deny).await.unwrap());
     let approve = decision("req-1", "device-1", true, T0 + 11 * SEC);
-    assert!(!s.requests.record_decision(&approve).await.unwrap(), "the other device lost");
-    assert!(!s.requests.record_decision(&deny).await.unwrap(), "a challenge decides once");
+    assert!(
+        !s.requests.record_decision(&approve).await.unwrap(),
+        "the other device lost"
+    );
+    assert!(
+        !s.requests.record_decision(&deny).await.unwrap(),
+        "a challenge decides once"
+    );
 
-    let (winner, req) = s.requests.get_challenge("req-1/device-2").await.unwrap().unwrap();
+    let (winner, req) = s
+        .requests
+        .get_challenge("req-1/device-2")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(winner.state, ChallengeState::Denied);
     assert_eq!(winner.decided_at, Some(T0 + 10 * SEC));
     assert_eq!(winner.decision_jws.as_deref(), Some("jws-of-device-2"));
     assert_eq!(req.state, AuthRequestState::Denied);
     assert_eq!(req.decided_at, Some(T0 + 10 * SEC));
     assert!(req.user_verified);
-    let (loser, _) = s.requests.get_challenge("req-1/device-1").await.unwrap().unwrap();
+    let (loser, _) = s
+        .requests
+        .get_challenge("req-1/device-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(loser.state, ChallengeState::Closed);
     assert_eq!(loser.decision_jws, None);
 }
@@ -647,7 +864,9 @@ async fn concurrent_decisions_on_one_request_have_one_winner(s: Stores) {
             .map(|(i, device)| {
                 let s = s.clone();
                 let d = decision(&id, device, i % 2 == 0, T0 + SEC);
-                tokio::spawn(async move { (d.device_id.clone(), s.requests.record_decision(&d).await) })
+                tokio::spawn(
+                    async move { (d.device_id.clone(), s.requests.record_decision(&d).await) },
+                )
             })
             .collect();
         let mut winners = Vec::new();
@@ -660,7 +879,11 @@ async fn concurrent_decisions_on_one_request_have_one_winner(s: Stores) {
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         let winner = winners[0].as_str();
         let approved = DEVICES.iter().position(|d| *d == winner).unwrap() % 2 == 0;
-        let expected = if approved { AuthRequestState::Approved } else { AuthRequestState::Denied };
+        let expected = if approved {
+            AuthRequestState::Approved
+        } else {
+            AuthRequestState::Denied
+        };
         assert_eq!(request_state(&s, &id).await, expected);
         for device in DEVICES {
             let state = challenge_state(&s, &id, device).await;
@@ -683,13 +906,24 @@ async fn decisions_need_the_right_device_a_pending_challenge_and_time(s: Stores)
     forged.device_id = "device-2".to_owned();
     assert!(!s.requests.record_decision(&forged).await.unwrap());
     // No such challenge.
-    assert!(!s.requests.record_decision(&decision("req-1", "device-2", true, T0 + SEC)).await.unwrap());
+    assert!(
+        !s.requests
+            .record_decision(&decision("req-1", "device-2", true, T0 + SEC))
+            .await
+            .unwrap()
+    );
     // At the expiry instant the request is expired (CIBA Core §11 `expired_token`).
     let late = decision("req-1", "device-1", true, req.expires_at);
     assert!(!s.requests.record_decision(&late).await.unwrap());
 
-    assert_eq!(s.requests.get_auth_request("req-1").await.unwrap(), Some(req.clone()));
-    assert_eq!(challenge_state(&s, "req-1", "device-1").await, ChallengeState::Pending);
+    assert_eq!(
+        s.requests.get_auth_request("req-1").await.unwrap(),
+        Some(req.clone())
+    );
+    assert_eq!(
+        challenge_state(&s, "req-1", "device-1").await,
+        ChallengeState::Pending
+    );
     let in_time = decision("req-1", "device-1", true, req.expires_at - 1);
     assert!(s.requests.record_decision(&in_time).await.unwrap());
 }
@@ -702,17 +936,39 @@ async fn pending_challenges_leave_out_expired_and_decided(s: Stores) {
     let first = start(&s, "first", &["device-1"], now - 20 * SEC).await;
     start(&s, "decided", &["device-1", "device-2"], now - 30 * SEC).await;
     start(&s, "elsewhere", &["device-2"], now - 40 * SEC).await;
-    assert!(s.requests.record_decision(&decision("decided", "device-2", true, now - SEC)).await.unwrap());
+    assert!(
+        s.requests
+            .record_decision(&decision("decided", "device-2", true, now - SEC))
+            .await
+            .unwrap()
+    );
 
-    let pending = s.requests.list_pending_challenges("device-1", now).await.unwrap();
+    let pending = s
+        .requests
+        .list_pending_challenges("device-1", now)
+        .await
+        .unwrap();
     let ids: Vec<_> = pending.iter().map(|(c, _)| c.id.as_str()).collect();
     assert_eq!(ids, ["first/device-1", "second/device-1"], "oldest first");
-    assert_eq!(pending[0], (challenge("first", "device-1", first.created_at), first));
+    assert_eq!(
+        pending[0],
+        (challenge("first", "device-1", first.created_at), first)
+    );
     assert_eq!(pending[1].1, second);
 
-    let earlier = s.requests.list_pending_challenges("device-1", stale.expires_at - 1).await.unwrap();
+    let earlier = s
+        .requests
+        .list_pending_challenges("device-1", stale.expires_at - 1)
+        .await
+        .unwrap();
     assert_eq!(earlier.len(), 3, "the stale request counts while it lives");
-    assert!(s.requests.list_pending_challenges("device-9", now).await.unwrap().is_empty());
+    assert!(
+        s.requests
+            .list_pending_challenges("device-9", now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn purge_removes_expired_requests_and_their_challenges(s: Stores) {
@@ -720,12 +976,36 @@ async fn purge_removes_expired_requests_and_their_challenges(s: Stores) {
     let old = start(&s, "old", &["device-1"], T0).await;
     let young = start(&s, "young", &["device-1"], T0 + 100 * SEC).await;
 
-    assert_eq!(s.requests.purge_expired_requests(old.expires_at).await.unwrap(), 0);
-    assert_eq!(s.requests.purge_expired_requests(old.expires_at + 1).await.unwrap(), 1);
+    assert_eq!(
+        s.requests
+            .purge_expired_requests(old.expires_at)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.requests
+            .purge_expired_requests(old.expires_at + 1)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(s.requests.get_auth_request("old").await.unwrap(), None);
-    assert_eq!(s.requests.get_challenge("old/device-1").await.unwrap(), None);
-    assert_eq!(s.requests.get_auth_request("young").await.unwrap(), Some(young));
-    assert!(s.requests.get_challenge("young/device-1").await.unwrap().is_some());
+    assert_eq!(
+        s.requests.get_challenge("old/device-1").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.requests.get_auth_request("young").await.unwrap(),
+        Some(young)
+    );
+    assert!(
+        s.requests
+            .get_challenge("young/device-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -733,15 +1013,40 @@ async fn purge_removes_expired_requests_and_their_challenges(s: Stores) {
 
 async fn replay_cache_detects_replays_per_scope(s: Stores) {
     let r = &s.replay;
-    assert!(r.remember_jti("client-assertion", "jti-1", T0 + 60 * SEC).await.unwrap());
-    assert!(!r.remember_jti("client-assertion", "jti-1", T0 + 60 * SEC).await.unwrap());
-    assert!(r.remember_jti("device", "jti-1", T0 + 60 * SEC).await.unwrap(), "scopes are separate");
-    assert!(r.remember_jti("client-assertion", "jti-2", T0 + 120 * SEC).await.unwrap());
+    assert!(
+        r.remember_jti("client-assertion", "jti-1", T0 + 60 * SEC)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !r.remember_jti("client-assertion", "jti-1", T0 + 60 * SEC)
+            .await
+            .unwrap()
+    );
+    assert!(
+        r.remember_jti("device", "jti-1", T0 + 60 * SEC)
+            .await
+            .unwrap(),
+        "scopes are separate"
+    );
+    assert!(
+        r.remember_jti("client-assertion", "jti-2", T0 + 120 * SEC)
+            .await
+            .unwrap()
+    );
 
     assert_eq!(r.purge_expired_jtis(T0 + 60 * SEC - 1).await.unwrap(), 0);
     assert_eq!(r.purge_expired_jtis(T0 + 60 * SEC).await.unwrap(), 2);
-    assert!(!r.remember_jti("client-assertion", "jti-2", T0 + 120 * SEC).await.unwrap());
-    assert!(r.remember_jti("client-assertion", "jti-1", T0 + 180 * SEC).await.unwrap());
+    assert!(
+        !r.remember_jti("client-assertion", "jti-2", T0 + 120 * SEC)
+            .await
+            .unwrap()
+    );
+    assert!(
+        r.remember_jti("client-assertion", "jti-1", T0 + 180 * SEC)
+            .await
+            .unwrap()
+    );
 }
 
 async fn signing_keys_list_newest_first(s: Stores) {
@@ -758,7 +1063,10 @@ async fn signing_keys_list_newest_first(s: Stores) {
     for k in [&old, &new, &mid] {
         s.keys.insert_signing_key(k).await.unwrap();
     }
-    assert_eq!(s.keys.list_signing_keys().await.unwrap(), vec![new, mid, old.clone()]);
+    assert_eq!(
+        s.keys.list_signing_keys().await.unwrap(),
+        vec![new, mid, old.clone()]
+    );
     assert!(is_conflict(&s.keys.insert_signing_key(&old).await));
 }
 
@@ -782,8 +1090,14 @@ async fn sqlite_file_survives_restart() {
     // Reopening runs no migration twice and finds everything.
     let store = Arc::new(SqliteStore::open(&db.url()).await.unwrap());
     let s = Stores::from_backend(store.clone());
-    assert_eq!(s.requests.get_auth_request("req-1").await.unwrap(), Some(request("req-1", T0)));
-    assert_eq!(challenge_state(&s, "req-1", "device-1").await, ChallengeState::Pending);
+    assert_eq!(
+        s.requests.get_auth_request("req-1").await.unwrap(),
+        Some(request("req-1", T0))
+    );
+    assert_eq!(
+        challenge_state(&s, "req-1", "device-1").await,
+        ChallengeState::Pending
+    );
     assert_eq!(s.clients.list_clients().await.unwrap().len(), 1);
     store.pool().close().await;
 }
@@ -806,9 +1120,21 @@ async fn sqlite_in_memory_database_works() {
     let s = Stores::from_backend(store);
     world(&s, 2).await;
     start(&s, "req-1", &["device-1", "device-2"], T0).await;
-    assert!(s.requests.record_decision(&decision("req-1", "device-1", true, T0 + SEC)).await.unwrap());
+    assert!(
+        s.requests
+            .record_decision(&decision("req-1", "device-1", true, T0 + SEC))
+            .await
+            .unwrap()
+    );
     assert!(s.requests.redeem("req-1", T0 + 2 * SEC).await.unwrap());
     // Each in-memory store is its own database.
     let other = SqliteStore::open("sqlite::memory:").await.unwrap();
-    assert_eq!(Stores::from_backend(Arc::new(other)).users.list_users().await.unwrap(), vec![]);
+    assert_eq!(
+        Stores::from_backend(Arc::new(other))
+            .users
+            .list_users()
+            .await
+            .unwrap(),
+        vec![]
+    );
 }

@@ -10,13 +10,15 @@ use backchannel_protocol::device::{
     Decision, DecisionClaims, EnrolRequest, EnrolResponse,
 };
 use backchannel_protocol::jose::{self, Algorithm, Jwks, SigningKey, b64};
-use backchannel_protocol::oauth::{CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA};
+use backchannel_protocol::oauth::{
+    CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA,
+};
 use std::sync::Arc;
 
 use backchannel_server::app::{RunningServer, start_with_clock};
-use backchannel_server::domain::clock::{Clock, ManualClock, SystemClock};
 use backchannel_server::config::Config;
 use backchannel_server::domain::admin::{NewClient, NewUser};
+use backchannel_server::domain::clock::{Clock, ManualClock, SystemClock};
 use backchannel_server::domain::model::User;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -33,7 +35,10 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -85,8 +90,19 @@ impl Answer {
 
     #[track_caller]
     pub fn expect_error(&self, status: u16, code: &str) {
-        assert_eq!((self.status.as_u16(), self.error()), (status, code), "body: {}", self.body);
-        assert!(self.body["trace_id"].as_str().is_some_and(|t| !t.is_empty()), "no trace_id: {}", self.body);
+        assert_eq!(
+            (self.status.as_u16(), self.error()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert!(
+            self.body["trace_id"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "no trace_id: {}",
+            self.body
+        );
         assert_eq!(self.headers["cache-control"], "no-store");
     }
 }
@@ -110,7 +126,10 @@ impl TestServer {
     /// the wall clock stay valid until the test advances it).
     pub async fn start_clocked() -> (TestServer, ManualClock) {
         let clock = ManualClock::new(SystemClock.now_ms());
-        (TestServer::start_on(|_| {}, Arc::new(clock.clone())).await, clock)
+        (
+            TestServer::start_on(|_| {}, Arc::new(clock.clone())).await,
+            clock,
+        )
     }
 
     pub async fn start_on(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestServer {
@@ -119,7 +138,11 @@ impl TestServer {
         adjust(&mut config);
         let server = start_with_clock(config, clock).await.unwrap();
         let base = server.issuer.clone();
-        TestServer { server, base, http: reqwest::Client::new() }
+        TestServer {
+            server,
+            base,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -133,7 +156,12 @@ impl TestServer {
 
     pub async fn secret_client(&self, method: ClientAuthMethod, scope: &str) -> Auth {
         let (id, secret) = self
-            .client(NewClient { name: "Test Bank".into(), auth_method: Some(method), scope: Some(scope.into()), ..Default::default() })
+            .client(NewClient {
+                name: "Test Bank".into(),
+                auth_method: Some(method),
+                scope: Some(scope.into()),
+                ..Default::default()
+            })
             .await;
         match method {
             ClientAuthMethod::ClientSecretPost => Auth::Post(id, secret.unwrap()),
@@ -147,7 +175,9 @@ impl TestServer {
             .client(NewClient {
                 name: "Key Bank".into(),
                 auth_method: Some(ClientAuthMethod::PrivateKeyJwt),
-                jwks: Some(Jwks { keys: vec![key.public_jwk()] }),
+                jwks: Some(Jwks {
+                    keys: vec![key.public_jwk()],
+                }),
                 scope: Some("openid email profile".into()),
                 ..Default::default()
             })
@@ -161,7 +191,12 @@ impl TestServer {
 
     /// A user with an e-mail and one enrolled device.
     pub async fn user_with_device(&self, email: &str) -> (User, TestDevice) {
-        let user = self.user(NewUser { email: Some(email.into()), ..Default::default() }).await;
+        let user = self
+            .user(NewUser {
+                email: Some(email.into()),
+                ..Default::default()
+            })
+            .await;
         let device = self.enrol(&user.sub).await;
         (user, device)
     }
@@ -172,7 +207,10 @@ impl TestServer {
     }
 
     pub async fn post_form(&self, path: &str, auth: &Auth, params: &[(&str, &str)]) -> Answer {
-        let mut form: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut form: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         let mut req = self.http.post(self.url(path));
         match auth {
             Auth::Basic(id, secret) => req = req.basic_auth(id, Some(secret)),
@@ -182,13 +220,21 @@ impl TestServer {
             }
             Auth::Jwt(id, key) => {
                 form.push(("client_id".into(), id.clone()));
-                form.push(("client_assertion_type".into(), CLIENT_ASSERTION_TYPE_JWT_BEARER.into()));
+                form.push((
+                    "client_assertion_type".into(),
+                    CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+                ));
                 form.push(("client_assertion".into(), assertion(id, key, &self.base)));
             }
             Auth::None => {}
         }
         let body = serde_urlencoded::to_string(&form).unwrap();
-        let r = req.header("content-type", "application/x-www-form-urlencoded").body(body).send().await.unwrap();
+        let r = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         Answer::from(r).await
     }
 
@@ -197,7 +243,15 @@ impl TestServer {
     }
 
     pub async fn token(&self, auth: &Auth, auth_req_id: &str) -> Answer {
-        self.post_form("/token", auth, &[("grant_type", GRANT_TYPE_CIBA), ("auth_req_id", auth_req_id)]).await
+        self.post_form(
+            "/token",
+            auth,
+            &[
+                ("grant_type", GRANT_TYPE_CIBA),
+                ("auth_req_id", auth_req_id),
+            ],
+        )
+        .await
     }
 
     /// Starts a request and returns its auth_req_id.
@@ -214,7 +268,11 @@ impl Answer {
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 }
 
@@ -228,43 +286,89 @@ pub struct TestDevice {
 impl TestDevice {
     pub async fn enrol(server: &TestServer, code: &str) -> Result<TestDevice, Answer> {
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
-        let req = EnrolRequest { code: code.into(), public_jwk: key.public_jwk(), name: Some("test phone".into()), push: None };
-        let r = server.http.post(server.url("/device/v1/enrol")).json(&req).send().await.unwrap();
+        let req = EnrolRequest {
+            code: code.into(),
+            public_jwk: key.public_jwk(),
+            name: Some("test phone".into()),
+            push: None,
+        };
+        let r = server
+            .http
+            .post(server.url("/device/v1/enrol"))
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
         let a = Answer::from(r).await;
         if a.status != 201 {
             return Err(a);
         }
         let answer: EnrolResponse = serde_json::from_value(a.body).unwrap();
-        Ok(TestDevice { id: answer.device_id, key, issuer: answer.issuer })
+        Ok(TestDevice {
+            id: answer.device_id,
+            key,
+            issuer: answer.issuer,
+        })
     }
 
     pub fn auth(&self, method: &str, path: &str) -> String {
         let now = now_secs();
         let claims = json!({"iss": self.id, "htm": method, "htu": format!("{}{}", self.issuer, path), "iat": now, "exp": now + 60, "jti": jose::random_token(16).unwrap()});
-        let mut header = jose::Header { typ: Some(DEVICE_AUTH_JWT_TYP.into()), kid: Some(self.id.clone()), ..Default::default() };
+        let mut header = jose::Header {
+            typ: Some(DEVICE_AUTH_JWT_TYP.into()),
+            kid: Some(self.id.clone()),
+            ..Default::default()
+        };
         header.alg = self.key.alg().as_str().into();
-        format!("Device {}", jose::sign_jws(&header, claims.to_string().as_bytes(), &self.key).unwrap())
+        format!(
+            "Device {}",
+            jose::sign_jws(&header, claims.to_string().as_bytes(), &self.key).unwrap()
+        )
     }
 
     pub async fn challenges(&self, server: &TestServer) -> Vec<ChallengeEnvelope> {
         let path = "/device/v1/challenges";
-        let r = server.http.get(server.url(path)).header("authorization", self.auth("GET", path)).send().await.unwrap();
+        let r = server
+            .http
+            .get(server.url(path))
+            .header("authorization", self.auth("GET", path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.json::<ChallengeList>().await.unwrap().challenges
     }
 
     /// Verifies a challenge with the server's JWKS, as a real device must.
-    pub async fn verify(&self, server: &TestServer, envelope: &ChallengeEnvelope) -> ChallengeClaims {
-        let jwks: Jwks = server.http.get(server.url("/jwks")).send().await.unwrap().json().await.unwrap();
+    pub async fn verify(
+        &self,
+        server: &TestServer,
+        envelope: &ChallengeEnvelope,
+    ) -> ChallengeClaims {
+        let jwks: Jwks = server
+            .http
+            .get(server.url("/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let jws = jose::decode_jws(&envelope.challenge).unwrap();
-        jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg())).unwrap();
+        jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg()))
+            .unwrap();
         let claims: ChallengeClaims = jws.claims().unwrap();
         assert_eq!(claims.aud, self.id);
         assert_eq!(claims.jti, envelope.id);
         claims
     }
 
-    pub fn decision_jws(&self, envelope: &ChallengeEnvelope, decision: Decision, shown: &str) -> String {
+    pub fn decision_jws(
+        &self,
+        envelope: &ChallengeEnvelope,
+        decision: Decision,
+        shown: &str,
+    ) -> String {
         let claims = DecisionClaims {
             iss: self.id.clone(),
             challenge_id: envelope.id.clone(),
@@ -277,7 +381,12 @@ impl TestDevice {
         jose::sign_jwt(&self.key, Some(DECISION_JWT_TYP), &claims).unwrap()
     }
 
-    pub async fn send_decision(&self, server: &TestServer, challenge_id: &str, jws: &str) -> Answer {
+    pub async fn send_decision(
+        &self,
+        server: &TestServer,
+        challenge_id: &str,
+        jws: &str,
+    ) -> Answer {
         let path = format!("/device/v1/challenges/{challenge_id}/decision");
         let r = server
             .http
