@@ -69,7 +69,7 @@ fn admin_token(config: &Config) -> Result<(String, bool), StartError> {
             return Ok((t, false));
         }
     }
-    let token = Domain::random(32).map_err(|e| err("admin token")(&e))?;
+    let token = Domain::random_id(52).map_err(|e| err("admin token")(&e))?;
     std::fs::create_dir_all(&config.server.data_dir)
         .map_err(|e| err("cannot create the data directory")(&e))?;
     write_private(&path, &token).map_err(|e| err("cannot write the admin token")(&e))?;

@@ -225,12 +225,12 @@ impl Domain {
             }
         }
         let secret = if auth_method.uses_secret() {
-            Some(Domain::random(32)?)
+            Some(Domain::random_id(52)?)
         } else {
             None
         };
         let client = Client {
-            id: Domain::random(12)?,
+            id: Domain::random_id(20)?,
             name,
             auth_method,
             secret_hash: secret.as_deref().map(Domain::hash_hex),
@@ -311,13 +311,13 @@ impl Domain {
             Some(u) if !u.disabled => {}
             _ => return Err(AuthError::NotFound("no active user with this sub".into())),
         }
-        let code = Domain::random(16)?;
+        let code = Domain::random_code(5)?;
         let now = self.now_ms();
         let expires_at = now + self.config.enrolment.code_ttl_secs * 1000;
         self.stores
             .devices
             .insert_enrolment(&Enrolment {
-                code_hash: Domain::hash_hex(&code),
+                code_hash: Domain::hash_hex(&normalize_code(&code)),
                 user_sub: sub.to_owned(),
                 created_at: now,
                 expires_at,
@@ -351,6 +351,19 @@ pub fn check_url(raw: &str, allow_http: bool) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// An enrolment code as a person might type it, made canonical: Crockford base32 ignores
+/// case, `-` and spaces, and reads O as 0 and I or L as 1.
+pub fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        })
+        .collect()
+}
+
 /// A random (version 4) UUID in lower case.
 fn new_uuid() -> AuthResult<String> {
     let mut b = backchannel_protocol::jose::random_bytes(16).map_err(AuthError::internal)?;
@@ -368,4 +381,38 @@ fn new_uuid() -> AuthResult<String> {
         &hex[16..20],
         &hex[20..32]
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_codes_normalise_to_the_issued_one() {
+        assert_eq!(normalize_code("ab0l-1OiZ 9"), "AB01101Z9");
+        assert_eq!(normalize_code("K7QX-2M9P"), "K7QX2M9P");
+    }
+
+    #[test]
+    fn generated_ids_and_codes_are_command_line_safe() {
+        for _ in 0..200 {
+            let id = Domain::random_id(20).unwrap();
+            assert_eq!(id.len(), 20);
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+            );
+            let code = Domain::random_code(5).unwrap();
+            assert_eq!(code.len(), 24);
+            assert!(!code.starts_with('-'));
+            assert_eq!(normalize_code(&code).len(), 20);
+        }
+    }
+
+    #[test]
+    fn uuids_are_version_4_lower_case() {
+        let u = new_uuid().unwrap();
+        assert!(crate::domain::hint::is_lower_uuid(&u));
+        assert_eq!(&u[14..15], "4");
+    }
 }

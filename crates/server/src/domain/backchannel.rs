@@ -81,7 +81,7 @@ impl Domain {
         params: &Params,
     ) -> AuthResult<BackchannelAuthResponse> {
         let validated = self.validate_backchannel_request(client, params).await?;
-        let auth_req_id = Domain::random(32)?;
+        let auth_req_id = Domain::random_id(52)?;
         let now = self.now_ms();
         let request = AuthRequest {
             id: Domain::hash_hex(&auth_req_id),
@@ -105,7 +105,7 @@ impl Domain {
         let mut challenges = Vec::new();
         for device in &validated.devices {
             challenges.push(Challenge {
-                id: Domain::random(16)?,
+                id: Domain::random_id(26)?,
                 auth_request_id: request.id.clone(),
                 device_id: device.id.clone(),
                 state: ChallengeState::Pending,

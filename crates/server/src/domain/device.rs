@@ -55,7 +55,7 @@ impl Domain {
         let mut public_jwk = req.public_jwk;
         public_jwk.kid = None;
         let device = Device {
-            id: Domain::random(16)?,
+            id: Domain::random_id(26)?,
             user_sub: String::new(),
             name,
             public_jwk,
@@ -66,7 +66,11 @@ impl Domain {
         let enrolled = self
             .stores
             .devices
-            .enrol_device(&Domain::hash_hex(&req.code), &device, now)
+            .enrol_device(
+                &Domain::hash_hex(&super::admin::normalize_code(&req.code)),
+                &device,
+                now,
+            )
             .await?
             .ok_or(AuthError::InvalidCode)?;
         tracing::info!(device_id = %enrolled.id, "device enrolled");

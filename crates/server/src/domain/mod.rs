@@ -75,9 +75,32 @@ impl Domain {
         self.clock.now_secs()
     }
 
-    /// A fresh random handle of `n` bytes, base64url.
-    pub fn random(n: usize) -> AuthResult<String> {
-        jose::random_token(n).map_err(error::AuthError::internal)
+    /// A random identifier or secret of `chars` characters in lower-case base32 (RFC 4648
+    /// alphabet): 5 bits of entropy each, safe in URLs, forms and on a command line (it never
+    /// starts with `-`).
+    pub fn random_id(chars: usize) -> AuthResult<String> {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let bytes = jose::random_bytes(chars).map_err(error::AuthError::internal)?;
+        Ok(bytes
+            .iter()
+            .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
+            .collect())
+    }
+
+    /// A code a person may type: Crockford base32 (no I, L, O, U) in upper case, in groups of
+    /// four joined by `-`.
+    pub fn random_code(groups: usize) -> AuthResult<String> {
+        const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        let bytes = jose::random_bytes(groups * 4).map_err(error::AuthError::internal)?;
+        let chars: Vec<char> = bytes
+            .iter()
+            .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
+            .collect();
+        Ok(chars
+            .chunks(4)
+            .map(|g| g.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join("-"))
     }
 
     /// Lower-case hex SHA-256, the form in which handles and secrets are stored.

@@ -105,7 +105,7 @@ impl Domain {
             "client_id": client.id,
             "iat": now,
             "exp": now + at_lifetime,
-            "jti": Domain::random(16)?,
+            "jti": Domain::random_id(26)?,
             "scope": request.scope,
             "auth_time": auth_time,
             "acr": acr,

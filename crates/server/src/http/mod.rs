@@ -104,7 +104,7 @@ async fn trace_layer(mut req: Request, next: Next) -> Response {
 
 fn process_tag() -> &'static str {
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TAG.get_or_init(|| Domain::random(6).unwrap_or_else(|_| "trace".into()))
+    TAG.get_or_init(|| Domain::random_id(8).unwrap_or_else(|_| "trace".into()))
 }
 
 /// Bounded label values: ids in paths are collapsed.

@@ -65,10 +65,14 @@ impl PgStore {
             .connect_with(connect_options(url)?)
             .await
             .map_err(db_error)?;
-        sql::migrator(MIGRATIONS)
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrating the PostgreSQL database: {e}")))?;
+        if let Err(e) = sql::migrator(MIGRATIONS).run(&pool).await {
+            // The failed migrator's connection may still hold the advisory lock: closing the
+            // pool ends that session, so other nodes are not left waiting on it.
+            pool.close().await;
+            return Err(StoreError::Backend(format!(
+                "migrating the PostgreSQL database: {e}"
+            )));
+        }
         Ok(PgStore { pool })
     }
 
@@ -89,4 +93,4 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
         .map_err(|_| StoreError::Backend("invalid PostgreSQL URL".to_owned()))
 }
 
-impl_stores!(PgStore);
+impl_stores!(PgStore, sqlx::Postgres);

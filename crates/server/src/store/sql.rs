@@ -119,13 +119,14 @@ pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_
 
 pub(crate) const PING: &str = "SELECT 1";
 
-/// Implements every store trait for a backend type that has a `pool` field and an inherent
-/// `async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, DB>>` (a
+/// Implements every store trait for backend type `$store` over database `$db`. The type has a
+/// `pool` field and an inherent `async fn begin_write(&self) -> StoreResult<Transaction>` (a
 /// transaction that will write: `BEGIN IMMEDIATE` on SQLite).
 macro_rules! impl_stores {
-    ($store:ty) => {
+    ($store:ty, $db:ty) => {
         const _: () = {
             use async_trait::async_trait;
+            use sqlx::{Database, Executor};
 
             use $crate::domain::model::{
                 AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey, User,
@@ -138,10 +139,40 @@ macro_rules! impl_stores {
                 ReplayCache, StoreResult, UserStore,
             };
 
+            type DbRow = <$db as Database>::Row;
+            type Query<'q> = sqlx::query::Query<'q, $db, <$db as Database>::Arguments>;
+            type Decode<T> = fn(&DbRow) -> StoreResult<T>;
+
+            /// How many rows the statement changed.
+            async fn affected<'c>(
+                ex: impl Executor<'c, Database = $db>,
+                q: Query<'_>,
+            ) -> StoreResult<u64> {
+                Ok(q.execute(ex).await.map_err(db_error)?.rows_affected())
+            }
+
+            async fn one<'c, T>(
+                ex: impl Executor<'c, Database = $db>,
+                q: Query<'_>,
+                decode: Decode<T>,
+            ) -> StoreResult<Option<T>> {
+                let row = q.fetch_optional(ex).await.map_err(db_error)?;
+                row.as_ref().map(decode).transpose()
+            }
+
+            async fn all<'c, T>(
+                ex: impl Executor<'c, Database = $db>,
+                q: Query<'_>,
+                decode: Decode<T>,
+            ) -> StoreResult<Vec<T>> {
+                let rows = q.fetch_all(ex).await.map_err(db_error)?;
+                rows.iter().map(decode).collect()
+            }
+
             #[async_trait]
             impl ClientStore for $store {
                 async fn insert_client(&self, c: &Client) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_CLIENT)
+                    let q = sqlx::query(sql::INSERT_CLIENT)
                         .bind(&c.id)
                         .bind(&c.name)
                         .bind(c.auth_method.as_str())
@@ -155,45 +186,35 @@ macro_rules! impl_stores {
                         .bind(c.user_code_required)
                         .bind(c.id_token_signing_alg.as_str())
                         .bind(c.disabled)
-                        .bind(c.created_at)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(())
+                        .bind(c.created_at);
+                    affected(&self.pool, q).await.map(drop)
                 }
 
                 async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
-                    let row = sqlx::query(sql::GET_CLIENT)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    row.as_ref().map(rows::client).transpose()
+                    one(
+                        &self.pool,
+                        sqlx::query(sql::GET_CLIENT).bind(id),
+                        rows::client,
+                    )
+                    .await
                 }
 
                 async fn list_clients(&self) -> StoreResult<Vec<Client>> {
-                    let all = sqlx::query(sql::LIST_CLIENTS)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    all.iter().map(rows::client).collect()
+                    all(&self.pool, sqlx::query(sql::LIST_CLIENTS), rows::client).await
                 }
 
                 async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::SET_CLIENT_DISABLED)
+                    let q = sqlx::query(sql::SET_CLIENT_DISABLED)
                         .bind(id)
-                        .bind(disabled)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(done.rows_affected() == 1)
+                        .bind(disabled);
+                    Ok(affected(&self.pool, q).await? == 1)
                 }
             }
 
             #[async_trait]
             impl UserStore for $store {
                 async fn insert_user(&self, u: &User) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_USER)
+                    let q = sqlx::query(sql::INSERT_USER)
                         .bind(&u.sub)
                         .bind(&u.email)
                         .bind(&u.nric)
@@ -202,59 +223,39 @@ macro_rules! impl_stores {
                         .bind(to_json(&u.claims)?)
                         .bind(&u.user_code_hash)
                         .bind(u.disabled)
-                        .bind(u.created_at)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(())
+                        .bind(u.created_at);
+                    affected(&self.pool, q).await.map(drop)
                 }
 
                 async fn get_user(&self, sub: &str) -> StoreResult<Option<User>> {
-                    self.find_user(&UserLookup::Sub(sub.to_owned())).await
+                    one(&self.pool, sqlx::query(sql::GET_USER).bind(sub), rows::user).await
                 }
 
                 async fn find_user(&self, lookup: &UserLookup) -> StoreResult<Option<User>> {
                     let (statement, value) = sql::find_user(lookup);
-                    let row = sqlx::query(statement)
-                        .bind(value)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    row.as_ref().map(rows::user).transpose()
+                    one(&self.pool, sqlx::query(statement).bind(value), rows::user).await
                 }
 
                 async fn list_users(&self) -> StoreResult<Vec<User>> {
-                    let all = sqlx::query(sql::LIST_USERS)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    all.iter().map(rows::user).collect()
+                    all(&self.pool, sqlx::query(sql::LIST_USERS), rows::user).await
                 }
 
                 async fn set_user_disabled(&self, sub: &str, disabled: bool) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::SET_USER_DISABLED)
-                        .bind(sub)
-                        .bind(disabled)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(done.rows_affected() == 1)
+                    let q = sqlx::query(sql::SET_USER_DISABLED).bind(sub).bind(disabled);
+                    Ok(affected(&self.pool, q).await? == 1)
                 }
             }
 
             #[async_trait]
             impl DeviceStore for $store {
                 async fn insert_enrolment(&self, e: &Enrolment) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_ENROLMENT)
+                    let q = sqlx::query(sql::INSERT_ENROLMENT)
                         .bind(&e.code_hash)
                         .bind(&e.user_sub)
                         .bind(e.created_at)
                         .bind(e.expires_at)
-                        .bind(e.used_at)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(())
+                        .bind(e.used_at);
+                    affected(&self.pool, q).await.map(drop)
                 }
 
                 async fn enrol_device(
@@ -264,51 +265,43 @@ macro_rules! impl_stores {
                     now: i64,
                 ) -> StoreResult<Option<Device>> {
                     let mut tx = self.begin_write().await?;
-                    let consumed = sqlx::query(sql::CONSUME_ENROLMENT)
+                    let consume = sqlx::query(sql::CONSUME_ENROLMENT)
                         .bind(code_hash)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    let Some(consumed) = consumed else {
+                        .bind(now);
+                    let Some(user_sub) = one(&mut *tx, consume, |r| r.text("user_sub")).await?
+                    else {
                         tx.rollback().await.map_err(db_error)?;
                         return Ok(None);
                     };
                     let device = Device {
-                        user_sub: consumed.text("user_sub")?,
+                        user_sub,
                         ..device.clone()
                     };
-                    sqlx::query(sql::INSERT_DEVICE)
+                    let insert = sqlx::query(sql::INSERT_DEVICE)
                         .bind(&device.id)
                         .bind(&device.user_sub)
                         .bind(&device.name)
                         .bind(to_json(&device.public_jwk)?)
                         .bind(to_json(&device.push)?)
                         .bind(device.disabled)
-                        .bind(device.created_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                        .bind(device.created_at);
+                    affected(&mut *tx, insert).await?;
                     tx.commit().await.map_err(db_error)?;
                     Ok(Some(device))
                 }
 
                 async fn get_device(&self, id: &str) -> StoreResult<Option<Device>> {
-                    let row = sqlx::query(sql::GET_DEVICE)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    row.as_ref().map(rows::device).transpose()
+                    one(
+                        &self.pool,
+                        sqlx::query(sql::GET_DEVICE).bind(id),
+                        rows::device,
+                    )
+                    .await
                 }
 
                 async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>> {
-                    let all = sqlx::query(sql::LIST_DEVICES)
-                        .bind(user_sub)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    all.iter().map(rows::device).collect()
+                    let q = sqlx::query(sql::LIST_DEVICES).bind(user_sub);
+                    all(&self.pool, q, rows::device).await
                 }
 
                 async fn set_device_disabled(
@@ -318,23 +311,16 @@ macro_rules! impl_stores {
                     now: i64,
                 ) -> StoreResult<bool> {
                     let mut tx = self.begin_write().await?;
-                    let done = sqlx::query(sql::SET_DEVICE_DISABLED)
+                    let set = sqlx::query(sql::SET_DEVICE_DISABLED)
                         .bind(id)
-                        .bind(disabled)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    if done.rows_affected() != 1 {
+                        .bind(disabled);
+                    if affected(&mut *tx, set).await? != 1 {
                         tx.rollback().await.map_err(db_error)?;
                         return Ok(false);
                     }
                     if disabled {
-                        sqlx::query(sql::CLOSE_DEVICE_CHALLENGES)
-                            .bind(id)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
+                        let close = sqlx::query(sql::CLOSE_DEVICE_CHALLENGES).bind(id).bind(now);
+                        affected(&mut *tx, close).await?;
                     }
                     tx.commit().await.map_err(db_error)?;
                     Ok(true)
@@ -349,7 +335,7 @@ macro_rules! impl_stores {
                     challenges: &[Challenge],
                 ) -> StoreResult<()> {
                     let mut tx = self.begin_write().await?;
-                    sqlx::query(sql::INSERT_AUTH_REQUEST)
+                    let insert = sqlx::query(sql::INSERT_AUTH_REQUEST)
                         .bind(&r.id)
                         .bind(&r.client_id)
                         .bind(&r.user_sub)
@@ -366,33 +352,25 @@ macro_rules! impl_stores {
                         .bind(r.state.as_str())
                         .bind(r.decided_at)
                         .bind(r.user_verified)
-                        .bind(r.redeemed_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                        .bind(r.redeemed_at);
+                    affected(&mut *tx, insert).await?;
                     for c in challenges {
-                        sqlx::query(sql::INSERT_CHALLENGE)
+                        let insert = sqlx::query(sql::INSERT_CHALLENGE)
                             .bind(&c.id)
                             .bind(&c.auth_request_id)
                             .bind(&c.device_id)
                             .bind(c.state.as_str())
                             .bind(c.created_at)
                             .bind(c.decided_at)
-                            .bind(&c.decision_jws)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
+                            .bind(&c.decision_jws);
+                        affected(&mut *tx, insert).await?;
                     }
                     tx.commit().await.map_err(db_error)
                 }
 
                 async fn get_auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
-                    let row = sqlx::query(sql::GET_AUTH_REQUEST)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    row.as_ref().map(rows::auth_request).transpose()
+                    let q = sqlx::query(sql::GET_AUTH_REQUEST).bind(id);
+                    one(&self.pool, q, rows::auth_request).await
                 }
 
                 async fn record_poll(
@@ -401,40 +379,27 @@ macro_rules! impl_stores {
                     now: i64,
                     slow_down_increment_secs: i64,
                 ) -> StoreResult<PollGate> {
-                    let allowed = sqlx::query(sql::POLL_ALLOWED)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    if allowed.rows_affected() == 1 {
+                    let allowed = sqlx::query(sql::POLL_ALLOWED).bind(id).bind(now);
+                    if affected(&self.pool, allowed).await? == 1 {
                         return Ok(PollGate::Allowed);
                     }
-                    let slowed = sqlx::query(sql::POLL_SLOW_DOWN)
+                    let slow = sqlx::query(sql::POLL_SLOW_DOWN)
                         .bind(id)
                         .bind(now)
-                        .bind(slow_down_increment_secs)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
+                        .bind(slow_down_increment_secs);
                     // No row: the request is gone or no longer pending; the domain, which
                     // checked its state first, answers from the state.
-                    match slowed {
-                        None => Ok(PollGate::Allowed),
-                        Some(row) => Ok(PollGate::SlowDown {
-                            interval_secs: row.int("interval_secs")?,
-                        }),
-                    }
+                    Ok(
+                        match one(&self.pool, slow, |r| r.int("interval_secs")).await? {
+                            None => PollGate::Allowed,
+                            Some(interval_secs) => PollGate::SlowDown { interval_secs },
+                        },
+                    )
                 }
 
                 async fn redeem(&self, id: &str, now: i64) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::REDEEM)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(done.rows_affected() == 1)
+                    let q = sqlx::query(sql::REDEEM).bind(id).bind(now);
+                    Ok(affected(&self.pool, q).await? == 1)
                 }
 
                 async fn list_pending_challenges(
@@ -442,25 +407,18 @@ macro_rules! impl_stores {
                     device_id: &str,
                     now: i64,
                 ) -> StoreResult<Vec<(Challenge, AuthRequest)>> {
-                    let all = sqlx::query(sql::LIST_PENDING_CHALLENGES)
+                    let q = sqlx::query(sql::LIST_PENDING_CHALLENGES)
                         .bind(device_id)
-                        .bind(now)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    all.iter().map(rows::challenge_with_request).collect()
+                        .bind(now);
+                    all(&self.pool, q, rows::challenge_with_request).await
                 }
 
                 async fn get_challenge(
                     &self,
                     id: &str,
                 ) -> StoreResult<Option<(Challenge, AuthRequest)>> {
-                    let row = sqlx::query(sql::GET_CHALLENGE)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    row.as_ref().map(rows::challenge_with_request).transpose()
+                    let q = sqlx::query(sql::GET_CHALLENGE).bind(id);
+                    one(&self.pool, q, rows::challenge_with_request).await
                 }
 
                 async fn record_decision(&self, d: &VerifiedDecision) -> StoreResult<bool> {
@@ -470,59 +428,44 @@ macro_rules! impl_stores {
                         ("denied", ChallengeState::Denied)
                     };
                     let mut tx = self.begin_write().await?;
-                    let request = sqlx::query(sql::DECIDE_REQUEST)
+                    let decide_request = sqlx::query(sql::DECIDE_REQUEST)
                         .bind(&d.challenge_id)
                         .bind(&d.device_id)
                         .bind(request_state)
                         .bind(d.decided_at)
-                        .bind(d.user_verified)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    let Some(request) = request else {
+                        .bind(d.user_verified);
+                    let Some(request_id) = one(&mut *tx, decide_request, |r| r.text("id")).await?
+                    else {
                         tx.rollback().await.map_err(db_error)?;
                         return Ok(false);
                     };
-                    let request_id = request.text("id")?;
-                    let decided = sqlx::query(sql::DECIDE_CHALLENGE)
+                    let decide_challenge = sqlx::query(sql::DECIDE_CHALLENGE)
                         .bind(&d.challenge_id)
                         .bind(&d.device_id)
                         .bind(challenge_state.as_str())
                         .bind(d.decided_at)
-                        .bind(&d.decision_jws)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    if decided.rows_affected() != 1 {
-                        // Closed meanwhile (device disabled): nothing changes.
+                        .bind(&d.decision_jws);
+                    if affected(&mut *tx, decide_challenge).await? != 1 {
+                        // Closed meanwhile (its device was disabled): nothing changes.
                         tx.rollback().await.map_err(db_error)?;
                         return Ok(false);
                     }
-                    sqlx::query(sql::CLOSE_OTHER_CHALLENGES)
+                    let close_others = sqlx::query(sql::CLOSE_OTHER_CHALLENGES)
                         .bind(&request_id)
                         .bind(&d.challenge_id)
-                        .bind(d.decided_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                        .bind(d.decided_at);
+                    affected(&mut *tx, close_others).await?;
                     tx.commit().await.map_err(db_error)?;
                     Ok(true)
                 }
 
                 async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
                     let mut tx = self.begin_write().await?;
-                    sqlx::query(sql::PURGE_CHALLENGES)
-                        .bind(before)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    let done = sqlx::query(sql::PURGE_REQUESTS)
-                        .bind(before)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    affected(&mut *tx, sqlx::query(sql::PURGE_CHALLENGES).bind(before)).await?;
+                    let purged =
+                        affected(&mut *tx, sqlx::query(sql::PURGE_REQUESTS).bind(before)).await?;
                     tx.commit().await.map_err(db_error)?;
-                    Ok(done.rows_affected())
+                    Ok(purged)
                 }
             }
 
@@ -534,57 +477,42 @@ macro_rules! impl_stores {
                     jti: &str,
                     expires_at: i64,
                 ) -> StoreResult<bool> {
-                    let done = sqlx::query(sql::REMEMBER_JTI)
+                    let q = sqlx::query(sql::REMEMBER_JTI)
                         .bind(scope)
                         .bind(jti)
-                        .bind(expires_at)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(done.rows_affected() == 1)
+                        .bind(expires_at);
+                    Ok(affected(&self.pool, q).await? == 1)
                 }
 
                 async fn purge_expired_jtis(&self, now: i64) -> StoreResult<u64> {
-                    let done = sqlx::query(sql::PURGE_JTIS)
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(done.rows_affected())
+                    affected(&self.pool, sqlx::query(sql::PURGE_JTIS).bind(now)).await
                 }
             }
 
             #[async_trait]
             impl KeyStore for $store {
                 async fn list_signing_keys(&self) -> StoreResult<Vec<StoredKey>> {
-                    let all = sqlx::query(sql::LIST_KEYS)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    all.iter().map(rows::stored_key).collect()
+                    all(&self.pool, sqlx::query(sql::LIST_KEYS), rows::stored_key).await
                 }
 
                 async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
-                    sqlx::query(sql::INSERT_KEY)
+                    let q = sqlx::query(sql::INSERT_KEY)
                         .bind(&key.kid)
                         .bind(key.alg.as_str())
                         .bind(&key.private_jwk)
-                        .bind(key.created_at)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                    Ok(())
+                        .bind(key.created_at);
+                    affected(&self.pool, q).await.map(drop)
                 }
             }
 
             #[async_trait]
             impl Health for $store {
                 async fn ping(&self) -> StoreResult<()> {
-                    sqlx::query(sql::PING)
-                        .execute(&self.pool)
+                    (&self.pool)
+                        .execute(sql::PING)
                         .await
-                        .map_err(db_error)?;
-                    Ok(())
+                        .map_err(db_error)
+                        .map(drop)
                 }
             }
         };

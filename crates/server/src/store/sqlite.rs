@@ -121,4 +121,4 @@ fn is_busy(e: &sqlx::Error) -> bool {
         .is_some_and(|code| code & 0xff == 5)
 }
 
-impl_stores!(SqliteStore);
+impl_stores!(SqliteStore, sqlx::Sqlite);
