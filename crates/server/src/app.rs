@@ -11,10 +11,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::domain::Domain;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::keys::Keyring;
-use crate::domain::{Domain, PollOnlyNotifier};
+use crate::domain::wake::LocalNotifier;
 use crate::http::{AppState, router};
+use crate::notify::outbox::OutboxWorker;
 use crate::outbound::{CachedJwksFetcher, OutboundClient};
 use crate::store::Stores;
 
@@ -46,6 +48,7 @@ pub async fn open_domain(
         .await
         .map_err(|e| err("cannot load signing keys")(&e))?;
     let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
+    let notifier = LocalNotifier::default();
     Ok(Domain {
         stores,
         clock,
@@ -53,7 +56,9 @@ pub async fn open_domain(
         config: Arc::new(config.clone()),
         issuer,
         jwks_fetcher: Arc::new(CachedJwksFetcher::new(outbound)),
-        notifier: Arc::new(PollOnlyNotifier),
+        notifier: Arc::new(notifier.clone()),
+        waiters: notifier.waiters,
+        outbox_wake: notifier.outbox,
     })
 }
 
@@ -110,6 +115,7 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
+    outbox: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -118,6 +124,7 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         let _ = self.serve.await;
         let _ = self.housekeeping.await;
+        let _ = self.outbox.await;
     }
 
     /// Runs until `signal` completes, then shuts down gracefully.
@@ -166,6 +173,8 @@ pub async fn start_with_clock(
             })
             .await
     });
+    let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
+    let outbox = OutboxWorker::new(domain.clone(), outbound).spawn(rx.clone());
     let hk_domain = domain.clone();
     let housekeeping = tokio::spawn(async move {
         loop {
@@ -189,6 +198,7 @@ pub async fn start_with_clock(
         shutdown,
         serve,
         housekeeping,
+        outbox,
     })
 }
 

@@ -17,6 +17,7 @@ pub struct Config {
     pub token: TokenConfig,
     pub authorization_details: AuthorizationDetailsConfig,
     pub enrolment: EnrolmentConfig,
+    pub push: PushConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +93,188 @@ pub struct AuthorizationDetailsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EnrolmentConfig {
     pub code_ttl_secs: i64,
+}
+
+/// Authenticator push senders (`[push.apns]`, `[push.fcm]`, `[push.webpush]`). Every key
+/// defaults to the empty string, which keeps the defaults table (and so the
+/// `BACKCHANNEL_PUSH_<CHANNEL>_<KEY>` overrides) complete while meaning "not set": a section
+/// with any key set switches its sender on, and then must be complete.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    pub apns: ApnsConfig,
+    pub fcm: FcmConfig,
+    pub webpush: WebPushConfig,
+}
+
+/// Apple Push Notification service with a token-based (`.p8`) provider key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApnsConfig {
+    /// Scheme, host and port; empty means [`ApnsConfig::DEFAULT_BASE_URL`]
+    /// (the sandbox is `https://api.sandbox.push.apple.com`).
+    pub base_url: String,
+    /// The Apple developer team id (the provider token's `iss`).
+    pub team_id: String,
+    /// The id of the signing key (the provider token's `kid`).
+    pub key_id: String,
+    /// The `.p8` file Apple issues (PKCS#8 PEM, P-256).
+    pub key_file: String,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+}
+
+/// Firebase Cloud Messaging HTTP v1 with a service account.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FcmConfig {
+    /// Scheme, host and port; empty means [`FcmConfig::DEFAULT_BASE_URL`].
+    pub base_url: String,
+    /// The service-account JSON key file (`project_id`, `client_email`, `private_key`,
+    /// `token_uri`).
+    pub service_account_file: String,
+}
+
+/// Web Push (RFC 8030) with VAPID (RFC 8292).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebPushConfig {
+    /// The VAPID key: a P-256 private key as PEM (PKCS#8 or SEC1).
+    pub vapid_private_key_file: String,
+    /// The VAPID `sub`: a `mailto:` or `https:` contact (RFC 8292 §2.1).
+    pub subject: String,
+}
+
+impl ApnsConfig {
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.push.apple.com";
+
+    /// Whether the section switches the APNs sender on (any key set).
+    pub fn is_configured(&self) -> bool {
+        [
+            &self.base_url,
+            &self.team_id,
+            &self.key_id,
+            &self.key_file,
+            &self.topic,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
+
+    pub fn base_url(&self) -> &str {
+        non_empty_or(&self.base_url, Self::DEFAULT_BASE_URL)
+    }
+}
+
+impl FcmConfig {
+    pub const DEFAULT_BASE_URL: &'static str = "https://fcm.googleapis.com";
+
+    /// Whether the section switches the FCM sender on (any key set).
+    pub fn is_configured(&self) -> bool {
+        !self.base_url.is_empty() || !self.service_account_file.is_empty()
+    }
+
+    pub fn base_url(&self) -> &str {
+        non_empty_or(&self.base_url, Self::DEFAULT_BASE_URL)
+    }
+}
+
+impl WebPushConfig {
+    /// Whether the section switches the Web Push sender on (any key set).
+    pub fn is_configured(&self) -> bool {
+        !self.vapid_private_key_file.is_empty() || !self.subject.is_empty()
+    }
+}
+
+impl PushConfig {
+    /// The configured sections, as options.
+    pub fn apns(&self) -> Option<&ApnsConfig> {
+        self.apns.is_configured().then_some(&self.apns)
+    }
+
+    pub fn fcm(&self) -> Option<&FcmConfig> {
+        self.fcm.is_configured().then_some(&self.fcm)
+    }
+
+    pub fn webpush(&self) -> Option<&WebPushConfig> {
+        self.webpush.is_configured().then_some(&self.webpush)
+    }
+
+    /// A switched-on section must be complete; base URLs are scheme, host and port only.
+    /// Key files are read when the senders are built, so `admin` commands do not need them.
+    fn validate(&self) -> Result<(), String> {
+        if let Some(a) = self.apns() {
+            require(
+                "push.apns",
+                &[
+                    ("team_id", &a.team_id),
+                    ("key_id", &a.key_id),
+                    ("key_file", &a.key_file),
+                    ("topic", &a.topic),
+                ],
+            )?;
+            check_base_url("push.apns.base_url", a.base_url())?;
+        }
+        if let Some(f) = self.fcm() {
+            require(
+                "push.fcm",
+                &[("service_account_file", &f.service_account_file)],
+            )?;
+            check_base_url("push.fcm.base_url", f.base_url())?;
+        }
+        if let Some(w) = self.webpush() {
+            require(
+                "push.webpush",
+                &[
+                    ("vapid_private_key_file", &w.vapid_private_key_file),
+                    ("subject", &w.subject),
+                ],
+            )?;
+            let contact = w.subject.starts_with("mailto:") && w.subject.len() > "mailto:".len();
+            let https = url::Url::parse(&w.subject)
+                .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some());
+            if !(contact || https) {
+                return Err("push.webpush.subject must be a mailto: or https: URL".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn non_empty_or<'a>(value: &'a str, default: &'a str) -> &'a str {
+    if value.is_empty() { default } else { value }
+}
+
+fn require(section: &str, keys: &[(&str, &String)]) -> Result<(), String> {
+    let missing: Vec<&str> = keys
+        .iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(k, _)| *k)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "[{section}] is switched on but lacks {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+/// A push service base URL: `http(s)://host[:port]`, nothing after it (the sender appends
+/// the service's path).
+fn check_base_url(key: &str, raw: &str) -> Result<(), String> {
+    let bad = || format!("{key} must be scheme, host and port only (https://host[:port])");
+    let url = url::Url::parse(raw).map_err(|_| bad())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !raw.ends_with('/');
+    if plain { Ok(()) } else { Err(bad()) }
 }
 
 impl Default for ServerConfig {
@@ -191,6 +374,7 @@ impl Config {
             .filter(|(k, _)| k.starts_with("BACKCHANNEL_"))
             .collect();
         apply_env(&mut table, "BACKCHANNEL", &vars)?;
+        reject_unknown_env(&table, PUSH_ENV_PREFIX, &vars)?;
         let config: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
@@ -220,6 +404,7 @@ impl Config {
                 "binding_message_min exceeds binding_message_max".into(),
             ));
         }
+        self.push.validate().map_err(ConfigError::Invalid)?;
         let issuer = self.issuer();
         if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
             || issuer.ends_with('/')
@@ -258,6 +443,37 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
                 base.insert(k, v);
             }
         }
+    }
+}
+
+/// Variables under this prefix must name a key: a misspelt push variable would otherwise
+/// leave a sender silently off. (Other `BACKCHANNEL_*` names are used by tests and tools.)
+const PUSH_ENV_PREFIX: &str = "BACKCHANNEL_PUSH_";
+
+fn reject_unknown_env(
+    table: &toml::Table,
+    prefix: &str,
+    vars: &[(String, String)],
+) -> Result<(), ConfigError> {
+    fn names(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let name = format!("{prefix}_{}", key.to_uppercase());
+            match value {
+                toml::Value::Table(inner) => names(inner, &name, out),
+                _ => out.push(name),
+            }
+        }
+    }
+    let mut known = Vec::new();
+    names(table, "BACKCHANNEL", &mut known);
+    match vars
+        .iter()
+        .find(|(k, _)| k.starts_with(prefix) && !known.contains(k))
+    {
+        Some((k, _)) => Err(ConfigError::Invalid(format!(
+            "{k} is not a configuration key"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -363,5 +579,99 @@ mod tests {
         assert!(Config::load(Some(&path), env(&[])).is_err());
         assert!(Config::load(None, env(&[("BACKCHANNEL_CIBA_INTERVAL", "soon")])).is_err());
         assert!(Config::load(None, env(&[("BACKCHANNEL_SERVER_ISSUER", "http://x/")])).is_err());
+    }
+
+    #[test]
+    fn push_senders_are_off_by_default_and_switched_on_by_env_alone() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(c.push.apns().is_none() && c.push.fcm().is_none() && c.push.webpush().is_none());
+
+        let c = Config::load(
+            None,
+            env(&[
+                ("BACKCHANNEL_PUSH_APNS_BASE_URL", "http://127.0.0.1:9443"),
+                ("BACKCHANNEL_PUSH_APNS_TEAM_ID", "TEAM123456"),
+                ("BACKCHANNEL_PUSH_APNS_KEY_ID", "KEY1234567"),
+                ("BACKCHANNEL_PUSH_APNS_KEY_FILE", "/keys/AuthKey.p8"),
+                ("BACKCHANNEL_PUSH_APNS_TOPIC", "com.example.auth"),
+                ("BACKCHANNEL_PUSH_FCM_SERVICE_ACCOUNT_FILE", "/keys/sa.json"),
+                (
+                    "BACKCHANNEL_PUSH_WEBPUSH_VAPID_PRIVATE_KEY_FILE",
+                    "/keys/vapid.pem",
+                ),
+                ("BACKCHANNEL_PUSH_WEBPUSH_SUBJECT", "mailto:ops@example.com"),
+            ]),
+        )
+        .unwrap();
+        let apns = c.push.apns().unwrap();
+        assert_eq!(apns.base_url(), "http://127.0.0.1:9443");
+        assert_eq!(apns.team_id, "TEAM123456");
+        assert_eq!(apns.key_file, "/keys/AuthKey.p8");
+        assert_eq!(apns.topic, "com.example.auth");
+        let fcm = c.push.fcm().unwrap();
+        assert_eq!(fcm.base_url(), FcmConfig::DEFAULT_BASE_URL);
+        assert_eq!(fcm.service_account_file, "/keys/sa.json");
+        let web = c.push.webpush().unwrap();
+        assert_eq!(web.vapid_private_key_file, "/keys/vapid.pem");
+        assert_eq!(web.subject, "mailto:ops@example.com");
+    }
+
+    #[test]
+    fn push_sections_from_a_file_and_env_overrides() {
+        let dir = std::env::temp_dir().join(format!("bc-config-push-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[push.apns]\nteam_id = \"T\"\nkey_id = \"K\"\nkey_file = \"a.p8\"\ntopic = \"app\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[("BACKCHANNEL_PUSH_APNS_TOPIC", "other.app")]),
+        )
+        .unwrap();
+        let apns = c.push.apns().unwrap();
+        assert_eq!(apns.base_url(), ApnsConfig::DEFAULT_BASE_URL);
+        assert_eq!(apns.topic, "other.app");
+        assert!(c.push.fcm().is_none());
+
+        std::fs::write(&path, "[push.apns]\nteamid = \"T\"\n").unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_err());
+    }
+
+    #[test]
+    fn incomplete_or_malformed_push_sections_are_rejected() {
+        let err = |vars: &[(&str, &str)]| match Config::load(None, env(vars)) {
+            Err(ConfigError::Invalid(msg)) => msg,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        let msg = err(&[("BACKCHANNEL_PUSH_APNS_TEAM_ID", "T")]);
+        assert!(msg.contains("key_id, key_file, topic"), "{msg}");
+        assert!(
+            err(&[("BACKCHANNEL_PUSH_FCM_BASE_URL", "https://fcm.example")])
+                .contains("service_account_file")
+        );
+        for base in [
+            "https://fcm.example/v1",
+            "https://fcm.example/",
+            "ftp://fcm.example",
+            "fcm.example",
+            "https://u:p@fcm.example",
+        ] {
+            let msg = err(&[
+                ("BACKCHANNEL_PUSH_FCM_BASE_URL", base),
+                ("BACKCHANNEL_PUSH_FCM_SERVICE_ACCOUNT_FILE", "sa.json"),
+            ]);
+            assert!(msg.contains("push.fcm.base_url"), "{base}: {msg}");
+        }
+        let msg = err(&[
+            ("BACKCHANNEL_PUSH_WEBPUSH_VAPID_PRIVATE_KEY_FILE", "v.pem"),
+            ("BACKCHANNEL_PUSH_WEBPUSH_SUBJECT", "ops@example.com"),
+        ]);
+        assert!(msg.contains("subject"), "{msg}");
+        // A misspelt variable would leave the sender silently off.
+        let msg = err(&[("BACKCHANNEL_PUSH_APN_TEAM_ID", "T")]);
+        assert!(msg.contains("BACKCHANNEL_PUSH_APN_TEAM_ID"), "{msg}");
     }
 }

@@ -5,5 +5,6 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod notify;
 pub mod outbound;
 pub mod store;

@@ -108,25 +108,58 @@ impl AddressPolicy {
     }
 
     pub fn permits(&self, ip: IpAddr) -> bool {
-        !is_non_public(ip) || self.allowed.iter().any(|c| c.contains(ip))
+        !is_non_public(ip) || self.in_allowed_networks(ip)
+    }
+
+    /// Whether `ip` lies in one of the configured `allowed_private_networks`.
+    pub fn in_allowed_networks(&self, ip: IpAddr) -> bool {
+        self.allowed.iter().any(|c| c.contains(ip))
     }
 }
 
 /// A reqwest resolver that drops every address the policy forbids.
-struct GuardedResolver {
+pub struct GuardedResolver {
     policy: Arc<AddressPolicy>,
+    /// Keep only addresses inside the allowed networks (for plain-HTTP targets, which are
+    /// accepted for development and tests only).
+    allowed_only: bool,
+}
+
+impl GuardedResolver {
+    /// Keeps the addresses the policy permits.
+    pub fn new(policy: Arc<AddressPolicy>) -> Self {
+        GuardedResolver {
+            policy,
+            allowed_only: false,
+        }
+    }
+
+    /// Keeps only addresses inside the configured `allowed_private_networks`.
+    pub fn allowed_networks_only(policy: Arc<AddressPolicy>) -> Self {
+        GuardedResolver {
+            policy,
+            allowed_only: true,
+        }
+    }
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
+        let allowed_only = self.allowed_only;
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let permitted: Vec<SocketAddr> = addrs
                 .into_iter()
-                .filter(|a| policy.permits(a.ip()))
+                .filter(|a| {
+                    if allowed_only {
+                        policy.in_allowed_networks(a.ip())
+                    } else {
+                        policy.permits(a.ip())
+                    }
+                })
                 .collect();
             if permitted.is_empty() {
                 return Err(format!(
@@ -156,9 +189,7 @@ impl OutboundClient {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .connect_timeout(Duration::from_millis(cfg.timeout_ms.min(3000)))
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
+            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
             .user_agent("backchannel")
             .build()
             .map_err(|e| format!("cannot build the outbound HTTP client: {e}"))?;
@@ -212,7 +243,67 @@ impl OutboundClient {
     }
 }
 
-fn without_url(e: &reqwest::Error) -> String {
+/// Why a POST to a client endpoint did not get an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// The URL or every address it resolves to is forbidden: final, never retried.
+    Refused(String),
+    /// Network trouble or a timeout: worth another attempt.
+    Network(String),
+}
+
+impl OutboundClient {
+    /// POSTs a JSON body with a bearer token and returns the status. Redirects are returned,
+    /// never followed. The address check runs before the request (and again in the resolver,
+    /// so a DNS answer that changes in between is still refused).
+    pub async fn post_json(
+        &self,
+        raw: &str,
+        bearer: Option<&str>,
+        body: String,
+    ) -> Result<u16, PostError> {
+        let url = self.check_url(raw).map_err(PostError::Refused)?;
+        if let Some(url::Host::Domain(host)) = url.host() {
+            let port = url.port_or_known_default().unwrap_or(443);
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| PostError::Network(format!("cannot resolve the host: {e}")))?
+                .collect();
+            if !addrs.iter().any(|a| self.policy.permits(a.ip())) {
+                return Err(PostError::Refused(
+                    "the host resolves only to addresses outbound calls may not reach".into(),
+                ));
+            }
+        }
+        let mut req = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|e| PostError::Network(without_url(&e)))?;
+        let status = response.status().as_u16();
+        // Read (a capped amount of) the answer so the connection can be reused.
+        let mut response = response;
+        let mut read = 0usize;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            read += chunk.len();
+            if read > self.max_bytes {
+                break;
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// A reqwest error's text without its URL (which may carry a device token or a push
+/// endpoint's secret path).
+pub fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     if let Some(url) = e.url() {
         s = s.replace(url.as_str(), "<url>");

@@ -43,9 +43,6 @@ const AUTH_PARAMS: [&str; 11] = [
     "client_notification_token",
 ];
 
-/// Whether this server delivers ping and push notifications (the outbox worker).
-const PING_PUSH_SERVED: bool = false;
-
 /// Longest accepted `client_notification_token` (SPEC §4).
 const MAX_NOTIFICATION_TOKEN: usize = 1024;
 
@@ -101,6 +98,7 @@ impl Domain {
             decided_at: None,
             user_verified: false,
             redeemed_at: None,
+            auth_req_id: (client.delivery_mode != DeliveryMode::Poll).then(|| auth_req_id.clone()),
         };
         let mut challenges = Vec::new();
         for device in &validated.devices {
@@ -188,14 +186,6 @@ impl Domain {
 
         let client_notification_token = match client.delivery_mode {
             DeliveryMode::Poll => None,
-            // Ping and push delivery are registered but not yet served: refuse rather than
-            // accept a request whose outcome could never reach the client.
-            DeliveryMode::Ping | DeliveryMode::Push if !PING_PUSH_SERVED => {
-                return Err(AuthError::UnauthorizedClient(format!(
-                    "{} delivery is not available on this server; register the client for poll",
-                    client.delivery_mode.as_str()
-                )));
-            }
             DeliveryMode::Ping | DeliveryMode::Push => {
                 let token = get("client_notification_token").ok_or_else(|| {
                     AuthError::invalid_request(

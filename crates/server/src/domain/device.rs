@@ -286,6 +286,7 @@ impl Domain {
             return Err(bad("shown_hash does not match the challenge"));
         }
         let approved = claims.decision == Decision::Approve;
+        let notification = self.decision_notification(&request, approved, now)?;
         let recorded = self
             .stores
             .requests
@@ -296,6 +297,7 @@ impl Domain {
                 user_verified: claims.user_verified,
                 decision_jws: decision_jws.to_owned(),
                 decided_at: now,
+                notification,
             })
             .await?;
         if !recorded {

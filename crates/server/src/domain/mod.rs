@@ -18,9 +18,11 @@ pub mod error;
 pub mod hint;
 pub mod keys;
 pub mod model;
+pub mod notification;
 #[cfg(test)]
 pub mod testing;
 pub mod token;
+pub mod wake;
 
 use crate::config::Config;
 use crate::store::Stores;
@@ -45,15 +47,6 @@ pub trait Notifier: Send + Sync {
     fn request_decided(&self, auth_request_id: &str);
 }
 
-/// A notifier that wakes no one: devices learn of challenges when they ask.
-#[derive(Debug, Default)]
-pub struct PollOnlyNotifier;
-
-impl Notifier for PollOnlyNotifier {
-    fn challenges_created(&self, _challenges: &[Challenge]) {}
-    fn request_decided(&self, _auth_request_id: &str) {}
-}
-
 /// The protocol core shared by every handler.
 #[derive(Clone)]
 pub struct Domain {
@@ -64,6 +57,10 @@ pub struct Domain {
     pub issuer: String,
     pub jwks_fetcher: Arc<dyn JwksFetcher>,
     pub notifier: Arc<dyn Notifier>,
+    /// Where held polls wait for their request's decision.
+    pub waiters: Arc<wake::Waiters>,
+    /// Wakes the outbox worker when a notification was queued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Domain {

@@ -137,6 +137,9 @@ pub struct AuthRequest {
     /// Whether the approving device verified the user (PIN, biometrics): `amr` and `acr`.
     pub user_verified: bool,
     pub redeemed_at: Option<i64>,
+    /// The `auth_req_id` itself, kept only for ping and push clients, which must be sent it
+    /// (CIBA Core §10.2, §10.3); poll requests store only its hash (`id`).
+    pub auth_req_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -192,6 +195,88 @@ pub struct VerifiedDecision {
     pub user_verified: bool,
     pub decision_jws: String,
     pub decided_at: i64,
+    /// The ping/push notification to queue in the same transaction, if the client wants one.
+    pub notification: Option<Notification>,
+}
+
+/// What a client notification carries (CIBA Core §10.2, §10.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// Ping mode: `{"auth_req_id"}`; the client then polls.
+    Ping,
+    /// Push mode, approved: the token response, minted at the first attempt and kept so
+    /// every retry sends the same tokens.
+    PushTokens,
+    /// Push mode: `{"error", "auth_req_id"}` (denied, expired, failed).
+    PushError,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Ping => "ping",
+            NotificationKind::PushTokens => "push_tokens",
+            NotificationKind::PushError => "push_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ping" => Some(NotificationKind::Ping),
+            "push_tokens" => Some(NotificationKind::PushTokens),
+            "push_error" => Some(NotificationKind::PushError),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationState {
+    Pending,
+    Delivered,
+    /// Given up: a final answer (4xx, redirect, refused address) or the deadline passed.
+    Failed,
+}
+
+impl NotificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Delivered => "delivered",
+            NotificationState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(NotificationState::Pending),
+            "delivered" => Some(NotificationState::Delivered),
+            "failed" => Some(NotificationState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A queued client notification (the durable outbox). At most one per request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub auth_request_id: String,
+    pub client_id: String,
+    pub kind: NotificationKind,
+    /// The JSON body to POST, once known; a retry sends exactly these bytes.
+    pub payload: Option<String>,
+    pub state: NotificationState,
+    pub attempts: i64,
+    /// Not sent before this time (backoff, or another node's lease).
+    pub next_attempt_at: i64,
+    /// Never sent after this time.
+    pub deadline: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
 }
 
 /// A server signing key as stored (private JWK as JSON text).

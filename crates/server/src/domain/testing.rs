@@ -11,7 +11,8 @@ use super::admin::{NewClient, NewUser};
 use super::clock::ManualClock;
 use super::keys::Keyring;
 use super::model::{Client, Device, StoredKey};
-use super::{Domain, JwksFetcher, PollOnlyNotifier};
+use super::wake::LocalNotifier;
+use super::{Domain, JwksFetcher};
 use crate::config::Config;
 use crate::store::Stores;
 
@@ -51,6 +52,7 @@ pub struct Fixture {
 
 pub async fn domain_with(config: Config) -> (Domain, ManualClock) {
     let clock = ManualClock::new(START_MS);
+    let notifier = LocalNotifier::default();
     let stores = Stores::open("sqlite::memory:").await.unwrap();
     for key in shared_keys().await {
         stores.keys.insert_signing_key(&key).await.unwrap();
@@ -65,7 +67,9 @@ pub async fn domain_with(config: Config) -> (Domain, ManualClock) {
         config: Arc::new(config),
         issuer: "https://id.example.com".into(),
         jwks_fetcher: Arc::new(NoJwksUri),
-        notifier: Arc::new(PollOnlyNotifier),
+        notifier: Arc::new(notifier.clone()),
+        waiters: notifier.waiters.clone(),
+        outbox_wake: notifier.outbox.clone(),
     };
     (domain, clock)
 }

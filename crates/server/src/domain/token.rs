@@ -1,6 +1,8 @@
 //! The CIBA grant at the token endpoint (CIBA Core §10.1, §11): the poll state machine with
 //! slow_down, redemption exactly once, and minting the ID token and the RFC 9068 access token.
 
+use std::time::Duration;
+
 use backchannel_protocol::jose::{self, Algorithm};
 use backchannel_protocol::oauth::{DeliveryMode, TokenResponse};
 use serde_json::{Map, Value, json};
@@ -12,6 +14,14 @@ use crate::store::PollGate;
 
 /// CIBA Core §11: every `slow_down` adds this many seconds to the request's interval.
 pub const SLOW_DOWN_INCREMENT_SECS: i64 = 5;
+
+/// A held poll re-reads its request at least this often, in case the decision was made on
+/// another node.
+const HELD_POLL_RECHECK: Duration = Duration::from_millis(500);
+
+fn unknown_grant() -> AuthError {
+    AuthError::InvalidGrant("unknown, foreign or already redeemed auth_req_id".into())
+}
 
 /// `acr` when the device proved possession of its key / also verified the user.
 pub const ACR_DEVICE: &str = "urn:backchannel:acr:device";
@@ -35,51 +45,120 @@ impl Domain {
             ));
         }
         let id = Domain::hash_hex(auth_req_id);
-        let unknown =
-            || AuthError::InvalidGrant("unknown, foreign or already redeemed auth_req_id".into());
         let request = match self.stores.requests.get_auth_request(&id).await? {
             Some(r) if r.client_id == client.id => r,
-            _ => return Err(unknown()),
+            _ => return Err(unknown_grant()),
         };
+        if request.state != AuthRequestState::Pending {
+            return self.answer(client, &request).await;
+        }
+        let now = self.now_ms();
+        if now >= request.expires_at {
+            return Err(AuthError::ExpiredToken);
+        }
+        match self
+            .stores
+            .requests
+            .record_poll(&id, now, SLOW_DOWN_INCREMENT_SECS)
+            .await?
+        {
+            PollGate::SlowDown { interval_secs } => Err(AuthError::SlowDown { interval_secs }),
+            PollGate::Allowed => {
+                let hold_ms = i64::try_from(self.config.token.long_poll_seconds)
+                    .unwrap_or(0)
+                    .saturating_mul(1000)
+                    .min(request.expires_at - now);
+                if hold_ms <= 0 {
+                    return Err(AuthError::AuthorizationPending);
+                }
+                self.hold_poll(client, &request, hold_ms).await
+            }
+        }
+    }
+
+    /// The answer a poll gets for the request as it stands (CIBA Core §11).
+    async fn answer(&self, client: &Client, request: &AuthRequest) -> AuthResult<TokenResponse> {
         let now = self.now_ms();
         if request.state == AuthRequestState::Redeemed {
-            return Err(unknown());
+            return Err(unknown_grant());
         }
         if now >= request.expires_at {
             return Err(AuthError::ExpiredToken);
         }
         match request.state {
-            AuthRequestState::Pending => {
-                match self
-                    .stores
-                    .requests
-                    .record_poll(&id, now, SLOW_DOWN_INCREMENT_SECS)
-                    .await?
-                {
-                    PollGate::Allowed => Err(AuthError::AuthorizationPending),
-                    PollGate::SlowDown { interval_secs } => {
-                        Err(AuthError::SlowDown { interval_secs })
-                    }
-                }
-            }
+            AuthRequestState::Pending => Err(AuthError::AuthorizationPending),
             AuthRequestState::Denied => Err(AuthError::AccessDenied(
                 "the user denied the request".into(),
             )),
             AuthRequestState::Approved => {
-                if !self.stores.requests.redeem(&id, now).await? {
-                    return Err(unknown());
+                if !self.stores.requests.redeem(&request.id, now).await? {
+                    return Err(unknown_grant());
                 }
-                self.mint_tokens(client, &request).await
+                self.mint_tokens(client, request, None).await
             }
-            AuthRequestState::Redeemed => Err(unknown()),
+            AuthRequestState::Redeemed => Err(unknown_grant()),
         }
     }
 
-    /// The token response for an approved request.
+    /// Long polling: holds a pending poll until the request is decided (woken by the
+    /// notifier, or found on a periodic re-check) or `hold_ms` runs out, never past expiry.
+    /// The poll counts when it is answered: the interval runs from the answer.
+    async fn hold_poll(
+        &self,
+        client: &Client,
+        request: &AuthRequest,
+        hold_ms: i64,
+    ) -> AuthResult<TokenResponse> {
+        let handle = self.waiters.handle(&request.id);
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(u64::try_from(hold_ms).unwrap_or(0));
+        loop {
+            let notified = handle.notified();
+            tokio::pin!(notified);
+            // Registered before the re-read, so a decision in between still wakes us.
+            notified.as_mut().enable();
+            let current = self
+                .stores
+                .requests
+                .get_auth_request(&request.id)
+                .await?
+                .ok_or_else(unknown_grant)?;
+            if current.state != AuthRequestState::Pending {
+                return self.answer(client, &current).await;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let recheck = deadline.min(now + HELD_POLL_RECHECK);
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(recheck) => {}
+            }
+        }
+        self.stores
+            .requests
+            .touch_poll(&request.id, self.now_ms())
+            .await?;
+        self.answer(
+            client,
+            &self
+                .stores
+                .requests
+                .get_auth_request(&request.id)
+                .await?
+                .ok_or_else(unknown_grant)?,
+        )
+        .await
+    }
+
+    /// The token response for an approved request. Push mode passes the `auth_req_id`, which
+    /// the ID token then carries (CIBA Core §10.3.1).
     pub async fn mint_tokens(
         &self,
         client: &Client,
         request: &AuthRequest,
+        push_auth_req_id: Option<&str>,
     ) -> AuthResult<TokenResponse> {
         let user = self
             .stores
@@ -136,6 +215,9 @@ impl Domain {
             "at_hash".into(),
             json!(jose::hash_half(id_key.alg(), access_token.as_bytes())),
         );
+        if let Some(id) = push_auth_req_id {
+            id_claims.insert("urn:openid:params:jwt:claim:auth_req_id".into(), json!(id));
+        }
         add_scope_claims(&mut id_claims, &user, &request.scope);
         let id_token = jose::sign_jwt(&id_key, Some("JWT"), &Value::Object(id_claims))
             .map_err(AuthError::internal)?;

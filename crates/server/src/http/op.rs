@@ -57,7 +57,11 @@ pub fn provider_metadata(state: &AppState) -> ProviderMetadata {
         backchannel_authentication_endpoint: d.url("/bc-authorize"),
         authorization_endpoint: None,
         userinfo_endpoint: None,
-        backchannel_token_delivery_modes_supported: vec!["poll".into()],
+        backchannel_token_delivery_modes_supported: vec![
+            "poll".into(),
+            "ping".into(),
+            "push".into(),
+        ],
         backchannel_authentication_request_signing_alg_values_supported: algs.clone(),
         backchannel_user_code_parameter_supported: true,
         grant_types_supported: vec![GRANT_TYPE_CIBA.into()],

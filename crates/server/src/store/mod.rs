@@ -10,8 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::model::{
-    AuthRequest, Challenge, Client, Device, Enrolment, StoredKey, User, UserLookup,
-    VerifiedDecision,
+    AuthRequest, Challenge, Client, Device, Enrolment, Notification, NotificationState, StoredKey,
+    User, UserLookup, VerifiedDecision,
 };
 
 pub mod postgres;
@@ -101,6 +101,9 @@ pub trait AuthRequestStore: Send + Sync {
         now: i64,
         slow_down_increment_secs: i64,
     ) -> StoreResult<PollGate>;
+    /// Sets `last_polled_at = now` on a pending request: a held (long) poll is counted when
+    /// it is answered.
+    async fn touch_poll(&self, id: &str, now: i64) -> StoreResult<()>;
     /// `approved` → `redeemed` as one conditional UPDATE; true for exactly one caller.
     async fn redeem(&self, id: &str, now: i64) -> StoreResult<bool>;
     /// Pending challenges of the device whose request is still pending and not expired at
@@ -114,11 +117,55 @@ pub trait AuthRequestStore: Send + Sync {
     /// In one transaction: the challenge (of `decision.device_id`, still pending) takes the
     /// decision and evidence; its request (still pending, `expires_at > decided_at`) becomes
     /// approved or denied with `decided_at` and `user_verified`; the request's other pending
-    /// challenges become closed. Returns false (and changes nothing) if either conditional
-    /// update matched no row: the first decision wins.
+    /// challenges become closed; and `decision.notification`, if any, is queued. Returns false
+    /// (and changes nothing) if either conditional update matched no row: the first decision
+    /// wins.
     async fn record_decision(&self, decision: &VerifiedDecision) -> StoreResult<bool>;
     /// Deletes requests (and their challenges) that expired before `before`.
     async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// The durable outbox of client notifications (ping and push modes).
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Pending notifications with `next_attempt_at <= now`, oldest first.
+    async fn due_notifications(&self, now: i64, limit: i64) -> StoreResult<Vec<Notification>>;
+    /// Takes a due notification for one attempt: counts the attempt and moves
+    /// `next_attempt_at` to `lease_until` so no other worker takes it meanwhile (a crashed
+    /// worker's lease simply runs out). One conditional UPDATE; true for exactly one caller.
+    async fn claim_notification(&self, id: &str, now: i64, lease_until: i64) -> StoreResult<bool>;
+    /// Push mode: in one transaction, redeems the approved request (`approved` → `redeemed`)
+    /// and stores the minted token response as the notification's payload. False (nothing
+    /// changed) if the request was no longer approved.
+    async fn attach_push_tokens(
+        &self,
+        notification_id: &str,
+        auth_request_id: &str,
+        payload: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Records the end of a notification: delivered or failed (final).
+    async fn finish_notification(
+        &self,
+        id: &str,
+        state: NotificationState,
+        now: i64,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Schedules another attempt at `next_attempt_at`.
+    async fn retry_notification(
+        &self,
+        id: &str,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Push requests that expired undecided by `now` and have no notification yet.
+    async fn expired_unnotified_push(&self, now: i64) -> StoreResult<Vec<AuthRequest>>;
+    /// Queues a notification unless its request already has one; true if queued.
+    async fn queue_notification(&self, notification: &Notification) -> StoreResult<bool>;
+    async fn get_notification(&self, auth_request_id: &str) -> StoreResult<Option<Notification>>;
+    /// The earliest `next_attempt_at` of a pending notification, to sleep until.
+    async fn next_notification_at(&self) -> StoreResult<Option<i64>>;
 }
 
 #[async_trait]
@@ -149,6 +196,7 @@ pub struct Stores {
     pub users: Arc<dyn UserStore>,
     pub devices: Arc<dyn DeviceStore>,
     pub requests: Arc<dyn AuthRequestStore>,
+    pub outbox: Arc<dyn OutboxStore>,
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
     pub health: Arc<dyn Health>,
@@ -162,6 +210,7 @@ impl Stores {
             + UserStore
             + DeviceStore
             + AuthRequestStore
+            + OutboxStore
             + ReplayCache
             + KeyStore
             + Health
@@ -172,6 +221,7 @@ impl Stores {
             users: backend.clone(),
             devices: backend.clone(),
             requests: backend.clone(),
+            outbox: backend.clone(),
             replay: backend.clone(),
             keys: backend.clone(),
             health: backend,

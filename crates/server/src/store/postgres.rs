@@ -13,7 +13,14 @@ use super::sql::{self, impl_stores};
 use super::{StoreError, StoreResult};
 
 const INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", INIT)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", INIT),
+    (
+        2,
+        "notifications",
+        include_str!("../../migrations/postgres/0002_notifications.sql"),
+    ),
+];
 
 const POOL_SIZE: u32 = 10;
 

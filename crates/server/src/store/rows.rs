@@ -9,7 +9,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{StoreError, StoreResult};
 use crate::domain::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, StoredKey, User,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Notification,
+    NotificationKind, NotificationState, StoredKey, User,
 };
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -56,28 +57,40 @@ where
     }
 }
 
-/// Maps a database error: a unique violation is a `Conflict` naming the constraint (or, on
-/// SQLite, the columns); anything else is a `Backend` fault.
+/// Maps a database error: a unique violation is a `Conflict` naming what is taken (never the
+/// value); anything else is a `Backend` fault.
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     if let Some(db) = e.as_database_error() {
         if db.is_unique_violation() {
-            let what = match db.constraint() {
-                Some(name) => name.to_owned(),
-                // SQLite: "UNIQUE constraint failed: users.email" names columns, not values.
-                None => db
-                    .message()
-                    .rsplit(": ")
-                    .next()
-                    .unwrap_or("unique constraint")
-                    .to_owned(),
-            };
-            return StoreError::Conflict(format!("duplicate value for {what}"));
+            return StoreError::Conflict(format!("{} is taken", conflict_subject(db)));
         }
         if db.is_foreign_key_violation() {
             return StoreError::Backend("a referenced record does not exist".to_owned());
         }
     }
     StoreError::Backend(e.to_string())
+}
+
+/// `table.column` on both backends: SQLite says "UNIQUE constraint failed: users.email";
+/// PostgreSQL names the index, which the migrations call `users_email_key`.
+fn conflict_subject(db: &dyn sqlx::error::DatabaseError) -> String {
+    match (db.constraint(), db.table()) {
+        (Some(index), Some(table)) => index
+            .strip_prefix(table)
+            .and_then(|rest| rest.strip_prefix('_'))
+            .and_then(|rest| rest.strip_suffix("_key"))
+            .map_or_else(
+                || format!("{table} id"),
+                |column| format!("{table}.{column}"),
+            ),
+        (Some(index), None) => index.to_owned(),
+        _ => db
+            .message()
+            .rsplit(": ")
+            .next()
+            .unwrap_or("a unique value")
+            .to_owned(),
+    }
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
@@ -175,6 +188,24 @@ pub(crate) fn auth_request(row: &impl RowExt) -> StoreResult<AuthRequest> {
         decided_at: row.opt_int("decided_at")?,
         user_verified: row.flag("user_verified")?,
         redeemed_at: row.opt_int("redeemed_at")?,
+        auth_req_id: row.opt_text("auth_req_id")?,
+    })
+}
+
+pub(crate) fn notification(row: &impl RowExt) -> StoreResult<Notification> {
+    Ok(Notification {
+        id: row.text("id")?,
+        auth_request_id: row.text("auth_request_id")?,
+        client_id: row.text("client_id")?,
+        kind: enum_col(row, "kind", NotificationKind::parse)?,
+        payload: row.opt_text("payload")?,
+        state: enum_col(row, "state", NotificationState::parse)?,
+        attempts: row.int("attempts")?,
+        next_attempt_at: row.int("next_attempt_at")?,
+        deadline: row.int("deadline")?,
+        last_error: row.opt_text("last_error")?,
+        created_at: row.int("created_at")?,
+        delivered_at: row.opt_int("delivered_at")?,
     })
 }
 

@@ -49,8 +49,8 @@ pub(crate) const CLOSE_DEVICE_CHALLENGES: &str = "UPDATE challenges \
 pub(crate) const INSERT_AUTH_REQUEST: &str = "INSERT INTO auth_requests (id, client_id, \
     user_sub, scope, acr_values, binding_message, authorization_details, delivery_mode, \
     client_notification_token, created_at, expires_at, interval_secs, last_polled_at, state, \
-    decided_at, user_verified, redeemed_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+    decided_at, user_verified, redeemed_at, auth_req_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges (id, auth_request_id, \
     device_id, state, created_at, decided_at, decision_jws) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -67,6 +67,8 @@ pub(crate) const POLL_ALLOWED: &str = "UPDATE auth_requests SET last_polled_at =
 pub(crate) const POLL_SLOW_DOWN: &str = "UPDATE auth_requests \
     SET interval_secs = interval_secs + $3, last_polled_at = $2 \
     WHERE id = $1 AND state = 'pending' RETURNING interval_secs";
+pub(crate) const TOUCH_POLL: &str =
+    "UPDATE auth_requests SET last_polled_at = $2 WHERE id = $1 AND state = 'pending'";
 pub(crate) const REDEEM: &str = "UPDATE auth_requests SET state = 'redeemed', redeemed_at = $2 \
     WHERE id = $1 AND state = 'approved'";
 
@@ -107,6 +109,8 @@ pub(crate) const CLOSE_OTHER_CHALLENGES: &str = "UPDATE challenges \
 
 pub(crate) const PURGE_CHALLENGES: &str = "DELETE FROM challenges WHERE auth_request_id IN \
     (SELECT id FROM auth_requests WHERE expires_at < $1)";
+pub(crate) const PURGE_NOTIFICATIONS: &str = "DELETE FROM notifications WHERE auth_request_id \
+    IN (SELECT id FROM auth_requests WHERE expires_at < $1)";
 pub(crate) const PURGE_REQUESTS: &str = "DELETE FROM auth_requests WHERE expires_at < $1";
 
 pub(crate) const REMEMBER_JTI: &str = "INSERT INTO replay_jtis (scope, jti, expires_at) \
@@ -119,6 +123,31 @@ pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_
 
 pub(crate) const PING: &str = "SELECT 1";
 
+pub(crate) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, auth_request_id, \
+    client_id, kind, payload, state, attempts, next_attempt_at, deadline, last_error, \
+    created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+    ON CONFLICT (auth_request_id) DO NOTHING";
+pub(crate) const DUE_NOTIFICATIONS: &str = "SELECT * FROM notifications \
+    WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
+/// A lease: one worker takes the attempt; the others see `next_attempt_at` in the future.
+pub(crate) const CLAIM_NOTIFICATION: &str = "UPDATE notifications \
+    SET attempts = attempts + 1, next_attempt_at = $3 \
+    WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2";
+pub(crate) const SET_NOTIFICATION_PAYLOAD: &str =
+    "UPDATE notifications SET payload = $2 WHERE id = $1 AND payload IS NULL";
+pub(crate) const FINISH_NOTIFICATION: &str = "UPDATE notifications \
+    SET state = $2, delivered_at = $3, last_error = $4 WHERE id = $1 AND state = 'pending'";
+pub(crate) const RETRY_NOTIFICATION: &str = "UPDATE notifications \
+    SET next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'";
+/// Push requests that expired undecided and were never notified.
+pub(crate) const EXPIRED_UNNOTIFIED_PUSH: &str = "SELECT r.* FROM auth_requests r \
+    WHERE r.delivery_mode = 'push' AND r.state = 'pending' AND r.expires_at <= $1 \
+    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.auth_request_id = r.id) \
+    ORDER BY r.expires_at LIMIT 100";
+pub(crate) const GET_NOTIFICATION: &str = "SELECT * FROM notifications WHERE auth_request_id = $1";
+pub(crate) const NEXT_NOTIFICATION_AT: &str =
+    "SELECT MIN(next_attempt_at) AS next FROM notifications WHERE state = 'pending'";
+
 /// Implements every store trait for backend type `$store` over database `$db`. The type has a
 /// `pool` field and an inherent `async fn begin_write(&self) -> StoreResult<Transaction>` (a
 /// transaction that will write: `BEGIN IMMEDIATE` on SQLite).
@@ -129,14 +158,14 @@ macro_rules! impl_stores {
             use sqlx::{Database, Executor};
 
             use $crate::domain::model::{
-                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey, User,
-                UserLookup, VerifiedDecision,
+                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, Notification,
+                NotificationState, StoredKey, User, UserLookup, VerifiedDecision,
             };
             use $crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
             use $crate::store::sql;
             use $crate::store::{
-                AuthRequestStore, ClientStore, DeviceStore, Health, KeyStore, PollGate,
-                ReplayCache, StoreResult, UserStore,
+                AuthRequestStore, ClientStore, DeviceStore, Health, KeyStore, OutboxStore,
+                PollGate, ReplayCache, StoreResult, UserStore,
             };
 
             type DbRow = <$db as Database>::Row;
@@ -352,7 +381,8 @@ macro_rules! impl_stores {
                         .bind(r.state.as_str())
                         .bind(r.decided_at)
                         .bind(r.user_verified)
-                        .bind(r.redeemed_at);
+                        .bind(r.redeemed_at)
+                        .bind(&r.auth_req_id);
                     affected(&mut *tx, insert).await?;
                     for c in challenges {
                         let insert = sqlx::query(sql::INSERT_CHALLENGE)
@@ -395,6 +425,11 @@ macro_rules! impl_stores {
                             Some(interval_secs) => PollGate::SlowDown { interval_secs },
                         },
                     )
+                }
+
+                async fn touch_poll(&self, id: &str, now: i64) -> StoreResult<()> {
+                    affected(&self.pool, sqlx::query(sql::TOUCH_POLL).bind(id).bind(now)).await?;
+                    Ok(())
                 }
 
                 async fn redeem(&self, id: &str, now: i64) -> StoreResult<bool> {
@@ -455,6 +490,9 @@ macro_rules! impl_stores {
                         .bind(&d.challenge_id)
                         .bind(d.decided_at);
                     affected(&mut *tx, close_others).await?;
+                    if let Some(n) = &d.notification {
+                        affected(&mut *tx, insert_notification(n)).await?;
+                    }
                     tx.commit().await.map_err(db_error)?;
                     Ok(true)
                 }
@@ -462,6 +500,7 @@ macro_rules! impl_stores {
                 async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
                     let mut tx = self.begin_write().await?;
                     affected(&mut *tx, sqlx::query(sql::PURGE_CHALLENGES).bind(before)).await?;
+                    affected(&mut *tx, sqlx::query(sql::PURGE_NOTIFICATIONS).bind(before)).await?;
                     let purged =
                         affected(&mut *tx, sqlx::query(sql::PURGE_REQUESTS).bind(before)).await?;
                     tx.commit().await.map_err(db_error)?;
@@ -502,6 +541,132 @@ macro_rules! impl_stores {
                         .bind(&key.private_jwk)
                         .bind(key.created_at);
                     affected(&self.pool, q).await.map(drop)
+                }
+            }
+
+            fn insert_notification(n: &Notification) -> Query<'_> {
+                sqlx::query(sql::INSERT_NOTIFICATION)
+                    .bind(&n.id)
+                    .bind(&n.auth_request_id)
+                    .bind(&n.client_id)
+                    .bind(n.kind.as_str())
+                    .bind(&n.payload)
+                    .bind(n.state.as_str())
+                    .bind(n.attempts)
+                    .bind(n.next_attempt_at)
+                    .bind(n.deadline)
+                    .bind(&n.last_error)
+                    .bind(n.created_at)
+                    .bind(n.delivered_at)
+            }
+
+            #[async_trait]
+            impl OutboxStore for $store {
+                async fn due_notifications(
+                    &self,
+                    now: i64,
+                    limit: i64,
+                ) -> StoreResult<Vec<Notification>> {
+                    let q = sqlx::query(sql::DUE_NOTIFICATIONS).bind(now).bind(limit);
+                    all(&self.pool, q, rows::notification).await
+                }
+
+                async fn claim_notification(
+                    &self,
+                    id: &str,
+                    now: i64,
+                    lease_until: i64,
+                ) -> StoreResult<bool> {
+                    let q = sqlx::query(sql::CLAIM_NOTIFICATION)
+                        .bind(id)
+                        .bind(now)
+                        .bind(lease_until);
+                    Ok(affected(&self.pool, q).await? == 1)
+                }
+
+                async fn attach_push_tokens(
+                    &self,
+                    notification_id: &str,
+                    auth_request_id: &str,
+                    payload: &str,
+                    now: i64,
+                ) -> StoreResult<bool> {
+                    let mut tx = self.begin_write().await?;
+                    let redeem = sqlx::query(sql::REDEEM).bind(auth_request_id).bind(now);
+                    if affected(&mut *tx, redeem).await? != 1 {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Ok(false);
+                    }
+                    let set = sqlx::query(sql::SET_NOTIFICATION_PAYLOAD)
+                        .bind(notification_id)
+                        .bind(payload);
+                    if affected(&mut *tx, set).await? != 1 {
+                        tx.rollback().await.map_err(db_error)?;
+                        return Ok(false);
+                    }
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(true)
+                }
+
+                async fn finish_notification(
+                    &self,
+                    id: &str,
+                    state: NotificationState,
+                    now: i64,
+                    error: Option<&str>,
+                ) -> StoreResult<()> {
+                    let q = sqlx::query(sql::FINISH_NOTIFICATION)
+                        .bind(id)
+                        .bind(state.as_str())
+                        .bind(now)
+                        .bind(error);
+                    affected(&self.pool, q).await.map(drop)
+                }
+
+                async fn retry_notification(
+                    &self,
+                    id: &str,
+                    next_attempt_at: i64,
+                    error: &str,
+                ) -> StoreResult<()> {
+                    let q = sqlx::query(sql::RETRY_NOTIFICATION)
+                        .bind(id)
+                        .bind(next_attempt_at)
+                        .bind(error);
+                    affected(&self.pool, q).await.map(drop)
+                }
+
+                async fn expired_unnotified_push(&self, now: i64) -> StoreResult<Vec<AuthRequest>> {
+                    all(
+                        &self.pool,
+                        sqlx::query(sql::EXPIRED_UNNOTIFIED_PUSH).bind(now),
+                        rows::auth_request,
+                    )
+                    .await
+                }
+
+                async fn queue_notification(&self, n: &Notification) -> StoreResult<bool> {
+                    Ok(affected(&self.pool, insert_notification(n)).await? == 1)
+                }
+
+                async fn get_notification(
+                    &self,
+                    auth_request_id: &str,
+                ) -> StoreResult<Option<Notification>> {
+                    one(
+                        &self.pool,
+                        sqlx::query(sql::GET_NOTIFICATION).bind(auth_request_id),
+                        rows::notification,
+                    )
+                    .await
+                }
+
+                async fn next_notification_at(&self) -> StoreResult<Option<i64>> {
+                    let next = one(&self.pool, sqlx::query(sql::NEXT_NOTIFICATION_AT), |r| {
+                        r.opt_int("next")
+                    })
+                    .await?;
+                    Ok(next.flatten())
                 }
             }
 

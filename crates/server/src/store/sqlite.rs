@@ -14,7 +14,14 @@ use super::sql::{self, impl_stores};
 use super::{StoreError, StoreResult};
 
 const INIT: &str = include_str!("../../migrations/sqlite/0001_init.sql");
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", INIT)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", INIT),
+    (
+        2,
+        "notifications",
+        include_str!("../../migrations/sqlite/0002_notifications.sql"),
+    ),
+];
 
 /// Connections of a file database: WAL lets readers run beside the one writer.
 const FILE_POOL_SIZE: u32 = 4;

@@ -569,27 +569,45 @@ async fn user_code_when_the_client_requires_it() {
 }
 
 #[tokio::test]
-async fn ping_and_push_clients_are_refused_until_served() {
-    let s = TestServer::start_with(|c| c.outbound.allow_http = true).await;
+async fn ping_and_push_clients_must_send_a_valid_notification_token() {
+    let s = TestServer::start().await;
     s.user_with_device(HINT).await;
-    let (id, secret) = s
-        .client(NewClient {
-            name: "Pinger".into(),
-            delivery_mode: Some(DeliveryMode::Ping),
-            notification_endpoint: Some("https://rp.example/cb".into()),
-            ..Default::default()
-        })
-        .await;
-    s.bc_authorize(
-        &Auth::Basic(id, secret.unwrap()),
-        &[
-            ("scope", "openid"),
-            ("login_hint", HINT),
-            ("client_notification_token", "abc"),
-        ],
-    )
-    .await
-    .expect_error(400, "unauthorized_client");
+    for mode in [DeliveryMode::Ping, DeliveryMode::Push] {
+        let (id, secret) = s
+            .client(NewClient {
+                name: "Notified".into(),
+                delivery_mode: Some(mode),
+                notification_endpoint: Some("https://rp.example/cb".into()),
+                ..Default::default()
+            })
+            .await;
+        let auth = Auth::Basic(id, secret.unwrap());
+        let with = |token: Option<String>| {
+            let mut p = vec![
+                ("scope", "openid".to_owned()),
+                ("login_hint", HINT.to_owned()),
+            ];
+            if let Some(t) = token {
+                p.push(("client_notification_token", t));
+            }
+            p
+        };
+        for bad in [
+            None,
+            Some("x".repeat(1025)),
+            Some("has space".into()),
+            Some("=abc".into()),
+        ] {
+            let p = with(bad);
+            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.bc_authorize(&auth, &p)
+                .await
+                .expect_error(400, "invalid_request");
+        }
+        let p = with(Some(format!("{}~+/=", "a".repeat(1019))));
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(s.bc_authorize(&auth, &p).await.status, 200, "{mode:?}");
+    }
 }
 
 #[tokio::test]

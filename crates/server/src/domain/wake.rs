@@ -1,0 +1,95 @@
+//! In-process wake-ups: held polls wait on their request's [`Notify`], and the outbox worker
+//! on its own, so a decision reaches them within milliseconds on this node. Correctness never
+//! depends on a wake-up arriving: every waiter also re-checks the store on a timer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::Notify;
+
+use super::Notifier;
+use super::model::Challenge;
+
+/// Wake-up handles by auth request id. Entries are weak: a request nobody waits on costs
+/// nothing, and dead entries are swept as new ones are made.
+#[derive(Debug, Default)]
+pub struct Waiters {
+    map: Mutex<HashMap<String, Weak<Notify>>>,
+}
+
+impl Waiters {
+    /// The handle for `id`, shared with every other waiter of the same request.
+    pub fn handle(&self, id: &str) -> Arc<Notify> {
+        let Ok(mut map) = self.map.lock() else {
+            return Arc::new(Notify::new());
+        };
+        if let Some(existing) = map.get(id).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if map.len() > 1024 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let fresh = Arc::new(Notify::new());
+        map.insert(id.to_owned(), Arc::downgrade(&fresh));
+        fresh
+    }
+
+    /// Wakes every current waiter of `id`.
+    pub fn wake(&self, id: &str) {
+        let handle = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).and_then(Weak::upgrade));
+        if let Some(n) = handle {
+            n.notify_waiters();
+        }
+    }
+}
+
+/// The notifier of a single node: wakes held polls of the decided request and the outbox
+/// worker.
+#[derive(Debug, Default, Clone)]
+pub struct LocalNotifier {
+    pub waiters: Arc<Waiters>,
+    pub outbox: Arc<Notify>,
+}
+
+impl Notifier for LocalNotifier {
+    fn challenges_created(&self, _challenges: &[Challenge]) {}
+
+    fn request_decided(&self, auth_request_id: &str) {
+        self.waiters.wake(auth_request_id);
+        self.outbox.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_registered_waiter_is_woken_and_dead_entries_vanish() {
+        let w = Waiters::default();
+        let handle = w.handle("r1");
+        {
+            let notified = handle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            w.wake("r1");
+            tokio::time::timeout(std::time::Duration::from_secs(1), notified)
+                .await
+                .unwrap();
+        }
+        drop(handle);
+        assert!(
+            w.map
+                .lock()
+                .unwrap()
+                .get("r1")
+                .and_then(Weak::upgrade)
+                .is_none()
+        );
+        w.wake("nobody"); // no panic, nothing to do
+    }
+}

@@ -1,0 +1,5 @@
+//! Delivery to the outside world: client notifications (the ping/push outbox worker) and
+//! authenticator push senders (APNs, FCM, Web Push).
+
+pub mod outbox;
+pub mod push;

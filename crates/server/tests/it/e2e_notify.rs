@@ -1,0 +1,485 @@
+//! Ping and push modes and long polling over HTTP, against a local receiver that records what
+//! the server sends and answers as each test scripts it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use backchannel_protocol::device::Decision;
+use backchannel_protocol::jose::{self, Algorithm, Jwks};
+use backchannel_protocol::oauth::DeliveryMode;
+use backchannel_server::app::start;
+use backchannel_server::domain::admin::NewClient;
+use backchannel_server::domain::model::NotificationState;
+use serde_json::{Value, json};
+
+use crate::support::{Auth, TestServer, temp_dir, test_config};
+
+const HINT: &str = "nina@example.com";
+const TOKEN: &str = "ping-token-8e1f.~+/";
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Scripted answers (status, Location); 200 once the script is used up.
+    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+}
+
+pub struct Receiver {
+    pub base: String,
+    shared: Shared,
+}
+
+async fn record(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
+    shared.calls.lock().unwrap().push(Call {
+        path: uri.path().to_owned(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    });
+    let (status, location) = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or((200, None));
+    let mut h = HeaderMap::new();
+    if let Some(l) = location {
+        h.insert("location", l.parse().unwrap());
+    }
+    (StatusCode::from_u16(status).unwrap(), h, "")
+}
+
+impl Receiver {
+    pub async fn start(script: &[(u16, Option<&'static str>)]) -> Receiver {
+        let shared = Shared::default();
+        shared.script.lock().unwrap().extend(script.iter().copied());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { base, shared }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls.lock().unwrap().clone()
+    }
+
+    pub fn answer_next(&self, status: u16) {
+        self.shared.script.lock().unwrap().push_back((status, None));
+    }
+
+    pub fn clear_script(&self) {
+        self.shared.script.lock().unwrap().clear();
+    }
+
+    /// Waits (up to 10 s) until `n` calls arrived.
+    pub async fn wait_calls(&self, n: usize) -> Vec<Call> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.calls();
+            if calls.len() >= n {
+                return calls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} calls, got {calls:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn notified_client(s: &TestServer, mode: DeliveryMode, endpoint: String) -> Auth {
+    let (id, secret) = s
+        .client(NewClient {
+            name: "Callback Bank".into(),
+            delivery_mode: Some(mode),
+            notification_endpoint: Some(endpoint),
+            scope: Some("openid email".into()),
+            ..Default::default()
+        })
+        .await;
+    Auth::Basic(id, secret.unwrap())
+}
+
+async fn start_notified(s: &TestServer, auth: &Auth) -> String {
+    s.start_request(
+        auth,
+        &[
+            ("scope", "openid email"),
+            ("login_hint", HINT),
+            ("client_notification_token", TOKEN),
+        ],
+    )
+    .await
+}
+
+async fn notification_state(s: &TestServer, auth_req_id: &str) -> (NotificationState, i64) {
+    let id = backchannel_server::domain::Domain::hash_hex(auth_req_id);
+    let n = s
+        .server
+        .domain
+        .stores
+        .outbox
+        .get_notification(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    (n.state, n.attempts)
+}
+
+async fn wait_state(s: &TestServer, auth_req_id: &str, want: NotificationState) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (state, attempts) = notification_state(s, auth_req_id).await;
+        if state == want {
+            return attempts;
+        }
+        assert!(Instant::now() < deadline, "notification stuck in {state:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn ping_mode_calls_back_then_the_client_polls() {
+    let rx = Receiver::start(&[]).await;
+    let s = TestServer::start().await;
+    let (_, device) = s.user_with_device(HINT).await;
+    let auth = notified_client(&s, DeliveryMode::Ping, format!("{}/cb", rx.base)).await;
+    let id = start_notified(&s, &auth).await;
+    assert!(rx.calls().is_empty(), "nothing is sent before the decision");
+    assert_eq!(device.decide_only(&s, Decision::Approve).await.status, 200);
+    let calls = rx.wait_calls(1).await;
+    assert_eq!(calls[0].path, "/cb");
+    assert_eq!(
+        calls[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(calls[0].body, json!({ "auth_req_id": id }));
+    let t = s.token(&auth, &id).await;
+    assert_eq!(
+        t.status, 200,
+        "ping clients poll after the ping: {}",
+        t.body
+    );
+    assert_eq!(wait_state(&s, &id, NotificationState::Delivered).await, 1);
+}
+
+async fn verify(s: &TestServer, token: &str) -> Value {
+    let jwks: Jwks = s
+        .http
+        .get(s.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jws = jose::decode_jws(token).unwrap();
+    jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg()))
+        .unwrap();
+    jws.claims().unwrap()
+}
+
+#[tokio::test]
+async fn push_mode_delivers_the_tokens_once_with_the_hashes() {
+    let rx = Receiver::start(&[]).await;
+    let s = TestServer::start().await;
+    let (_, device) = s.user_with_device(HINT).await;
+    let auth = notified_client(&s, DeliveryMode::Push, format!("{}/push", rx.base)).await;
+    let id = start_notified(&s, &auth).await;
+    device.decide_only(&s, Decision::Approve).await;
+    let calls = rx.wait_calls(1).await;
+    let body = &calls[0].body;
+    assert_eq!(
+        calls[0].authorization.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(body["auth_req_id"], id);
+    assert_eq!(body["token_type"], "Bearer");
+    let access_token = body["access_token"].as_str().unwrap();
+    let claims = verify(&s, body["id_token"].as_str().unwrap()).await;
+    assert_eq!(claims["urn:openid:params:jwt:claim:auth_req_id"], id);
+    assert_eq!(
+        claims["at_hash"],
+        jose::hash_half(Algorithm::ES256, access_token.as_bytes())
+    );
+    assert_eq!(claims["email"], HINT);
+    assert!(
+        body.get("refresh_token").is_none()
+            && claims.get("urn:openid:params:jwt:claim:rt_hash").is_none()
+    );
+    // The request counts as redeemed: polling is refused, and nothing more is sent.
+    s.token(&auth, &id)
+        .await
+        .expect_error(400, "unauthorized_client");
+    assert_eq!(wait_state(&s, &id, NotificationState::Delivered).await, 1);
+    let stored = s
+        .server
+        .domain
+        .stores
+        .requests
+        .get_auth_request(&backchannel_server::domain::Domain::hash_hex(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.state,
+        backchannel_server::domain::model::AuthRequestState::Redeemed
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rx.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn push_mode_reports_denial_and_expiry() {
+    let rx = Receiver::start(&[]).await;
+    let (s, clock) = TestServer::start_clocked().await;
+    let (_, device) = s.user_with_device(HINT).await;
+    let auth = notified_client(&s, DeliveryMode::Push, format!("{}/push", rx.base)).await;
+    let denied = start_notified(&s, &auth).await;
+    device.decide_only(&s, Decision::Deny).await;
+    let calls = rx.wait_calls(1).await;
+    assert_eq!(
+        calls[0].body,
+        json!({ "error": "access_denied", "auth_req_id": denied })
+    );
+
+    let expiring = s
+        .start_request(
+            &auth,
+            &[
+                ("scope", "openid"),
+                ("login_hint", HINT),
+                ("client_notification_token", TOKEN),
+                ("requested_expiry", "30"),
+            ],
+        )
+        .await;
+    clock.advance_secs(31);
+    let calls = rx.wait_calls(2).await;
+    assert_eq!(
+        calls[1].body,
+        json!({ "error": "expired_token", "auth_req_id": expiring })
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(rx.calls().len(), 2, "the expiry is pushed once");
+}
+
+#[tokio::test]
+async fn a_503_is_retried_until_it_succeeds() {
+    let rx = Receiver::start(&[(503, None)]).await;
+    let s = TestServer::start().await;
+    let (_, device) = s.user_with_device(HINT).await;
+    let auth = notified_client(&s, DeliveryMode::Ping, format!("{}/cb", rx.base)).await;
+    let id = start_notified(&s, &auth).await;
+    device.decide_only(&s, Decision::Approve).await;
+    let calls = rx.wait_calls(2).await;
+    assert_eq!(calls[0].body, calls[1].body);
+    assert_eq!(wait_state(&s, &id, NotificationState::Delivered).await, 2);
+}
+
+#[tokio::test]
+async fn a_401_is_final_and_a_redirect_is_not_followed() {
+    for (status, location) in [(401, None), (302, Some("/elsewhere"))] {
+        let rx = Receiver::start(&[(status, location)]).await;
+        let s = TestServer::start().await;
+        let (_, device) = s.user_with_device(HINT).await;
+        let auth = notified_client(&s, DeliveryMode::Ping, format!("{}/cb", rx.base)).await;
+        let id = start_notified(&s, &auth).await;
+        device.decide_only(&s, Decision::Approve).await;
+        rx.wait_calls(1).await;
+        assert_eq!(
+            wait_state(&s, &id, NotificationState::Failed).await,
+            1,
+            "HTTP {status} is final"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let calls = rx.calls();
+        assert_eq!(
+            calls.len(),
+            1,
+            "HTTP {status}: no retry, no redirect followed: {calls:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pending_notification_survives_a_restart() {
+    let rx = Receiver::start(&[(503, None)]).await;
+    let dir = temp_dir("outbox-restart");
+    let config = test_config(&dir);
+    let first = start(config.clone()).await.unwrap();
+    let s = TestServer {
+        base: first.issuer.clone(),
+        server: first,
+        http: reqwest::Client::new(),
+    };
+    let (_, device) = s.user_with_device(HINT).await;
+    let auth = notified_client(&s, DeliveryMode::Ping, format!("{}/cb", rx.base)).await;
+    let id = start_notified(&s, &auth).await;
+    // Keep failing until the server is gone.
+    for _ in 0..20 {
+        rx.answer_next(503);
+    }
+    device.decide_only(&s, Decision::Approve).await;
+    rx.wait_calls(1).await;
+    let TestServer { server, .. } = s;
+    server.shutdown().await;
+    let before = rx.calls().len();
+    rx.clear_script();
+
+    let second = start(config).await.unwrap();
+    let s = TestServer {
+        base: second.issuer.clone(),
+        server: second,
+        http: reqwest::Client::new(),
+    };
+    let calls = rx.wait_calls(before + 1).await;
+    assert_eq!(calls.last().unwrap().body, json!({ "auth_req_id": id }));
+    wait_state(&s, &id, NotificationState::Delivered).await;
+}
+
+#[tokio::test]
+async fn an_endpoint_resolving_to_loopback_is_refused_unless_allowed() {
+    let rx = Receiver::start(&[]).await;
+    let s = TestServer::start_with(|c| c.outbound.allowed_private_networks.clear()).await;
+    let (_, device) = s.user_with_device(HINT).await;
+    let endpoint = format!("{}/cb", rx.base.replace("127.0.0.1", "localhost"));
+    let auth = notified_client(&s, DeliveryMode::Ping, endpoint).await;
+    let id = start_notified(&s, &auth).await;
+    device.decide_only(&s, Decision::Approve).await;
+    wait_state(&s, &id, NotificationState::Failed).await;
+    assert!(rx.calls().is_empty());
+    // A literal loopback address is refused the same way.
+    let (literal_id, literal_secret) = s
+        .client(NewClient {
+            name: "Literal".into(),
+            delivery_mode: Some(DeliveryMode::Ping),
+            notification_endpoint: Some(format!("{}/cb", rx.base)),
+            ..Default::default()
+        })
+        .await;
+    let literal = Auth::Basic(literal_id, literal_secret.unwrap());
+    let id = s
+        .start_request(
+            &literal,
+            &[
+                ("scope", "openid"),
+                ("login_hint", HINT),
+                ("client_notification_token", TOKEN),
+            ],
+        )
+        .await;
+    device.decide_only(&s, Decision::Approve).await;
+    wait_state(&s, &id, NotificationState::Failed).await;
+    assert!(rx.calls().is_empty());
+}
+
+#[tokio::test]
+async fn http_endpoints_need_allow_http() {
+    let s = TestServer::start_with(|c| c.outbound.allow_http = false).await;
+    let refused = s
+        .server
+        .domain
+        .create_client(NewClient {
+            name: "Plain".into(),
+            delivery_mode: Some(DeliveryMode::Ping),
+            notification_endpoint: Some("http://rp.example/cb".into()),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.code()),
+        Err("invalid_request")
+    );
+}
+
+#[tokio::test]
+async fn a_held_poll_answers_within_100_ms_of_the_approval() {
+    let s = TestServer::start_with(|c| c.token.long_poll_seconds = 10).await;
+    let (_, device) = s.user_with_device(HINT).await;
+    let auth = s
+        .secret_client(
+            backchannel_protocol::oauth::ClientAuthMethod::ClientSecretBasic,
+            "openid",
+        )
+        .await;
+    let id = s
+        .start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
+        .await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let poll = {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            let answer = s.token(&auth, &id).await;
+            let _ = tx.send(Instant::now());
+            answer
+        }
+    };
+    let approve = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let a = device.decide_only(&s, Decision::Approve).await;
+        assert_eq!(a.status, 200);
+        Instant::now()
+    };
+    let (answer, approved_at) = tokio::join!(poll, approve);
+    let answered_at = rx.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let lag = answered_at.saturating_duration_since(approved_at);
+    assert!(
+        lag < Duration::from_millis(100),
+        "held poll answered {lag:?} after the approval"
+    );
+}
+
+#[tokio::test]
+async fn a_held_poll_times_out_as_pending_and_counts_from_its_answer() {
+    let s = TestServer::start_with(|c| {
+        c.token.long_poll_seconds = 1;
+        c.ciba.interval = 1;
+    })
+    .await;
+    s.user_with_device(HINT).await;
+    let auth = s
+        .secret_client(
+            backchannel_protocol::oauth::ClientAuthMethod::ClientSecretBasic,
+            "openid",
+        )
+        .await;
+    let id = s
+        .start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
+        .await;
+    let started = Instant::now();
+    s.token(&auth, &id)
+        .await
+        .expect_error(400, "authorization_pending");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the poll was held"
+    );
+    // The interval (1 s) runs from the answer, not from when the poll arrived: polling again
+    // at once is too soon although a second has passed since the held poll came in.
+    s.token(&auth, &id).await.expect_error(400, "slow_down");
+}
