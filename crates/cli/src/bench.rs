@@ -32,6 +32,13 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// `endpoints`: requests/s and latency of /bc-authorize and /token; `notify`: decision to
+    /// ping/push notification and to held-poll answer.
+    #[arg(long, value_parser = ["endpoints", "notify"], default_value = "endpoints")]
+    scenario: String,
+    /// Flows per notification scenario.
+    #[arg(long, default_value_t = 1000)]
+    flows: usize,
 }
 
 #[derive(Clone)]
@@ -169,7 +176,25 @@ pub async fn run(args: BenchArgs) -> CmdResult {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+    // The notification receiver runs on loopback.
+    config.outbound.allowed_private_networks = vec!["127.0.0.0/8".into()];
+    config.outbound.allow_http = true;
+    config.token.long_poll_seconds = 30;
     let server = backchannel_server::app::start(config).await?;
+    if args.scenario == "notify" {
+        let concurrency = args.concurrency.min(64);
+        let results = crate::bench_notify::run(&server, args.flows, concurrency).await;
+        server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let results = results?;
+        crate::bench_notify::print(&results, args.flows, concurrency, args.json);
+        let failed = results.iter().any(|r| r.failures > 0);
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let domain = server.domain.clone();
     let issuer = server.issuer.clone();
 

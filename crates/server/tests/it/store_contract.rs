@@ -15,8 +15,9 @@ use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::domain::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Enrolment, StoredKey,
-    User, UserLookup, VerifiedDecision,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Enrolment,
+    Notification, NotificationKind, NotificationState, StoredKey, User, UserLookup,
+    VerifiedDecision,
 };
 use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
@@ -24,6 +25,7 @@ use backchannel_server::store::{PollGate, StoreError, Stores};
 use serde_json::json;
 
 mod accounts;
+mod outbox;
 mod replay_keys;
 mod requests;
 
@@ -76,6 +78,11 @@ contract!(
     requests::decisions_need_the_right_device_a_pending_challenge_and_time,
     requests::pending_challenges_leave_out_expired_and_decided,
     requests::purge_removes_expired_requests_and_their_challenges,
+    outbox::only_the_winning_decision_queues_its_notification,
+    outbox::claims_lease_a_notification_to_one_worker,
+    outbox::retries_reschedule_and_finished_notifications_stay_finished,
+    outbox::push_tokens_are_attached_once_and_redeem_the_request,
+    outbox::expired_push_requests_are_found_until_notified,
     replay_keys::replay_cache_detects_replays_per_scope,
     replay_keys::signing_keys_list_newest_first,
     replay_keys::health_ping_answers,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
-use super::http::{PushHttp, Reply, code, network_retry};
+use super::http::{PushHttp, Reply, code};
 use super::{
     NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys,
     observe, seconds_left,
@@ -169,7 +169,7 @@ impl ApnsSender {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         match self.http.execute(request, self.clock.now_ms()).await {
-            Err(e) => (network_retry("apns", &e), None),
+            Err(e) => (e.outcome("apns", "push service"), None),
             Ok(reply) => {
                 let status = reply.status;
                 (self.outcome(reply, &jwt), Some(status))

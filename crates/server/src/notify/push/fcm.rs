@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
-use super::http::{PushHttp, Reply, code, network_retry};
+use super::http::{PushHttp, Reply, code};
 use super::{
     NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired,
     keys::Rs256Key, observe, seconds_left,
@@ -188,7 +188,7 @@ impl FcmSender {
             .http
             .execute(request, self.clock.now_ms())
             .await
-            .map_err(|e| network_retry("fcm", &format!("token endpoint: {e}")))?;
+            .map_err(|e| e.outcome("fcm", "token endpoint"))?;
         match reply.status {
             200 => {}
             429 | 500..=599 => {
@@ -278,7 +278,7 @@ impl FcmSender {
             .bearer_auth(&access)
             .json(&Self::message(token, msg, ttl));
         match self.http.execute(request, self.clock.now_ms()).await {
-            Err(e) => (network_retry("fcm", &e), None),
+            Err(e) => (e.outcome("fcm", "push service"), None),
             Ok(reply) => {
                 let status = reply.status;
                 (self.outcome(reply, &access).await, Some(status))

@@ -103,27 +103,32 @@ impl PushHttp {
         client.post(url)
     }
 
-    /// Sends and reads the answer (any status). `Err` is a network failure or an oversized
-    /// body: worth another attempt. Messages never carry the URL.
+    /// Sends and reads the answer (any status). Messages never carry the URL.
     pub(crate) async fn execute(
         &self,
         request: reqwest::RequestBuilder,
         now_ms: i64,
-    ) -> Result<Reply, String> {
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| format!("request failed: {}", without_url(&e)))?;
+    ) -> Result<Reply, SendError> {
+        let mut response = request.send().await.map_err(|e| {
+            if refused_by_policy(&e) {
+                SendError::Refused
+            } else {
+                SendError::Network(format!("request failed: {}", without_url(&e)))
+            }
+        })?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers(), now_ms);
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| format!("read failed: {}", without_url(&e)))?
+            .map_err(|e| SendError::Network(format!("read failed: {}", without_url(&e))))?
         {
             if body.len() + chunk.len() > self.max_bytes {
-                return Err(format!("response exceeds {} bytes", self.max_bytes));
+                return Err(SendError::Network(format!(
+                    "response exceeds {} bytes",
+                    self.max_bytes
+                )));
             }
             body.extend_from_slice(&chunk);
         }
@@ -151,11 +156,41 @@ pub(crate) fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> 
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
-/// A network failure or unreadable answer: worth another attempt. The error text carries no
-/// URL (so no device token or endpoint secret).
-pub(crate) fn network_retry(channel: &'static str, error: &str) -> super::PushOutcome {
-    tracing::warn!(channel, error, "push request failed");
-    super::PushOutcome::Retry { after: None }
+/// Why [`PushHttp::execute`] got no answer. Neither carries the URL (so no device token or
+/// endpoint secret).
+pub(crate) enum SendError {
+    /// The guarded resolver refused every address of the host.
+    Refused,
+    /// Network trouble, a timeout, an oversized answer.
+    Network(String),
+}
+
+impl SendError {
+    /// A refused host fails the attempt for good (until the operator changes the allowed
+    /// networks); network trouble is worth another attempt.
+    pub(crate) fn outcome(self, channel: &'static str, what: &str) -> super::PushOutcome {
+        match self {
+            SendError::Refused => super::PushOutcome::Failed(format!(
+                "{what}: the host resolves only to addresses outbound calls may not reach"
+            )),
+            SendError::Network(error) => {
+                tracing::warn!(channel, what, error, "push request failed");
+                super::PushOutcome::Retry { after: None }
+            }
+        }
+    }
+}
+
+/// Whether the guarded resolver refused the host (its message is in the source chain).
+fn refused_by_policy(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        if err.to_string().contains("outbound calls may not reach") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A service's error code made fit for a log line: at most 64 characters of `[A-Za-z0-9_.-]`.

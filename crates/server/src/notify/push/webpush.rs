@@ -17,7 +17,7 @@ use serde::Serialize;
 use web_push_native::Auth;
 use web_push_native::p256::PublicKey;
 
-use super::http::{PushHttp, network_retry};
+use super::http::PushHttp;
 use super::{
     Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys, observe, seconds_left,
 };
@@ -134,7 +134,7 @@ impl WebPushSender {
             request = request.header("Topic", &msg.challenge_id);
         }
         match self.http.execute(request, self.clock.now_ms()).await {
-            Err(e) => (network_retry("webpush", &e), None),
+            Err(e) => (e.outcome("webpush", "endpoint"), None),
             Ok(reply) => {
                 let outcome = match reply.status {
                     200..=299 => PushOutcome::Delivered,
