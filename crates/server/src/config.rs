@@ -17,6 +17,7 @@ pub struct Config {
     pub token: TokenConfig,
     pub authorization_details: AuthorizationDetailsConfig,
     pub enrolment: EnrolmentConfig,
+    pub device: DeviceConfig,
     pub push: PushConfig,
 }
 
@@ -328,6 +329,21 @@ impl Default for AuthorizationDetailsConfig {
     fn default() -> Self {
         AuthorizationDetailsConfig {
             types: vec!["payment_initiation".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Seconds between heartbeats on a device's event stream.
+    pub sse_heartbeat_secs: u64,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            sse_heartbeat_secs: 15,
         }
     }
 }

@@ -213,7 +213,7 @@ impl Domain {
         Ok((challenge, request, client))
     }
 
-    fn challenge_jwt(
+    pub(crate) fn challenge_jwt(
         &self,
         key: &SigningKey,
         challenge: &Challenge,
@@ -303,7 +303,16 @@ impl Domain {
         if !recorded {
             return Err(AuthError::ChallengeClosed);
         }
-        self.notifier.request_decided(&request.id);
+        let others: Vec<String> = self
+            .stores
+            .requests
+            .request_challenges(&request.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.id != challenge.id)
+            .map(|c| c.device_id)
+            .collect();
+        self.notifier.request_decided(&request.id, &others);
         let state = if approved { "approved" } else { "denied" };
         metrics::counter!("backchannel_decisions_total", "decision" => state).increment(1);
         tracing::info!(challenge_id = %challenge.id, device_id = %device.id, state, "decision recorded");

@@ -15,6 +15,7 @@ pub mod client_auth;
 pub mod clock;
 pub mod device;
 pub mod error;
+pub mod events;
 pub mod hint;
 pub mod keys;
 pub mod model;
@@ -43,8 +44,8 @@ pub trait JwksFetcher: Send + Sync {
 pub trait Notifier: Send + Sync {
     /// A backchannel request was stored with these challenges.
     fn challenges_created(&self, challenges: &[Challenge]);
-    /// A request was approved or denied.
-    fn request_decided(&self, auth_request_id: &str);
+    /// A request was approved or denied; `devices` hold its other (now closed) challenges.
+    fn request_decided(&self, auth_request_id: &str, devices: &[String]);
 }
 
 /// The protocol core shared by every handler.

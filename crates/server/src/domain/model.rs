@@ -287,3 +287,40 @@ pub struct StoredKey {
     pub private_jwk: String,
     pub created_at: i64,
 }
+
+/// What a device's event stream tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceEventKind {
+    /// A new challenge for this device.
+    Challenge,
+    /// The challenge was decided (here or on another device), expired or withdrawn.
+    ChallengeClosed,
+}
+
+impl DeviceEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceEventKind::Challenge => "challenge",
+            DeviceEventKind::ChallengeClosed => "challenge_closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "challenge" => Some(DeviceEventKind::Challenge),
+            "challenge_closed" => Some(DeviceEventKind::ChallengeClosed),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a device's event log; `seq` is the SSE event id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEvent {
+    pub seq: i64,
+    pub device_id: String,
+    pub kind: DeviceEventKind,
+    pub challenge_id: String,
+    pub created_at: i64,
+}

@@ -1,5 +1,5 @@
-//! In-process wake-ups: held polls wait on their request's [`Notify`], and the outbox worker
-//! on its own, so a decision reaches them within milliseconds on this node. Correctness never
+//! In-process wake-ups: held polls wait on their request's [`Notify`], device event streams on
+//! their device's, and the outbox worker on its own, so a decision reaches them within milliseconds on this node. Correctness never
 //! depends on a wake-up arriving: every waiter also re-checks the store on a timer.
 
 use std::collections::HashMap;
@@ -55,11 +55,24 @@ pub struct LocalNotifier {
     pub outbox: Arc<Notify>,
 }
 
-impl Notifier for LocalNotifier {
-    fn challenges_created(&self, _challenges: &[Challenge]) {}
+/// The wake-up key of a device's event streams.
+pub fn device_key(device_id: &str) -> String {
+    format!("device:{device_id}")
+}
 
-    fn request_decided(&self, auth_request_id: &str) {
+impl Notifier for LocalNotifier {
+    fn challenges_created(&self, challenges: &[Challenge]) {
+        for c in challenges {
+            self.waiters.wake(&device_key(&c.device_id));
+        }
+        self.outbox.notify_one();
+    }
+
+    fn request_decided(&self, auth_request_id: &str, devices: &[String]) {
         self.waiters.wake(auth_request_id);
+        for d in devices {
+            self.waiters.wake(&device_key(d));
+        }
         self.outbox.notify_one();
     }
 }

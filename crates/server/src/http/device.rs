@@ -5,6 +5,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use backchannel_protocol::device::{
     ChallengeList, DEVICE_AUTH_SCHEME, DecisionRequest, EnrolRequest,
@@ -14,7 +15,9 @@ use super::AppState;
 use super::error::{AuthScheme, HttpError};
 use super::extract::{TraceId, authorization_credential, read_json};
 use crate::domain::error::AuthError;
+use crate::domain::events::StreamEvent;
 use crate::domain::model::Device;
+use crate::domain::wake::device_key;
 
 pub async fn device_enrol_post(
     State(state): State<AppState>,
@@ -101,4 +104,110 @@ pub async fn device_challenge_decision_post(
         .await
         .map_err(|e| HttpError::new(e, &trace))?;
     Ok(Json(answer).into_response())
+}
+
+/// State of one device's event stream.
+struct Stream {
+    state: AppState,
+    device: Device,
+    last: i64,
+    queue: std::collections::VecDeque<StreamEvent>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// A stream re-reads its device's log at least this often (decisions made on other nodes,
+/// a device disabled meanwhile).
+const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Stream {
+    /// The next event, waiting for one; `None` ends the stream (device disabled, store gone).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.queue.pop_front() {
+                return Some(
+                    Event::default()
+                        .id(e.id.to_string())
+                        .event(e.kind.as_str())
+                        .data(e.data),
+                );
+            }
+            let wake = self.wake.clone();
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (events, last) = self
+                .state
+                .domain
+                .device_events_after(&self.device, self.last)
+                .await
+                .ok()?;
+            self.last = last;
+            if !events.is_empty() {
+                self.queue.extend(events);
+                continue;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep(STREAM_RECHECK) => {
+                    if !self.state.domain.device_still_active(&self.device.id).await.ok()? {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /device/v1/events`: Server-Sent Events with `challenge` and `challenge_closed`,
+/// heartbeats, and replay from `Last-Event-ID`.
+pub async fn device_events_get(
+    State(state): State<AppState>,
+    Extension(TraceId(trace)): Extension<TraceId>,
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
+    let fail = |e: AuthError| HttpError::new(e, &trace);
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    fail(AuthError::invalid_request(
+                        "Last-Event-ID must be an event id from this stream",
+                    ))
+                })?,
+        ),
+    };
+    let (queue, last) = match resume {
+        Some(after) => (Vec::new(), after),
+        None => state
+            .domain
+            .device_stream_start(&device)
+            .await
+            .map_err(fail)?,
+    };
+    let heartbeat =
+        std::time::Duration::from_secs(state.domain.config.device.sse_heartbeat_secs.max(1));
+    let wake = state.domain.waiters.handle(&device_key(&device.id));
+    tracing::info!(trace_id = %trace, device_id = %device.id, resume_after = last, "device event stream opened");
+    let stream = Stream {
+        state,
+        device,
+        last,
+        queue: queue.into(),
+        wake,
+    };
+    let events = futures_util::stream::unfold(stream, |mut s| async move {
+        s.next()
+            .await
+            .map(|e| (Ok::<Event, std::convert::Infallible>(e), s))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .into_response())
 }

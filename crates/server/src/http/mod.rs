@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/v1/token", post(op::token_post))
         .route("/device/v1/enrol", post(device::device_enrol_post))
         .route("/device/v1/challenges", get(device::device_challenges_get))
+        .route("/device/v1/events", get(device::device_events_get))
         .route(
             "/device/v1/challenges/{id}",
             get(device::device_challenge_get),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::model::{
-    AuthRequest, Challenge, Client, Device, Enrolment, Notification, NotificationState, StoredKey,
-    User, UserLookup, VerifiedDecision,
+    AuthRequest, Challenge, Client, Device, DeviceEvent, Enrolment, Notification,
+    NotificationState, StoredKey, User, UserLookup, VerifiedDecision,
 };
 
 pub mod postgres;
@@ -84,7 +84,8 @@ pub enum PollGate {
 
 #[async_trait]
 pub trait AuthRequestStore: Send + Sync {
-    /// Stores the request and its challenges in one transaction.
+    /// Stores the request and its challenges in one transaction, with a `challenge` event in
+    /// each device's event log.
     async fn create_auth_request(
         &self,
         request: &AuthRequest,
@@ -117,12 +118,31 @@ pub trait AuthRequestStore: Send + Sync {
     /// In one transaction: the challenge (of `decision.device_id`, still pending) takes the
     /// decision and evidence; its request (still pending, `expires_at > decided_at`) becomes
     /// approved or denied with `decided_at` and `user_verified`; the request's other pending
-    /// challenges become closed; and `decision.notification`, if any, is queued. Returns false
+    /// challenges become closed, and every other challenge's device gets a `challenge_closed`
+    /// event; and `decision.notification`, if any, is queued. Returns false
     /// (and changes nothing) if either conditional update matched no row: the first decision
     /// wins.
     async fn record_decision(&self, decision: &VerifiedDecision) -> StoreResult<bool>;
+    /// Every challenge of a request.
+    async fn request_challenges(&self, auth_request_id: &str) -> StoreResult<Vec<Challenge>>;
     /// Deletes requests (and their challenges) that expired before `before`.
     async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// Each device's event log, read by its live event stream.
+#[async_trait]
+pub trait DeviceEventStore: Send + Sync {
+    /// Events of the device with `seq > after`, in order, at most `limit`.
+    async fn device_events_since(
+        &self,
+        device_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DeviceEvent>>;
+    /// The device's newest `seq` (0 if none).
+    async fn latest_device_event(&self, device_id: &str) -> StoreResult<i64>;
+    /// Deletes events older than `before`.
+    async fn purge_device_events(&self, before: i64) -> StoreResult<u64>;
 }
 
 /// The durable outbox of client notifications (ping and push modes).
@@ -197,6 +217,7 @@ pub struct Stores {
     pub devices: Arc<dyn DeviceStore>,
     pub requests: Arc<dyn AuthRequestStore>,
     pub outbox: Arc<dyn OutboxStore>,
+    pub events: Arc<dyn DeviceEventStore>,
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
     pub health: Arc<dyn Health>,
@@ -211,6 +232,7 @@ impl Stores {
             + DeviceStore
             + AuthRequestStore
             + OutboxStore
+            + DeviceEventStore
             + ReplayCache
             + KeyStore
             + Health
@@ -222,6 +244,7 @@ impl Stores {
             devices: backend.clone(),
             requests: backend.clone(),
             outbox: backend.clone(),
+            events: backend.clone(),
             replay: backend.clone(),
             keys: backend.clone(),
             health: backend,

@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notifications",
         include_str!("../../migrations/postgres/0002_notifications.sql"),
     ),
+    (
+        3,
+        "device_events",
+        include_str!("../../migrations/postgres/0003_device_events.sql"),
+    ),
 ];
 
 const POOL_SIZE: u32 = 10;

@@ -9,8 +9,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{StoreError, StoreResult};
 use crate::domain::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Notification,
-    NotificationKind, NotificationState, StoredKey, User,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEvent,
+    DeviceEventKind, Notification, NotificationKind, NotificationState, StoredKey, User,
 };
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -192,6 +192,16 @@ pub(crate) fn auth_request(row: &impl RowExt) -> StoreResult<AuthRequest> {
     })
 }
 
+pub(crate) fn device_event(row: &impl RowExt) -> StoreResult<DeviceEvent> {
+    Ok(DeviceEvent {
+        seq: row.int("seq")?,
+        device_id: row.text("device_id")?,
+        kind: enum_col(row, "kind", DeviceEventKind::parse)?,
+        challenge_id: row.text("challenge_id")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
 pub(crate) fn notification(row: &impl RowExt) -> StoreResult<Notification> {
     Ok(Notification {
         id: row.text("id")?,
@@ -211,17 +221,26 @@ pub(crate) fn notification(row: &impl RowExt) -> StoreResult<Notification> {
 
 /// A challenge joined with its request: the challenge's columns carry a `ch_` prefix (see
 /// `sql::CHALLENGE_JOIN`), the request's keep their names.
+/// A challenge whose columns carry `prefix` (empty, or `ch_` in a join).
+fn challenge_prefixed(row: &impl RowExt, prefix: &str) -> StoreResult<Challenge> {
+    let col = |name: &str| format!("{prefix}{name}");
+    Ok(Challenge {
+        id: row.text(&col("id"))?,
+        auth_request_id: row.text(&col("auth_request_id"))?,
+        device_id: row.text(&col("device_id"))?,
+        state: enum_col(row, &col("state"), ChallengeState::parse)?,
+        created_at: row.int(&col("created_at"))?,
+        decided_at: row.opt_int(&col("decided_at"))?,
+        decision_jws: row.opt_text(&col("decision_jws"))?,
+    })
+}
+
+pub(crate) fn challenge(row: &impl RowExt) -> StoreResult<Challenge> {
+    challenge_prefixed(row, "")
+}
+
 pub(crate) fn challenge_with_request(row: &impl RowExt) -> StoreResult<(Challenge, AuthRequest)> {
-    let challenge = Challenge {
-        id: row.text("ch_id")?,
-        auth_request_id: row.text("ch_auth_request_id")?,
-        device_id: row.text("ch_device_id")?,
-        state: enum_col(row, "ch_state", ChallengeState::parse)?,
-        created_at: row.int("ch_created_at")?,
-        decided_at: row.opt_int("ch_decided_at")?,
-        decision_jws: row.opt_text("ch_decision_jws")?,
-    };
-    Ok((challenge, auth_request(row)?))
+    Ok((challenge_prefixed(row, "ch_")?, auth_request(row)?))
 }
 
 pub(crate) fn stored_key(row: &impl RowExt) -> StoreResult<StoredKey> {

@@ -123,6 +123,20 @@ pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_
 
 pub(crate) const PING: &str = "SELECT 1";
 
+pub(crate) const INSERT_CHALLENGE_EVENT: &str = "INSERT INTO device_events (device_id, kind, \
+    challenge_id, created_at) VALUES ($1, 'challenge', $2, $3)";
+/// Every other device of the request learns that its challenge is closed.
+pub(crate) const INSERT_CLOSED_EVENTS: &str = "INSERT INTO device_events (device_id, kind, \
+    challenge_id, created_at) SELECT device_id, 'challenge_closed', id, $3 FROM challenges \
+    WHERE auth_request_id = $1 AND id <> $2";
+pub(crate) const DEVICE_EVENTS_SINCE: &str = "SELECT * FROM device_events \
+    WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+pub(crate) const LATEST_DEVICE_EVENT: &str =
+    "SELECT MAX(seq) AS latest FROM device_events WHERE device_id = $1";
+pub(crate) const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE created_at < $1";
+pub(crate) const REQUEST_CHALLENGES: &str =
+    "SELECT * FROM challenges WHERE auth_request_id = $1 ORDER BY created_at, id";
+
 pub(crate) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, auth_request_id, \
     client_id, kind, payload, state, attempts, next_attempt_at, deadline, last_error, \
     created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
@@ -158,14 +172,14 @@ macro_rules! impl_stores {
             use sqlx::{Database, Executor};
 
             use $crate::domain::model::{
-                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, Notification,
-                NotificationState, StoredKey, User, UserLookup, VerifiedDecision,
+                AuthRequest, Challenge, ChallengeState, Client, Device, DeviceEvent, Enrolment,
+                Notification, NotificationState, StoredKey, User, UserLookup, VerifiedDecision,
             };
             use $crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
             use $crate::store::sql;
             use $crate::store::{
-                AuthRequestStore, ClientStore, DeviceStore, Health, KeyStore, OutboxStore,
-                PollGate, ReplayCache, StoreResult, UserStore,
+                AuthRequestStore, ClientStore, DeviceEventStore, DeviceStore, Health, KeyStore,
+                OutboxStore, PollGate, ReplayCache, StoreResult, UserStore,
             };
 
             type DbRow = <$db as Database>::Row;
@@ -394,6 +408,11 @@ macro_rules! impl_stores {
                             .bind(c.decided_at)
                             .bind(&c.decision_jws);
                         affected(&mut *tx, insert).await?;
+                        let event = sqlx::query(sql::INSERT_CHALLENGE_EVENT)
+                            .bind(&c.device_id)
+                            .bind(&c.id)
+                            .bind(c.created_at);
+                        affected(&mut *tx, event).await?;
                     }
                     tx.commit().await.map_err(db_error)
                 }
@@ -490,11 +509,28 @@ macro_rules! impl_stores {
                         .bind(&d.challenge_id)
                         .bind(d.decided_at);
                     affected(&mut *tx, close_others).await?;
+                    let closed_events = sqlx::query(sql::INSERT_CLOSED_EVENTS)
+                        .bind(&request_id)
+                        .bind(&d.challenge_id)
+                        .bind(d.decided_at);
+                    affected(&mut *tx, closed_events).await?;
                     if let Some(n) = &d.notification {
                         affected(&mut *tx, insert_notification(n)).await?;
                     }
                     tx.commit().await.map_err(db_error)?;
                     Ok(true)
+                }
+
+                async fn request_challenges(
+                    &self,
+                    auth_request_id: &str,
+                ) -> StoreResult<Vec<Challenge>> {
+                    all(
+                        &self.pool,
+                        sqlx::query(sql::REQUEST_CHALLENGES).bind(auth_request_id),
+                        rows::challenge,
+                    )
+                    .await
                 }
 
                 async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
@@ -667,6 +703,40 @@ macro_rules! impl_stores {
                     })
                     .await?;
                     Ok(next.flatten())
+                }
+            }
+
+            #[async_trait]
+            impl DeviceEventStore for $store {
+                async fn device_events_since(
+                    &self,
+                    device_id: &str,
+                    after: i64,
+                    limit: i64,
+                ) -> StoreResult<Vec<DeviceEvent>> {
+                    let q = sqlx::query(sql::DEVICE_EVENTS_SINCE)
+                        .bind(device_id)
+                        .bind(after)
+                        .bind(limit);
+                    all(&self.pool, q, rows::device_event).await
+                }
+
+                async fn latest_device_event(&self, device_id: &str) -> StoreResult<i64> {
+                    let latest = one(
+                        &self.pool,
+                        sqlx::query(sql::LATEST_DEVICE_EVENT).bind(device_id),
+                        |r| r.opt_int("latest"),
+                    )
+                    .await?;
+                    Ok(latest.flatten().unwrap_or(0))
+                }
+
+                async fn purge_device_events(&self, before: i64) -> StoreResult<u64> {
+                    affected(
+                        &self.pool,
+                        sqlx::query(sql::PURGE_DEVICE_EVENTS).bind(before),
+                    )
+                    .await
                 }
             }
 

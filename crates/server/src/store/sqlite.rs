@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notifications",
         include_str!("../../migrations/sqlite/0002_notifications.sql"),
     ),
+    (
+        3,
+        "device_events",
+        include_str!("../../migrations/sqlite/0003_device_events.sql"),
+    ),
 ];
 
 /// Connections of a file database: WAL lets readers run beside the one writer.

@@ -198,7 +198,7 @@ async fn discovery_lists_the_ciba_metadata() {
         assert_eq!(m["jwks_uri"], s.url("/jwks"));
         assert_eq!(
             m["backchannel_token_delivery_modes_supported"],
-            json!(["poll"])
+            json!(["poll", "ping", "push"])
         );
         assert_eq!(m["backchannel_user_code_parameter_supported"], true);
         assert_eq!(

@@ -5,9 +5,11 @@
 mod e2e_admin;
 mod e2e_backchannel;
 mod e2e_device;
+mod e2e_events;
 mod e2e_fuzz;
 mod e2e_notify;
 mod e2e_postgres;
 mod e2e_token;
+mod push;
 mod store_contract;
 mod support;

@@ -160,7 +160,8 @@ impl ApnsSender {
         let request = self
             .http
             .post(url)
-            .bearer_auth(&jwt)
+            // Written as Apple documents it.
+            .header(reqwest::header::AUTHORIZATION, format!("bearer {jwt}"))
             .header("apns-topic", &self.topic)
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")

@@ -29,8 +29,8 @@ use serde::Serialize;
 use crate::config::{OutboundConfig, PushConfig};
 use crate::domain::clock::{Clock, SystemClock};
 
-pub use apns::ApnsSender;
-pub use fcm::FcmSender;
+pub use apns::{ApnsSender, PROVIDER_TOKEN_REFRESH_SECS};
+pub use fcm::{ACCESS_TOKEN_MARGIN_SECS, FCM_SCOPE, FcmSender};
 pub use webpush::WebPushSender;
 
 /// The neutral text a device shows before it has fetched the details. It names no user,
