@@ -1,12 +1,13 @@
 //! Enrolment and the device-authenticated API (SPEC §5): listing and fetching challenges
-//! (verified before they are returned) and sending signed decisions.
+//! (verified before they are returned), sending signed decisions, and the device's own record
+//! (its push registration, removing itself). The event stream is in `events`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backchannel_protocol::device::{
     ChallengeEnvelope, ChallengeList, DEVICE_AUTH_SCHEME, Decision, DecisionRequest,
-    DecisionResponse, EnrolRequest, EnrolResponse, PushRegistration,
+    DecisionResponse, DeviceInfo, EnrolRequest, EnrolResponse, PushRegistration,
 };
 use backchannel_protocol::jose::{Algorithm, Jwks, SigningKey};
 use backchannel_protocol::oauth::ErrorResponse;
@@ -17,9 +18,11 @@ use crate::{
     AuthenticatorError, CheckedChallenge, Clock, DeviceState, SystemClock, VerifiedChallenge,
 };
 
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const ENROL_PATH: &str = "/device/v1/enrol";
 const CHALLENGES_PATH: &str = "/device/v1/challenges";
+const SELF_PATH: &str = "/device/v1/device";
+const PUSH_PATH: &str = "/device/v1/device/push";
 
 /// Enrols a new device: generates its key pair here (the private key never leaves the device),
 /// and redeems the one-time `code` at `server`. Save [`Device::state`] afterwards.
@@ -29,10 +32,11 @@ pub async fn enrol(
     name: Option<&str>,
     alg: Algorithm,
 ) -> Result<Device, AuthenticatorError> {
-    enrol_with(&default_http(), server, code, name, alg, None).await
+    enrol_with(&default_http_client(), server, code, name, alg, None).await
 }
 
-/// [`enrol`] with a caller-supplied HTTP client and a push registration.
+/// [`enrol`] with a caller-supplied HTTP client (see [`default_http_client`]) and the push
+/// channels the server may wake this device through.
 pub async fn enrol_with(
     http: &reqwest::Client,
     server: &str,
@@ -86,7 +90,7 @@ pub struct Device {
 impl Device {
     pub fn new(state: DeviceState) -> Result<Self, AuthenticatorError> {
         let key = SigningKey::from_jwk(&state.private_jwk)?;
-        Ok(Device::from_parts(state, key, default_http()))
+        Ok(Device::from_parts(state, key, default_http_client()))
     }
 
     fn from_parts(state: DeviceState, key: SigningKey, http: reqwest::Client) -> Self {
@@ -208,14 +212,8 @@ impl Device {
             self.clock.now_secs(),
         )?;
         let path = format!("{CHALLENGES_PATH}/{}/decision", challenge.id);
-        let url = format!("{}{path}", self.server);
-        let resp = self
-            .http
-            .post(&url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                self.authorization("POST", &path)?,
-            )
+        let (request, url) = self.request(reqwest::Method::POST, &path)?;
+        let resp = request
             .json(&DecisionRequest { decision: jws })
             .send()
             .await
@@ -233,7 +231,7 @@ impl Device {
 
     /// Verifies a challenge against the server's JWKS, refreshing the keys once if none of them
     /// verifies it (the server may have rotated its key).
-    async fn verify(
+    pub(crate) async fn verify(
         &self,
         envelope: &ChallengeEnvelope,
     ) -> Result<VerifiedChallenge, AuthenticatorError> {
@@ -272,19 +270,59 @@ impl Device {
         Ok(jwks)
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, AuthenticatorError> {
-        let url = format!("{}{path}", self.server);
-        let resp = self
-            .http
-            .get(&url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                self.authorization("GET", path)?,
-            )
+    /// This device as the server sees it: name, push registration (with the channels the
+    /// server found dead), whether it is disabled.
+    pub async fn info(&self) -> Result<DeviceInfo, AuthenticatorError> {
+        self.get(SELF_PATH).await
+    }
+
+    /// Replaces the device's push registration with `push` (channels left out are removed;
+    /// the server's list of dead channels starts afresh). Returns the device as updated.
+    pub async fn update_push(
+        &self,
+        push: &PushRegistration,
+    ) -> Result<DeviceInfo, AuthenticatorError> {
+        let (request, url) = self.request(reqwest::Method::PUT, PUSH_PATH)?;
+        let resp = request
+            .json(push)
             .send()
             .await
             .map_err(|s| http_err(&url, s))?;
         read_json(resp, &url).await
+    }
+
+    /// Removes this device: the server disables it and closes its pending challenges. Every
+    /// later call with this device's key is refused ([`AuthenticatorError::Unauthorized`]).
+    pub async fn remove(&self) -> Result<(), AuthenticatorError> {
+        let (request, url) = self.request(reqwest::Method::DELETE, SELF_PATH)?;
+        let resp = request.send().await.map_err(|s| http_err(&url, s))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|s| http_err(&url, s))?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(error_for(status.as_u16(), &body, &url))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, AuthenticatorError> {
+        let (request, url) = self.request(reqwest::Method::GET, path)?;
+        let resp = request.send().await.map_err(|s| http_err(&url, s))?;
+        read_json(resp, &url).await
+    }
+
+    /// A device-authenticated request for `path` on the server, and its URL.
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<(reqwest::RequestBuilder, String), AuthenticatorError> {
+        let url = format!("{}{path}", self.server);
+        let authorization = self.authorization(method.as_str(), path)?;
+        let request = self
+            .http
+            .request(method, &url)
+            .header(reqwest::header::AUTHORIZATION, authorization);
+        Ok((request, url))
     }
 }
 
@@ -297,7 +335,9 @@ fn is_safe_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
-fn default_http() -> reqwest::Client {
+/// The HTTP client the library uses unless given another: a 30-second timeout per call, no
+/// redirects (a device-signed request is bound to one URL).
+pub fn default_http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -305,7 +345,7 @@ fn default_http() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-fn http_err(url: &str, source: reqwest::Error) -> AuthenticatorError {
+pub(crate) fn http_err(url: &str, source: reqwest::Error) -> AuthenticatorError {
     let source = source.without_url();
     AuthenticatorError::Http {
         url: url.to_owned(),
@@ -326,16 +366,18 @@ async fn read_json<T: DeserializeOwned>(
             reason: format!("HTTP {}: {e}", status.as_u16()),
         });
     }
-    match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(error) if status.as_u16() == 401 => Err(AuthenticatorError::Unauthorized(error)),
-        Ok(error) => Err(AuthenticatorError::Api {
-            status: status.as_u16(),
-            error,
-        }),
-        Err(_) => Err(AuthenticatorError::InvalidResponse {
+    Err(error_for(status.as_u16(), &body, url))
+}
+
+/// The error an unsuccessful answer carries.
+pub(crate) fn error_for(status: u16, body: &[u8], url: &str) -> AuthenticatorError {
+    match serde_json::from_slice::<ErrorResponse>(body) {
+        Ok(error) if status == 401 => AuthenticatorError::Unauthorized(error),
+        Ok(error) => AuthenticatorError::Api { status, error },
+        Err(_) => AuthenticatorError::InvalidResponse {
             url: url.to_owned(),
-            reason: format!("HTTP {} without an error body", status.as_u16()),
-        }),
+            reason: format!("HTTP {status} without an error body"),
+        },
     }
 }
 

@@ -17,7 +17,7 @@ pub enum AuthenticatorError {
     NotFound(String),
     /// The server refused the device's credentials (`invalid_token`): the device was removed,
     /// or its clock is far off.
-    #[error("the server refused this device's credentials: {}", .0.error_description.as_deref().unwrap_or(&.0.error))]
+    #[error("the server refused this device's credentials ({}){}", .0.error, .0.error_description.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
     Unauthorized(ErrorResponse),
     /// Any other error answer of the device API.
     #[error("{} (HTTP {status}){}", .error.error, .error.error_description.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
@@ -31,6 +31,10 @@ pub enum AuthenticatorError {
         #[source]
         source: reqwest::Error,
     },
+    /// The event stream (or its answer) stayed silent this long: the connection is presumed
+    /// lost. Reconnect with the last event id.
+    #[error("no answer from {url} for {idle_secs} s")]
+    Stalled { url: String, idle_secs: u64 },
     /// The server answered with something the device API does not say.
     #[error("invalid response from {url}: {reason}")]
     InvalidResponse { url: String, reason: String },

@@ -1,10 +1,11 @@
 //! Device library for Backchannel authenticators (SPEC §5): enrolment with a key generated on
 //! the device, the state file that keeps it, device-signed API calls, verification of the
-//! server-signed challenges and signed decisions bound to what was shown.
+//! server-signed challenges, signed decisions bound to what was shown, the live event stream
+//! and the device's own record (push registration, removal).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), backchannel_authenticator::AuthenticatorError> {
-//! use backchannel_authenticator::{Decision, Device, DeviceState, enrol};
+//! use backchannel_authenticator::{Decision, Device, DeviceEvent, DeviceState, enrol};
 //! use backchannel_protocol::jose::Algorithm;
 //!
 //! let device = enrol("https://id.example.com", "ENROL-CODE", Some("my phone"), Algorithm::ES256).await?;
@@ -15,6 +16,16 @@
 //!     println!("{} asks: {:?}", challenge.claims.client_name, challenge.claims.binding_message);
 //!     device.decide(&challenge, Decision::Approve, true).await?;
 //! }
+//!
+//! // Or live, as challenges arrive; reconnect with `events.last_event_id()` to miss nothing.
+//! let mut events = device.events(None).await?;
+//! while let Some(event) = events.next().await? {
+//!     match event {
+//!         DeviceEvent::Challenge(c) => println!("{} asks", c.claims.client_name),
+//!         DeviceEvent::Closed { challenge_id, state } => println!("{challenge_id}: {state}"),
+//!         DeviceEvent::Rejected { error, .. } => eprintln!("not shown: {error}"),
+//!     }
+//! }
 //! # Ok(())
 //! # }
 //! ```
@@ -22,18 +33,21 @@
 mod clock;
 mod device;
 mod error;
+mod events;
 mod jwt;
+mod sse;
 mod state;
 
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use device::{Device, enrol, enrol_with};
+pub use device::{Device, default_http_client, enrol, enrol_with};
 pub use error::AuthenticatorError;
+pub use events::{DEFAULT_IDLE_TIMEOUT, DeviceEvent, EventStream};
 pub use jwt::{
     CheckedChallenge, VerifiedChallenge, device_auth_claims, sign_decision, sign_device_auth,
 };
 pub use state::DeviceState;
 
 pub use backchannel_protocol::device::{
-    ChallengeClaims, ChallengeEnvelope, Decision, DecisionClaims, DecisionResponse,
-    PushRegistration,
+    ChallengeClaims, ChallengeEnvelope, Decision, DecisionClaims, DecisionResponse, DeviceInfo,
+    PushRegistration, WebPushKeys, WebPushSubscription,
 };

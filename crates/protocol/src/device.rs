@@ -27,6 +27,23 @@ pub struct PushRegistration {
     pub fcm_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webpush: Option<WebPushSubscription>,
+    /// Channels the server found dead (`apns`, `fcm`, `webpush`: the push service said the
+    /// token or subscription is gone) and no longer uses. Set by the server; a device clears it
+    /// by registering again (`PUT /device/v1/device/push`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled: Vec<String>,
+}
+
+/// `GET /device/v1/device`, `PUT /device/v1/device/push` and the admin API: a device as its
+/// owner and operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub device_id: String,
+    pub name: String,
+    pub push: PushRegistration,
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// A browser `PushSubscription` as JSON (W3C Push API).

@@ -16,7 +16,9 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::keys::Keyring;
 use crate::domain::wake::LocalNotifier;
 use crate::http::{AppState, router};
+use crate::notify::devices::PushWorker;
 use crate::notify::outbox::OutboxWorker;
+use crate::notify::push::PushSenders;
 use crate::outbound::{CachedJwksFetcher, OutboundClient};
 use crate::store::Stores;
 
@@ -59,6 +61,7 @@ pub async fn open_domain(
         notifier: Arc::new(notifier.clone()),
         waiters: notifier.waiters,
         outbox_wake: notifier.outbox,
+        push_wake: notifier.pushes,
     })
 }
 
@@ -116,6 +119,7 @@ pub struct RunningServer {
     serve: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
     outbox: JoinHandle<()>,
+    pushes: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -125,6 +129,7 @@ impl RunningServer {
         let _ = self.serve.await;
         let _ = self.housekeeping.await;
         let _ = self.outbox.await;
+        let _ = self.pushes.await;
     }
 
     /// Runs until `signal` completes, then shuts down gracefully.
@@ -175,6 +180,9 @@ pub async fn start_with_clock(
     });
     let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
     let outbox = OutboxWorker::new(domain.clone(), outbound).spawn(rx.clone());
+    let senders = PushSenders::from_config(&config.push, &config.outbound)
+        .map_err(|e| err("push senders")(&e))?;
+    let pushes = PushWorker::new(domain.clone(), senders).spawn(rx.clone());
     let hk_domain = domain.clone();
     let housekeeping = tokio::spawn(async move {
         loop {
@@ -199,6 +207,7 @@ pub async fn start_with_clock(
         serve,
         housekeeping,
         outbox,
+        pushes,
     })
 }
 
@@ -214,6 +223,14 @@ async fn housekeep(domain: &Domain) {
         .await
     {
         tracing::warn!(error = %e, "purging expired requests failed");
+    }
+    if let Err(e) = domain
+        .stores
+        .events
+        .purge_device_events(now - EXPIRED_REQUEST_RETENTION_MS)
+        .await
+    {
+        tracing::warn!(error = %e, "purging device events failed");
     }
     if let Err(e) = domain.keys.reload(domain.stores.keys.as_ref()).await {
         tracing::warn!(error = %e, "reloading signing keys failed");

@@ -59,7 +59,13 @@ impl Domain {
             user_sub: String::new(),
             name,
             public_jwk,
-            push: req.push.unwrap_or_default(),
+            push: match &req.push {
+                Some(p) => super::device_admin::check_push_registration(
+                    p,
+                    self.config.outbound.allow_http,
+                )?,
+                None => Default::default(),
+            },
             disabled: false,
             created_at: now,
         };

@@ -14,6 +14,7 @@ pub mod backchannel;
 pub mod client_auth;
 pub mod clock;
 pub mod device;
+pub mod device_admin;
 pub mod error;
 pub mod events;
 pub mod hint;
@@ -46,6 +47,8 @@ pub trait Notifier: Send + Sync {
     fn challenges_created(&self, challenges: &[Challenge]);
     /// A request was approved or denied; `devices` hold its other (now closed) challenges.
     fn request_decided(&self, auth_request_id: &str, devices: &[String]);
+    /// A device was disabled or changed: its event streams re-check.
+    fn device_changed(&self, device_id: &str);
 }
 
 /// The protocol core shared by every handler.
@@ -62,6 +65,8 @@ pub struct Domain {
     pub waiters: Arc<wake::Waiters>,
     /// Wakes the outbox worker when a notification was queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the device push worker when challenges were created.
+    pub push_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Domain {

@@ -324,3 +324,19 @@ pub struct DeviceEvent {
     pub challenge_id: String,
     pub created_at: i64,
 }
+
+/// A challenge's pushes to its device's registered channels (the durable fan-out queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushDelivery {
+    pub challenge_id: String,
+    pub device_id: String,
+    /// `pending`, `done` or `failed`.
+    pub state: String,
+    /// Channels already delivered (`apns`, `fcm`, `webpush`).
+    pub delivered: Vec<String>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub deadline: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}

@@ -70,6 +70,7 @@ pub async fn domain_with(config: Config) -> (Domain, ManualClock) {
         notifier: Arc::new(notifier.clone()),
         waiters: notifier.waiters.clone(),
         outbox_wake: notifier.outbox.clone(),
+        push_wake: notifier.pushes.clone(),
     };
     (domain, clock)
 }

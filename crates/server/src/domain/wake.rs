@@ -53,6 +53,7 @@ impl Waiters {
 pub struct LocalNotifier {
     pub waiters: Arc<Waiters>,
     pub outbox: Arc<Notify>,
+    pub pushes: Arc<Notify>,
 }
 
 /// The wake-up key of a device's event streams.
@@ -65,7 +66,7 @@ impl Notifier for LocalNotifier {
         for c in challenges {
             self.waiters.wake(&device_key(&c.device_id));
         }
-        self.outbox.notify_one();
+        self.pushes.notify_one();
     }
 
     fn request_decided(&self, auth_request_id: &str, devices: &[String]) {
@@ -74,6 +75,10 @@ impl Notifier for LocalNotifier {
             self.waiters.wake(&device_key(d));
         }
         self.outbox.notify_one();
+    }
+
+    fn device_changed(&self, device_id: &str) {
+        self.waiters.wake(&device_key(device_id));
     }
 }
 

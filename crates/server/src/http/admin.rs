@@ -202,3 +202,33 @@ pub async fn admin_enrolments_post(
         .map_err(fail(&trace))?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
+
+pub async fn admin_user_devices_get(
+    State(state): State<AppState>,
+    Extension(TraceId(trace)): Extension<TraceId>,
+    Path(sub): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    authorize(&state, &headers, &trace)?;
+    let devices = state
+        .domain
+        .list_user_devices(&sub)
+        .await
+        .map_err(fail(&trace))?;
+    Ok(Json(serde_json::json!({ "devices": devices })).into_response())
+}
+
+pub async fn admin_device_disable_post(
+    State(state): State<AppState>,
+    Extension(TraceId(trace)): Extension<TraceId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    authorize(&state, &headers, &trace)?;
+    state
+        .domain
+        .disable_device(&id)
+        .await
+        .map_err(fail(&trace))?;
+    Ok(Json(serde_json::json!({ "device_id": id, "disabled": true })).into_response())
+}

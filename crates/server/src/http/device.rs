@@ -8,12 +8,13 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use backchannel_protocol::device::{
-    ChallengeList, DEVICE_AUTH_SCHEME, DecisionRequest, EnrolRequest,
+    ChallengeList, DEVICE_AUTH_SCHEME, DecisionRequest, EnrolRequest, PushRegistration,
 };
 
 use super::AppState;
 use super::error::{AuthScheme, HttpError};
 use super::extract::{TraceId, authorization_credential, read_json};
+use crate::domain::device_admin::device_info;
 use crate::domain::error::AuthError;
 use crate::domain::events::StreamEvent;
 use crate::domain::model::Device;
@@ -210,4 +211,49 @@ pub async fn device_events_get(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
         .into_response())
+}
+
+pub async fn device_self_get(
+    State(state): State<AppState>,
+    Extension(TraceId(trace)): Extension<TraceId>,
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
+    Ok(Json(device_info(&device)).into_response())
+}
+
+pub async fn device_push_put(
+    State(state): State<AppState>,
+    Extension(TraceId(trace)): Extension<TraceId>,
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
+    let push: PushRegistration = read_json(&headers, body, state.max_body, &trace).await?;
+    let info = state
+        .domain
+        .update_device_push(&device, &push)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
+    Ok(Json(info).into_response())
+}
+
+pub async fn device_self_delete(
+    State(state): State<AppState>,
+    Extension(TraceId(trace)): Extension<TraceId>,
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
+    state
+        .domain
+        .disable_device(&device.id)
+        .await
+        .map_err(|e| HttpError::new(e, &trace))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub mod admin;
@@ -49,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         .route("/device/v1/challenges", get(device::device_challenges_get))
         .route("/device/v1/events", get(device::device_events_get))
         .route(
+            "/device/v1/device",
+            get(device::device_self_get).delete(device::device_self_delete),
+        )
+        .route("/device/v1/device/push", put(device::device_push_put))
+        .route(
             "/device/v1/challenges/{id}",
             get(device::device_challenge_get),
         )
@@ -75,6 +80,14 @@ pub fn router(state: AppState) -> Router {
             post(admin::admin_user_disable_post),
         )
         .route("/admin/v1/enrolments", post(admin::admin_enrolments_post))
+        .route(
+            "/admin/v1/users/{sub}/devices",
+            get(admin::admin_user_devices_get),
+        )
+        .route(
+            "/admin/v1/devices/{id}/disable",
+            post(admin::admin_device_disable_post),
+        )
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
         .route("/metrics", get(metrics_get))

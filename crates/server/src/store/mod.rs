@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::domain::model::{
     AuthRequest, Challenge, Client, Device, DeviceEvent, Enrolment, Notification,
-    NotificationState, StoredKey, User, UserLookup, VerifiedDecision,
+    NotificationState, PushDelivery, StoredKey, User, UserLookup, VerifiedDecision,
 };
 
 pub mod postgres;
@@ -69,6 +69,12 @@ pub trait DeviceStore: Send + Sync {
     async fn get_device(&self, id: &str) -> StoreResult<Option<Device>>;
     /// Every device of the user, disabled ones included, oldest first.
     async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>>;
+    /// Replaces the device's push registration. False if no such device.
+    async fn set_device_push(
+        &self,
+        id: &str,
+        push: &backchannel_protocol::device::PushRegistration,
+    ) -> StoreResult<bool>;
     /// Disabling also closes the device's pending challenges. False if no such device.
     async fn set_device_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<bool>;
 }
@@ -85,7 +91,8 @@ pub enum PollGate {
 #[async_trait]
 pub trait AuthRequestStore: Send + Sync {
     /// Stores the request and its challenges in one transaction, with a `challenge` event in
-    /// each device's event log.
+    /// each device's event log and a pending push delivery per challenge (deadline: the
+    /// request's expiry).
     async fn create_auth_request(
         &self,
         request: &AuthRequest,
@@ -127,6 +134,37 @@ pub trait AuthRequestStore: Send + Sync {
     async fn request_challenges(&self, auth_request_id: &str) -> StoreResult<Vec<Challenge>>;
     /// Deletes requests (and their challenges) that expired before `before`.
     async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64>;
+}
+
+/// The durable push fan-out: a row per challenge, inserted with the request.
+#[async_trait]
+pub trait PushQueueStore: Send + Sync {
+    async fn due_push_deliveries(&self, now: i64, limit: i64) -> StoreResult<Vec<PushDelivery>>;
+    /// Leases one delivery attempt (one conditional UPDATE; true for exactly one caller).
+    async fn claim_push_delivery(
+        &self,
+        challenge_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<bool>;
+    /// Ends the delivery (`done` or `failed`) with the channels delivered.
+    async fn finish_push_delivery(
+        &self,
+        challenge_id: &str,
+        state: &str,
+        delivered: &[String],
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Schedules another attempt for the channels not yet delivered.
+    async fn retry_push_delivery(
+        &self,
+        challenge_id: &str,
+        next_attempt_at: i64,
+        delivered: &[String],
+        error: &str,
+    ) -> StoreResult<()>;
+    async fn get_push_delivery(&self, challenge_id: &str) -> StoreResult<Option<PushDelivery>>;
+    async fn next_push_delivery_at(&self) -> StoreResult<Option<i64>>;
 }
 
 /// Each device's event log, read by its live event stream.
@@ -218,6 +256,7 @@ pub struct Stores {
     pub requests: Arc<dyn AuthRequestStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub events: Arc<dyn DeviceEventStore>,
+    pub pushes: Arc<dyn PushQueueStore>,
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
     pub health: Arc<dyn Health>,
@@ -233,6 +272,7 @@ impl Stores {
             + AuthRequestStore
             + OutboxStore
             + DeviceEventStore
+            + PushQueueStore
             + ReplayCache
             + KeyStore
             + Health
@@ -245,6 +285,7 @@ impl Stores {
             requests: backend.clone(),
             outbox: backend.clone(),
             events: backend.clone(),
+            pushes: backend.clone(),
             replay: backend.clone(),
             keys: backend.clone(),
             health: backend,

@@ -10,7 +10,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::{StoreError, StoreResult};
 use crate::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEvent,
-    DeviceEventKind, Notification, NotificationKind, NotificationState, StoredKey, User,
+    DeviceEventKind, Notification, NotificationKind, NotificationState, PushDelivery, StoredKey,
+    User,
 };
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -189,6 +190,20 @@ pub(crate) fn auth_request(row: &impl RowExt) -> StoreResult<AuthRequest> {
         user_verified: row.flag("user_verified")?,
         redeemed_at: row.opt_int("redeemed_at")?,
         auth_req_id: row.opt_text("auth_req_id")?,
+    })
+}
+
+pub(crate) fn push_delivery(row: &impl RowExt) -> StoreResult<PushDelivery> {
+    Ok(PushDelivery {
+        challenge_id: row.text("challenge_id")?,
+        device_id: row.text("device_id")?,
+        state: row.text("state")?,
+        delivered: json_col(row, "delivered")?,
+        attempts: row.int("attempts")?,
+        next_attempt_at: row.int("next_attempt_at")?,
+        deadline: row.int("deadline")?,
+        last_error: row.opt_text("last_error")?,
+        created_at: row.int("created_at")?,
     })
 }
 

@@ -42,6 +42,7 @@ pub(crate) const GET_DEVICE: &str = "SELECT * FROM devices WHERE id = $1";
 pub(crate) const LIST_DEVICES: &str =
     "SELECT * FROM devices WHERE user_sub = $1 ORDER BY created_at, id";
 pub(crate) const SET_DEVICE_DISABLED: &str = "UPDATE devices SET disabled = $2 WHERE id = $1";
+pub(crate) const SET_DEVICE_PUSH: &str = "UPDATE devices SET push = $2 WHERE id = $1";
 /// A disabled device can no longer answer: its pending challenges close (at `$2`).
 pub(crate) const CLOSE_DEVICE_CHALLENGES: &str = "UPDATE challenges \
     SET state = 'closed', decided_at = $2 WHERE device_id = $1 AND state = 'pending'";
@@ -123,6 +124,23 @@ pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_
 
 pub(crate) const PING: &str = "SELECT 1";
 
+pub(crate) const INSERT_PUSH_DELIVERY: &str = "INSERT INTO push_deliveries (challenge_id, \
+    device_id, state, next_attempt_at, deadline, created_at) VALUES ($1, $2, 'pending', $3, $4, $3)";
+pub(crate) const DUE_PUSH_DELIVERIES: &str = "SELECT * FROM push_deliveries \
+    WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, challenge_id LIMIT $2";
+pub(crate) const CLAIM_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
+    SET attempts = attempts + 1, next_attempt_at = $3 \
+    WHERE challenge_id = $1 AND state = 'pending' AND next_attempt_at <= $2";
+pub(crate) const FINISH_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
+    SET state = $2, delivered = $3, last_error = $4 WHERE challenge_id = $1 AND state = 'pending'";
+pub(crate) const RETRY_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
+    SET next_attempt_at = $2, delivered = $3, last_error = $4 \
+    WHERE challenge_id = $1 AND state = 'pending'";
+pub(crate) const GET_PUSH_DELIVERY: &str = "SELECT * FROM push_deliveries WHERE challenge_id = $1";
+pub(crate) const NEXT_PUSH_DELIVERY_AT: &str =
+    "SELECT MIN(next_attempt_at) AS next FROM push_deliveries WHERE state = 'pending'";
+pub(crate) const PURGE_PUSH_DELIVERIES: &str = "DELETE FROM push_deliveries WHERE deadline < $1";
+
 pub(crate) const INSERT_CHALLENGE_EVENT: &str = "INSERT INTO device_events (device_id, kind, \
     challenge_id, created_at) VALUES ($1, 'challenge', $2, $3)";
 /// Every other device of the request learns that its challenge is closed.
@@ -169,17 +187,19 @@ macro_rules! impl_stores {
     ($store:ty, $db:ty) => {
         const _: () = {
             use async_trait::async_trait;
+            use backchannel_protocol::device::PushRegistration;
             use sqlx::{Database, Executor};
 
             use $crate::domain::model::{
                 AuthRequest, Challenge, ChallengeState, Client, Device, DeviceEvent, Enrolment,
-                Notification, NotificationState, StoredKey, User, UserLookup, VerifiedDecision,
+                Notification, NotificationState, PushDelivery, StoredKey, User, UserLookup,
+                VerifiedDecision,
             };
             use $crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
             use $crate::store::sql;
             use $crate::store::{
                 AuthRequestStore, ClientStore, DeviceEventStore, DeviceStore, Health, KeyStore,
-                OutboxStore, PollGate, ReplayCache, StoreResult, UserStore,
+                OutboxStore, PollGate, PushQueueStore, ReplayCache, StoreResult, UserStore,
             };
 
             type DbRow = <$db as Database>::Row;
@@ -347,6 +367,17 @@ macro_rules! impl_stores {
                     all(&self.pool, q, rows::device).await
                 }
 
+                async fn set_device_push(
+                    &self,
+                    id: &str,
+                    push: &PushRegistration,
+                ) -> StoreResult<bool> {
+                    let q = sqlx::query(sql::SET_DEVICE_PUSH)
+                        .bind(id)
+                        .bind(to_json(push)?);
+                    Ok(affected(&self.pool, q).await? == 1)
+                }
+
                 async fn set_device_disabled(
                     &self,
                     id: &str,
@@ -413,6 +444,12 @@ macro_rules! impl_stores {
                             .bind(&c.id)
                             .bind(c.created_at);
                         affected(&mut *tx, event).await?;
+                        let push = sqlx::query(sql::INSERT_PUSH_DELIVERY)
+                            .bind(&c.id)
+                            .bind(&c.device_id)
+                            .bind(c.created_at)
+                            .bind(r.expires_at);
+                        affected(&mut *tx, push).await?;
                     }
                     tx.commit().await.map_err(db_error)
                 }
@@ -537,6 +574,11 @@ macro_rules! impl_stores {
                     let mut tx = self.begin_write().await?;
                     affected(&mut *tx, sqlx::query(sql::PURGE_CHALLENGES).bind(before)).await?;
                     affected(&mut *tx, sqlx::query(sql::PURGE_NOTIFICATIONS).bind(before)).await?;
+                    affected(
+                        &mut *tx,
+                        sqlx::query(sql::PURGE_PUSH_DELIVERIES).bind(before),
+                    )
+                    .await?;
                     let purged =
                         affected(&mut *tx, sqlx::query(sql::PURGE_REQUESTS).bind(before)).await?;
                     tx.commit().await.map_err(db_error)?;
@@ -699,6 +741,85 @@ macro_rules! impl_stores {
 
                 async fn next_notification_at(&self) -> StoreResult<Option<i64>> {
                     let next = one(&self.pool, sqlx::query(sql::NEXT_NOTIFICATION_AT), |r| {
+                        r.opt_int("next")
+                    })
+                    .await?;
+                    Ok(next.flatten())
+                }
+            }
+
+            #[async_trait]
+            impl PushQueueStore for $store {
+                async fn due_push_deliveries(
+                    &self,
+                    now: i64,
+                    limit: i64,
+                ) -> StoreResult<Vec<PushDelivery>> {
+                    all(
+                        &self.pool,
+                        sqlx::query(sql::DUE_PUSH_DELIVERIES).bind(now).bind(limit),
+                        rows::push_delivery,
+                    )
+                    .await
+                }
+
+                async fn claim_push_delivery(
+                    &self,
+                    challenge_id: &str,
+                    now: i64,
+                    lease_until: i64,
+                ) -> StoreResult<bool> {
+                    let q = sqlx::query(sql::CLAIM_PUSH_DELIVERY)
+                        .bind(challenge_id)
+                        .bind(now)
+                        .bind(lease_until);
+                    Ok(affected(&self.pool, q).await? == 1)
+                }
+
+                async fn finish_push_delivery(
+                    &self,
+                    challenge_id: &str,
+                    state: &str,
+                    delivered: &[String],
+                    error: Option<&str>,
+                ) -> StoreResult<()> {
+                    let q = sqlx::query(sql::FINISH_PUSH_DELIVERY)
+                        .bind(challenge_id)
+                        .bind(state)
+                        .bind(to_json(&delivered)?)
+                        .bind(error);
+                    affected(&self.pool, q).await.map(drop)
+                }
+
+                async fn retry_push_delivery(
+                    &self,
+                    challenge_id: &str,
+                    next_attempt_at: i64,
+                    delivered: &[String],
+                    error: &str,
+                ) -> StoreResult<()> {
+                    let q = sqlx::query(sql::RETRY_PUSH_DELIVERY)
+                        .bind(challenge_id)
+                        .bind(next_attempt_at)
+                        .bind(to_json(&delivered)?)
+                        .bind(error);
+                    affected(&self.pool, q).await.map(drop)
+                }
+
+                async fn get_push_delivery(
+                    &self,
+                    challenge_id: &str,
+                ) -> StoreResult<Option<PushDelivery>> {
+                    one(
+                        &self.pool,
+                        sqlx::query(sql::GET_PUSH_DELIVERY).bind(challenge_id),
+                        rows::push_delivery,
+                    )
+                    .await
+                }
+
+                async fn next_push_delivery_at(&self) -> StoreResult<Option<i64>> {
+                    let next = one(&self.pool, sqlx::query(sql::NEXT_PUSH_DELIVERY_AT), |r| {
                         r.opt_int("next")
                     })
                     .await?;

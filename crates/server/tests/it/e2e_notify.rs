@@ -28,11 +28,14 @@ pub struct Call {
     pub body: Value,
 }
 
+/// A scripted answer: status and optional `Location`.
+type Scripted = (u16, Option<&'static str>);
+
 #[derive(Clone, Default)]
 struct Shared {
     calls: Arc<Mutex<Vec<Call>>>,
     /// Scripted answers (status, Location); 200 once the script is used up.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
 }
 
 pub struct Receiver {
@@ -68,7 +71,7 @@ async fn record(
 }
 
 impl Receiver {
-    pub async fn start(script: &[(u16, Option<&'static str>)]) -> Receiver {
+    pub async fn start(script: &[Scripted]) -> Receiver {
         let shared = Shared::default();
         shared.script.lock().unwrap().extend(script.iter().copied());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

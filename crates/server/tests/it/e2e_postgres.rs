@@ -27,7 +27,6 @@ async fn poll_flow_on_postgres() {
         }
         Err(e) => panic!("PostgreSQL is required: {e}"),
     };
-    drop(store);
     let sep = if url.contains('?') { '&' } else { '?' };
     let server_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     let s = TestServer::start_on(|c| c.database.url = server_url, Arc::new(SystemClock)).await;
@@ -48,4 +47,12 @@ async fn poll_flow_on_postgres() {
     assert_eq!(device.decide_only(&s, Decision::Approve).await.status, 200);
     let answers = futures_util::future::join_all((0..20).map(|_| s.token(&auth, &id))).await;
     assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1);
+    let TestServer { server, .. } = s;
+    server.shutdown().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA \"{schema}\" CASCADE"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
 }

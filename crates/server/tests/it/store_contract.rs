@@ -133,7 +133,7 @@ where
 async fn on_postgres<F, Fut>(test: F)
 where
     F: FnOnce(Stores) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     static UNREACHABLE: AtomicBool = AtomicBool::new(false);
     let explicit = std::env::var("BACKCHANNEL_TEST_POSTGRES_URL").ok();
@@ -159,14 +159,17 @@ where
         }
     };
     let store = Arc::new(store);
-    test(Stores::from_backend(store.clone())).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(store.pool())
-    .await
-    .unwrap();
+    // Run the test as a task so that its schema is dropped even when it fails.
+    let outcome = tokio::spawn(test(Stores::from_backend(store.clone()))).await;
+    let drop_schema = format!("DROP SCHEMA \"{schema}\" CASCADE");
+    let dropped = sqlx::query(sqlx::AssertSqlSafe(drop_schema))
+        .execute(store.pool())
+        .await;
     store.pool().close().await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+    dropped.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ use crate::domain::clock::Clock;
 /// (`TooManyProviderTokenUpdates`).
 pub const PROVIDER_TOKEN_REFRESH_SECS: i64 = 50 * 60;
 
+const MAX_COLLAPSE_ID_LEN: usize = 64;
+
 /// APNs device tokens are hex; Apple warns their length may grow, so allow room.
 const MAX_DEVICE_TOKEN_LEN: usize = 200;
 
@@ -66,6 +68,9 @@ impl ApnsSender {
             .map_err(|e| format!("cannot read key_file {}: {e}", cfg.key_file))?;
         let key = keys::p256_signing_key(&pem, Some(&cfg.key_id))
             .map_err(|e| format!("key_file {}: {e}", cfg.key_file))?;
+        if cfg.topic.is_empty() || !cfg.topic.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("topic must be the app's bundle id".into());
+        }
         let http = PushHttp::new(outbound, true)?;
         let base = http
             .check_url(cfg.base_url())
@@ -157,7 +162,7 @@ impl ApnsSender {
             Ok(body) => body,
             Err(e) => return (PushOutcome::Failed(format!("payload: {e}")), None),
         };
-        let request = self
+        let mut request = self
             .http
             .post(url)
             // Written as Apple documents it.
@@ -166,9 +171,12 @@ impl ApnsSender {
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")
             .header("apns-expiration", msg.expires_at.to_string())
-            .header("apns-collapse-id", &msg.challenge_id)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
+        // A re-sent push for the same challenge replaces the one shown; Apple allows 64 bytes.
+        if msg.challenge_id.len() <= MAX_COLLAPSE_ID_LEN {
+            request = request.header("apns-collapse-id", &msg.challenge_id);
+        }
         match self.http.execute(request, self.clock.now_ms()).await {
             Err(e) => (e.outcome("apns", "push service"), None),
             Ok(reply) => {
@@ -204,7 +212,7 @@ impl ApnsSender {
 /// request path.
 fn valid_device_token(token: &str) -> bool {
     (16..=MAX_DEVICE_TOKEN_LEN).contains(&token.len())
-        && token.len() % 2 == 0
+        && token.len().is_multiple_of(2)
         && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -112,6 +112,8 @@ impl PushHttp {
         let mut response = request.send().await.map_err(|e| {
             if refused_by_policy(&e) {
                 SendError::Refused
+            } else if e.is_builder() {
+                SendError::Invalid(without_url(&e))
             } else {
                 SendError::Network(format!("request failed: {}", without_url(&e)))
             }
@@ -161,6 +163,9 @@ pub(crate) fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> 
 pub(crate) enum SendError {
     /// The guarded resolver refused every address of the host.
     Refused,
+    /// The request could not be built (a header value that is not one): sending it again
+    /// would not help.
+    Invalid(String),
     /// Network trouble, a timeout, an oversized answer.
     Network(String),
 }
@@ -173,6 +178,9 @@ impl SendError {
             SendError::Refused => super::PushOutcome::Failed(format!(
                 "{what}: the host resolves only to addresses outbound calls may not reach"
             )),
+            SendError::Invalid(error) => {
+                super::PushOutcome::Failed(format!("{what}: invalid request: {error}"))
+            }
             SendError::Network(error) => {
                 tracing::warn!(channel, what, error, "push request failed");
                 super::PushOutcome::Retry { after: None }

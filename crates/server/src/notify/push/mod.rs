@@ -56,7 +56,8 @@ pub enum PushTarget {
 }
 
 impl PushTarget {
-    /// Every channel a device registered, in a fixed order (APNs, FCM, Web Push).
+    /// Every channel a device registered and the server has not found dead
+    /// (`PushRegistration::disabled`), in a fixed order (APNs, FCM, Web Push).
     pub fn from_registration(reg: &PushRegistration) -> Vec<PushTarget> {
         let mut targets = Vec::new();
         if let Some(token) = &reg.apns_token {
@@ -72,6 +73,7 @@ impl PushTarget {
         if let Some(sub) = &reg.webpush {
             targets.push(PushTarget::WebPush(sub.clone()));
         }
+        targets.retain(|t| !reg.disabled.iter().any(|d| d == t.channel()));
         targets
     }
 
@@ -400,10 +402,10 @@ mod tests {
 
     #[test]
     fn targets_from_a_registration_and_log_tags() {
-        let reg = PushRegistration {
+        let mut reg = PushRegistration {
             apns_token: Some("ab".repeat(32)),
             fcm_token: Some("fcm-token".into()),
-            webpush: None,
+            ..PushRegistration::default()
         };
         let targets = PushTarget::from_registration(&reg);
         let channels: Vec<_> = targets.iter().map(PushTarget::channel).collect();
@@ -413,5 +415,12 @@ mod tests {
         assert!(!"ab".repeat(32).contains(&tag));
         assert_eq!(tag, targets[0].log_tag());
         assert_ne!(tag, targets[1].log_tag());
+
+        reg.disabled = vec!["apns".into()];
+        let channels: Vec<_> = PushTarget::from_registration(&reg)
+            .iter()
+            .map(PushTarget::channel)
+            .collect();
+        assert_eq!(channels, vec!["fcm"]);
     }
 }

@@ -351,9 +351,17 @@ async fn fcm_dead_and_foreign_tokens_disable_the_registration() {
             400,
             "INVALID_ARGUMENT",
             json!([
-                { "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT" },
-                { "@type": "type.googleapis.com/google.rpc.BadRequest",
-                  "fieldViolations": [{ "field": "message.token", "description": "Invalid registration token" }] },
+                {
+                    "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                    "errorCode": "INVALID_ARGUMENT",
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{
+                        "field": "message.token",
+                        "description": "Invalid registration token",
+                    }],
+                },
             ]),
         ),
     ];
@@ -362,7 +370,9 @@ async fn fcm_dead_and_foreign_tokens_disable_the_registration() {
             token,
             (
                 status,
-                json!({ "error": { "code": status, "message": "x", "status": code, "details": details } }),
+                json!({ "error": {
+                    "code": status, "message": "x", "status": code, "details": details,
+                }}),
                 None,
             ),
         );
@@ -394,7 +404,9 @@ async fn fcm_dead_and_foreign_tokens_disable_the_registration() {
         "busy",
         (
             429,
-            json!({ "error": { "code": 429, "status": "RESOURCE_EXHAUSTED", "details": fcm_error("QUOTA_EXCEEDED") } }),
+            json!({ "error": {
+                "code": 429, "status": "RESOURCE_EXHAUSTED", "details": fcm_error("QUOTA_EXCEEDED"),
+            }}),
             Some(5),
         ),
     );

@@ -1,0 +1,195 @@
+//! The device push worker: takes each challenge's queued delivery, pushes it to every live
+//! channel of the device (APNs, FCM, Web Push via [`super::push`]), disables registrations the
+//! push service reports dead, and retries transient failures with backoff (honouring
+//! `Retry-After`), never past the request's expiry. Rows are leased like the client outbox, so
+//! several nodes may run it and a crash only delays the next attempt; the payload carries the
+//! challenge id only, and collapse ids make a repeated push harmless.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use super::push::{PushMessage, PushOutcome, PushSenders, PushTarget, next_attempt_at};
+use crate::domain::Domain;
+use crate::domain::error::AuthResult;
+use crate::domain::model::{AuthRequestState, ChallengeState, PushDelivery};
+
+const LEASE_MS: i64 = 30_000;
+const RECHECK: Duration = Duration::from_millis(500);
+const BATCH: i64 = 64;
+const IN_FLIGHT: usize = 16;
+
+#[derive(Clone)]
+pub struct PushWorker {
+    domain: Domain,
+    senders: Arc<PushSenders>,
+    permits: Arc<Semaphore>,
+}
+
+impl PushWorker {
+    pub fn new(domain: Domain, senders: PushSenders) -> Self {
+        PushWorker {
+            domain,
+            senders: Arc::new(senders),
+            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+        }
+    }
+
+    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.pass().await {
+                    tracing::warn!(error = %e, "push pass failed");
+                }
+                let now = self.domain.now_ms();
+                let wait = match self.domain.stores.pushes.next_push_delivery_at().await {
+                    Ok(Some(at)) => {
+                        Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(RECHECK)
+                    }
+                    _ => RECHECK,
+                };
+                let stop = tokio::select! {
+                    _ = shutdown.wait_for(|s| *s) => true,
+                    () = self.domain.push_wake.notified() => false,
+                    () = tokio::time::sleep(wait) => false,
+                };
+                if stop {
+                    break;
+                }
+            }
+            let _ = self
+                .permits
+                .acquire_many(u32::try_from(IN_FLIGHT).unwrap_or(1))
+                .await;
+        })
+    }
+
+    pub async fn pass(&self) -> AuthResult<()> {
+        let now = self.domain.now_ms();
+        let store = &self.domain.stores.pushes;
+        for delivery in store.due_push_deliveries(now, BATCH).await? {
+            if !store
+                .claim_push_delivery(&delivery.challenge_id, now, now + LEASE_MS)
+                .await?
+            {
+                continue;
+            }
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let id = delivery.challenge_id.clone();
+                if let Err(e) = worker.deliver(delivery).await {
+                    tracing::warn!(challenge_id = %id, error = %e, "push attempt failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, delivery: PushDelivery) -> AuthResult<()> {
+        let d = &self.domain;
+        let store = &d.stores.pushes;
+        let id = delivery.challenge_id.clone();
+        let done = |state: &'static str, error: Option<String>, delivered: Vec<String>| {
+            let id = id.clone();
+            async move {
+                store
+                    .finish_push_delivery(&id, state, &delivered, error.as_deref())
+                    .await
+            }
+        };
+        let now = d.now_ms();
+        let Some((challenge, request)) = d
+            .stores
+            .requests
+            .get_challenge(&delivery.challenge_id)
+            .await?
+        else {
+            return done(
+                "failed",
+                Some("the challenge is gone".into()),
+                delivery.delivered.clone(),
+            )
+            .await
+            .map_err(Into::into);
+        };
+        let live = challenge.state == ChallengeState::Pending
+            && request.state == AuthRequestState::Pending
+            && now < request.expires_at;
+        let device = d.stores.devices.get_device(&delivery.device_id).await?;
+        let Some(device) = device.filter(|dev| live && !dev.disabled) else {
+            return done("done", None, delivery.delivered.clone())
+                .await
+                .map_err(Into::into);
+        };
+        let targets: Vec<PushTarget> = PushTarget::from_registration(&device.push)
+            .into_iter()
+            .filter(|t| !delivery.delivered.iter().any(|c| c == t.channel()))
+            .collect();
+        let msg = PushMessage {
+            challenge_id: challenge.id.clone(),
+            issuer: d.issuer.clone(),
+            expires_at: request.expires_at.div_euclid(1000),
+        };
+        let mut delivered = delivery.delivered.clone();
+        let mut retry_after: Option<Option<Duration>> = None;
+        let mut errors = Vec::new();
+        for target in &targets {
+            match self.senders.send(target, &msg).await {
+                PushOutcome::Delivered => delivered.push(target.channel().to_owned()),
+                PushOutcome::Unregistered => {
+                    d.disable_push_channel(&device.id, target.channel()).await?
+                }
+                PushOutcome::Retry { after } => {
+                    errors.push(format!("{}: transient failure", target.channel()));
+                    retry_after = Some(retry_after.flatten().max(after));
+                }
+                PushOutcome::Failed(e) => errors.push(format!("{}: {e}", target.channel())),
+            }
+        }
+        let error = (!errors.is_empty()).then(|| errors.join("; "));
+        let Some(after) = retry_after else {
+            return done(
+                if errors.is_empty() { "done" } else { "failed" },
+                error,
+                delivered,
+            )
+            .await
+            .map_err(Into::into);
+        };
+        let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        match next_attempt_at(
+            attempts,
+            &PushOutcome::Retry { after },
+            d.now_ms(),
+            msg.expires_at,
+        ) {
+            Some(at) => {
+                store
+                    .retry_push_delivery(
+                        &delivery.challenge_id,
+                        at,
+                        &delivered,
+                        error.as_deref().unwrap_or(""),
+                    )
+                    .await?;
+                Ok(())
+            }
+            None => done(
+                "failed",
+                Some(format!(
+                    "{}; no time left before expiry",
+                    error.unwrap_or_default()
+                )),
+                delivered,
+            )
+            .await
+            .map_err(Into::into),
+        }
+    }
+}
