@@ -30,6 +30,9 @@ pub fn init_logging() {
 
 pub async fn run(args: ServeArgs) -> CmdResult {
     init_logging();
+    // Handlers first: a signal that arrives while we start must stop us gracefully, not kill us.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let config = Config::from_env(args.config.as_deref())?;
     let server = backchannel_server::app::start(config.clone()).await?;
     let issuer = server.issuer.clone();
@@ -61,24 +64,13 @@ pub async fn run(args: ServeArgs) -> CmdResult {
     println!(
         "  backchannel client login --issuer {issuer} --client-id <id> --client-secret <secret> --login-hint alice@example.com"
     );
-    server.run_until(shutdown_signal()).await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    server
+        .run_until(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+        })
+        .await;
+    Ok(ExitCode::SUCCESS)
 }
