@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use backchannel_protocol::device::{
+    PushRegistration,
     ChallengeClaims, ChallengeEnvelope, ChallengeList, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
     Decision, DecisionClaims, EnrolRequest, EnrolResponse,
 };
@@ -202,8 +203,12 @@ impl TestServer {
     }
 
     pub async fn enrol(&self, sub: &str) -> TestDevice {
+        self.enrol_with_push(sub, None).await
+    }
+
+    pub async fn enrol_with_push(&self, sub: &str, push: Option<PushRegistration>) -> TestDevice {
         let code = self.server.domain.create_enrolment(sub).await.unwrap().code;
-        TestDevice::enrol(self, &code).await.unwrap()
+        TestDevice::enrol_with(self, &code, push).await.unwrap()
     }
 
     pub async fn post_form(&self, path: &str, auth: &Auth, params: &[(&str, &str)]) -> Answer {
@@ -285,12 +290,16 @@ pub struct TestDevice {
 
 impl TestDevice {
     pub async fn enrol(server: &TestServer, code: &str) -> Result<TestDevice, Answer> {
+        TestDevice::enrol_with(server, code, None).await
+    }
+
+    pub async fn enrol_with(server: &TestServer, code: &str, push: Option<PushRegistration>) -> Result<TestDevice, Answer> {
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
         let req = EnrolRequest {
             code: code.into(),
             public_jwk: key.public_jwk(),
             name: Some("test phone".into()),
-            push: None,
+            push,
         };
         let r = server
             .http
