@@ -241,7 +241,10 @@ mod tests {
         p.feed(b"data: a\r").unwrap();
         p.feed(b"\n\r").unwrap();
         p.feed(b"\ndata: b\r\n\r\n").unwrap();
-        assert_eq!(all(&mut p), [ev(None, "message", "a"), ev(None, "message", "b")]);
+        assert_eq!(
+            all(&mut p),
+            [ev(None, "message", "a"), ev(None, "message", "b")]
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `backchannel admin`: registers clients, users and enrolment codes directly in the
-//! configured store, with or without a server running.
+//! `backchannel admin`: registers clients, users and enrolment codes, and lists and disables
+//! users' devices, directly in the configured store, with or without a server running.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,35 @@ enum AdminCommand {
     /// One-time codes that enrol an authenticator for a user.
     #[command(subcommand)]
     Enrolment(EnrolmentCommand),
+    /// Users' authenticator devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// A user's devices, disabled ones included, with their push channels.
+    List(DeviceList),
+    /// Disable a device: its pending challenges close and its key is refused from then on.
+    Disable(DeviceDisable),
+}
+
+#[derive(Args)]
+struct DeviceList {
+    /// The user's sub.
+    #[arg(long, value_name = "SUB")]
+    user: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DeviceDisable {
+    /// The device id.
+    #[arg(long, value_name = "ID")]
+    device: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -167,6 +196,7 @@ pub async fn run(args: AdminArgs) -> CmdResult {
     match args.command {
         AdminCommand::Client(cmd) => client(&domain, cmd).await,
         AdminCommand::User(cmd) => user(&domain, cmd).await,
+        AdminCommand::Device(cmd) => device(&domain, cmd).await,
         AdminCommand::Enrolment(EnrolmentCommand::Create(e)) => {
             let created = domain.create_enrolment(&e.user).await?;
             if e.json {
@@ -320,6 +350,55 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
                 print(&json!({ "sub": a.id, "disabled": true }));
             } else {
                 println!("user {} disabled", a.id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The same answers as `GET /admin/v1/users/{sub}/devices` and
+/// `POST /admin/v1/devices/{id}/disable`.
+async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
+    match cmd {
+        DeviceCommand::List(a) => {
+            let devices = domain.list_user_devices(&a.user).await?;
+            if a.json {
+                print(&json!({ "devices": devices }));
+            } else if devices.is_empty() {
+                println!("user {} has no devices", a.user);
+            } else {
+                for d in devices {
+                    let mut channels = Vec::new();
+                    for (name, set) in [
+                        ("apns", d.push.apns_token.is_some()),
+                        ("fcm", d.push.fcm_token.is_some()),
+                        ("webpush", d.push.webpush.is_some()),
+                    ] {
+                        if set {
+                            let dead = d.push.disabled.iter().any(|c| c == name);
+                            channels.push(format!("{name}{}", if dead { "(dead)" } else { "" }));
+                        }
+                    }
+                    println!(
+                        "{}  {}  push: {}{}",
+                        d.device_id,
+                        d.name,
+                        if channels.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            channels.join(",")
+                        },
+                        if d.disabled { "  (disabled)" } else { "" }
+                    );
+                }
+            }
+        }
+        DeviceCommand::Disable(a) => {
+            domain.disable_device(&a.device).await?;
+            if a.json {
+                print(&json!({ "device_id": a.device, "disabled": true }));
+            } else {
+                println!("device {} disabled", a.device);
             }
         }
     }

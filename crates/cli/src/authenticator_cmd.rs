@@ -1,25 +1,25 @@
 //! `backchannel authenticator`: a reference authenticator device on the command line (SPEC §3.2,
-//! §5): `enrol`, `list`, `approve`, `deny` and the interactive `watch`.
+//! §5): `enrol` (with its push channels), `list`, `approve`, `deny`, the interactive `watch`
+//! over the live event stream, and the device's own record: `show`, `push-update`, `remove`.
 
-use std::collections::HashSet;
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use backchannel_authenticator::{
-    AuthenticatorError, Clock as _, Decision, Device, DeviceState, SystemClock, VerifiedChallenge,
-    enrol,
+    AuthenticatorError, Clock as _, Decision, Device, DeviceInfo, DeviceState, PushRegistration,
+    SystemClock, VerifiedChallenge, WebPushSubscription, default_http_client, enrol_with,
 };
 use backchannel_protocol::jose::Algorithm;
 
 use crate::CmdResult;
 
+mod watch;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How often `approve|deny --wait` and `watch` look for new challenges.
+/// How often `approve|deny --wait` looks for new challenges.
 const WAIT_POLL: Duration = Duration::from_millis(250);
-const WATCH_POLL: Duration = Duration::from_secs(1);
 
 #[derive(clap::Args)]
 pub struct AuthenticatorArgs {
@@ -39,6 +39,59 @@ enum AuthenticatorCommand {
     Deny(DecideArgs),
     /// Show each challenge as it arrives and ask whether to approve it (Ctrl-C to stop).
     Watch(WatchArgs),
+    /// Show this device as the server knows it: name, push channels, status.
+    Show(ShowArgs),
+    /// Replace this device's push channels with exactly the ones given.
+    PushUpdate(PushUpdateArgs),
+    /// Remove this device: the server disables it and refuses its key from then on.
+    Remove(ShowArgs),
+}
+
+/// The push channels the server may wake the device through (SPEC §5).
+#[derive(clap::Args)]
+struct PushArgs {
+    /// APNs device token, in hex.
+    #[arg(long, value_name = "HEX")]
+    apns_token: Option<String>,
+    /// Firebase Cloud Messaging registration token.
+    #[arg(long, value_name = "TOKEN")]
+    fcm_token: Option<String>,
+    /// The browser's PushSubscription as JSON (`endpoint`, `keys.p256dh`, `keys.auth`), as
+    /// `JSON.stringify(subscription)` gives it.
+    #[arg(long, value_name = "FILE")]
+    webpush_subscription: Option<PathBuf>,
+}
+
+impl PushArgs {
+    /// The registration the flags describe; `None` when they name no channel.
+    fn registration(&self) -> Result<Option<PushRegistration>, BoxError> {
+        let webpush = self
+            .webpush_subscription
+            .as_deref()
+            .map(read_subscription)
+            .transpose()?;
+        if self.apns_token.is_none() && self.fcm_token.is_none() && webpush.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(PushRegistration {
+            apns_token: self.apns_token.clone(),
+            fcm_token: self.fcm_token.clone(),
+            webpush,
+            disabled: Vec::new(),
+        }))
+    }
+}
+
+fn read_subscription(path: &Path) -> Result<WebPushSubscription, BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not a PushSubscription (JSON with endpoint, keys.p256dh, keys.auth): {e}",
+            path.display()
+        )
+        .into()
+    })
 }
 
 #[derive(clap::Args)]
@@ -58,6 +111,8 @@ struct EnrolArgs {
     /// The device key's algorithm.
     #[arg(long, value_name = "ALG", default_value = "ES256", value_parser = ["ES256", "EdDSA"])]
     alg: String,
+    #[command(flatten)]
+    push: PushArgs,
     /// Replace an existing state file (the device it held stays enrolled at the server).
     #[arg(long)]
     force: bool,
@@ -136,13 +191,41 @@ struct WatchArgs {
     device: DeviceOpts,
 }
 
+#[derive(clap::Args)]
+struct ShowArgs {
+    #[command(flatten)]
+    device: DeviceOpts,
+    /// Print one JSON object on stdout and nothing else.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("channels").required(true).multiple(true)
+    .args(["apns_token", "fcm_token", "webpush_subscription", "clear"]))]
+struct PushUpdateArgs {
+    #[command(flatten)]
+    device: DeviceOpts,
+    #[command(flatten)]
+    push: PushArgs,
+    /// Remove every push channel (the device is then reached only live or when it asks).
+    #[arg(long, conflicts_with_all = ["apns_token", "fcm_token", "webpush_subscription"])]
+    clear: bool,
+    /// Print one JSON object on stdout and nothing else.
+    #[arg(long)]
+    json: bool,
+}
+
 pub async fn run(args: AuthenticatorArgs) -> CmdResult {
     match args.command {
         AuthenticatorCommand::Enrol(a) => enrol_cmd(a).await,
         AuthenticatorCommand::List(a) => list_cmd(a).await,
         AuthenticatorCommand::Approve(a) => decide_cmd(a, Decision::Approve).await,
         AuthenticatorCommand::Deny(a) => decide_cmd(a, Decision::Deny).await,
-        AuthenticatorCommand::Watch(a) => watch_cmd(a).await,
+        AuthenticatorCommand::Watch(a) => watch::watch_cmd(a).await,
+        AuthenticatorCommand::Show(a) => show_cmd(a).await,
+        AuthenticatorCommand::PushUpdate(a) => push_update_cmd(a).await,
+        AuthenticatorCommand::Remove(a) => remove_cmd(a).await,
     }
 }
 
@@ -155,7 +238,16 @@ async fn enrol_cmd(a: EnrolArgs) -> CmdResult {
         .into());
     }
     let alg = Algorithm::parse(&a.alg).ok_or("unsupported --alg")?;
-    let device = enrol(&a.server, &a.code, a.name.as_deref(), alg).await?;
+    let push = a.push.registration()?;
+    let device = enrol_with(
+        &default_http_client(),
+        &a.server,
+        &a.code,
+        a.name.as_deref(),
+        alg,
+        push,
+    )
+    .await?;
     device.state().save(&a.state).map_err(|e| {
         format!(
             "enrolled as {}, but could not save the key: {e}",
@@ -297,98 +389,94 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn watch_cmd(a: WatchArgs) -> CmdResult {
+async fn show_cmd(a: ShowArgs) -> CmdResult {
     let device = open_device(&a.device)?;
+    let info = device.info().await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        show_info(&info, device.server());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn push_update_cmd(a: PushUpdateArgs) -> CmdResult {
+    let device = open_device(&a.device)?;
+    // `--clear` or flags naming at least one channel: clap's group makes sure of one.
+    let push = a.push.registration()?.unwrap_or_default();
+    let info = device.update_push(&push).await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        println!("Push channels of device {} updated.", info.device_id);
+        show_info(&info, device.server());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn remove_cmd(a: ShowArgs) -> CmdResult {
+    let device = open_device(&a.device)?;
+    device.remove().await?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "device_id": device.device_id(), "removed": true })
+        );
+    } else {
+        println!(
+            "Device {} removed: the server no longer accepts its key, and {} can be deleted.",
+            device.device_id(),
+            a.device.state.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_info(info: &DeviceInfo, server: &str) {
+    println!("Device {}", info.device_id);
+    println!("  name:     {}", info.name);
+    println!("  server:   {server}");
+    println!("  enrolled: {} (Unix seconds)", info.created_at);
     println!(
-        "Watching for challenges for device {} at {} (Ctrl-C to stop).",
-        device.device_id(),
-        device.server()
+        "  status:   {}",
+        if info.disabled { "disabled" } else { "active" }
     );
-    let mut stdin = stdin_lines();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    // Challenges already shown (answered, or rejected as invalid): never asked twice.
-    let mut seen: HashSet<String> = HashSet::new();
-    loop {
-        let listing = tokio::select! {
-            _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
-            r = device.fetch_challenges() => r,
-        };
-        match listing {
-            // The device was removed or its key refused: watching further is pointless.
-            Err(e @ AuthenticatorError::Unauthorized(_)) => return Err(e.into()),
-            Err(e) => eprintln!("warning: {e}"),
-            Ok(list) => {
-                let current: HashSet<String> = list.iter().map(|(e, _)| e.id.clone()).collect();
-                seen.retain(|id| current.contains(id));
-                for (envelope, verified) in list {
-                    if !seen.insert(envelope.id.clone()) {
-                        continue;
-                    }
-                    let challenge = match verified {
-                        Ok(c) => c,
-                        Err(e) => {
-                            eprintln!("warning: ignoring challenge {}: {e}", envelope.id);
-                            continue;
-                        }
-                    };
-                    println!();
-                    show_challenge(&challenge, SystemClock.now_secs());
-                    let decision = loop {
-                        print!("Approve? [y/n] ");
-                        std::io::stdout().flush()?;
-                        let line = tokio::select! {
-                            _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
-                            l = stdin.recv() => l.transpose()?,
-                        };
-                        let Some(line) = line else {
-                            println!();
-                            return Ok(ExitCode::SUCCESS);
-                        };
-                        match parse_answer(&line) {
-                            Some(d) => break d,
-                            None => println!("Please answer y or n."),
-                        }
-                    };
-                    // The user answered here, at the device: that is the verification this
-                    // reference authenticator has.
-                    match device.decide(&challenge, decision, true).await {
-                        Ok(r) => println!("-> {}", r.state),
-                        Err(AuthenticatorError::ChallengeClosed(_)) => {
-                            println!("-> too late: the challenge was decided elsewhere or expired")
-                        }
-                        Err(e) => eprintln!("error: {e}"),
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
-            _ = tokio::time::sleep(WATCH_POLL) => {}
-        }
+    let channels = push_channels(&info.push);
+    if channels.is_empty() {
+        println!("  push:     none (reached live or when it asks)");
+    }
+    for (i, line) in channels.iter().enumerate() {
+        println!("  {:<9} {line}", if i == 0 { "push:" } else { "" });
     }
 }
 
-/// Lines of standard input, read on a thread of their own: a read blocked in tokio's blocking
-/// pool would keep the runtime, and so the process, from ending on Ctrl-C.
-fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            if tx.blocking_send(line).is_err() {
-                break;
-            }
+/// One line per registered channel; a dead one (the push service said it is gone) says so.
+fn push_channels(push: &PushRegistration) -> Vec<String> {
+    let dead = |name: &str| {
+        if push.disabled.iter().any(|d| d == name) {
+            "  (dead: register it again)"
+        } else {
+            ""
         }
-    });
-    rx
-}
-
-fn parse_answer(line: &str) -> Option<Decision> {
-    match line.trim().to_ascii_lowercase().as_str() {
-        "y" | "yes" => Some(Decision::Approve),
-        "n" | "no" => Some(Decision::Deny),
-        _ => None,
+    };
+    let short = |t: &str| {
+        if t.chars().count() > 24 {
+            format!("{}…", t.chars().take(24).collect::<String>())
+        } else {
+            t.to_owned()
+        }
+    };
+    let mut lines = Vec::new();
+    if let Some(t) = &push.apns_token {
+        lines.push(format!("APNs     {}{}", short(t), dead("apns")));
     }
+    if let Some(t) = &push.fcm_token {
+        lines.push(format!("FCM      {}{}", short(t), dead("fcm")));
+    }
+    if let Some(w) = &push.webpush {
+        lines.push(format!("Web Push {}{}", w.endpoint, dead("webpush")));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -408,7 +496,7 @@ mod tests {
             .map(|c| c.args.command)
     }
 
-    fn challenge(id: &str, message: Option<&str>) -> VerifiedChallenge {
+    pub(super) fn challenge(id: &str, message: Option<&str>) -> VerifiedChallenge {
         VerifiedChallenge {
             id: id.into(),
             raw: String::new(),
@@ -478,10 +566,12 @@ mod tests {
 
     #[test]
     fn every_device_command_takes_server() {
-        for cmd in ["list", "watch", "approve"] {
+        for cmd in ["list", "watch", "approve", "show", "remove", "push-update"] {
             let mut argv = vec![cmd, "--state", "d.json", "--server", "http://node-b:8080"];
-            if cmd == "approve" {
-                argv.push("--all");
+            match cmd {
+                "approve" => argv.push("--all"),
+                "push-update" => argv.push("--clear"),
+                _ => {}
             }
             assert!(parse(&argv).is_ok(), "{cmd}");
         }
@@ -514,12 +604,103 @@ mod tests {
     }
 
     #[test]
-    fn answers() {
-        assert_eq!(parse_answer(" Y\n"), Some(Decision::Approve));
-        assert_eq!(parse_answer("yes"), Some(Decision::Approve));
-        assert_eq!(parse_answer("n"), Some(Decision::Deny));
-        assert_eq!(parse_answer("NO"), Some(Decision::Deny));
-        assert_eq!(parse_answer("maybe"), None);
-        assert_eq!(parse_answer(""), None);
+    fn push_update_needs_channels_or_clear_but_not_both() {
+        assert!(parse(&["push-update", "--state", "d.json"]).is_err());
+        assert!(
+            parse(&[
+                "push-update",
+                "--state",
+                "d.json",
+                "--clear",
+                "--fcm-token",
+                "t"
+            ])
+            .is_err()
+        );
+        let AuthenticatorCommand::PushUpdate(a) = parse(&[
+            "push-update",
+            "--state",
+            "d.json",
+            "--apns-token",
+            "ab12",
+            "--fcm-token",
+            "f:1",
+            "--json",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        let push = a.push.registration().unwrap().unwrap();
+        assert_eq!(push.apns_token.as_deref(), Some("ab12"));
+        assert_eq!(push.fcm_token.as_deref(), Some("f:1"));
+        assert!(push.webpush.is_none() && a.json && !a.clear);
+        let AuthenticatorCommand::PushUpdate(a) =
+            parse(&["push-update", "--state", "d.json", "--clear"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(a.push.registration().unwrap(), None);
+    }
+
+    #[test]
+    fn a_browser_subscription_file_is_read_and_a_bad_one_named() {
+        let dir = std::env::temp_dir().join(format!("bc-sub-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("sub.json");
+        // As JSON.stringify(PushSubscription) gives it, expirationTime included.
+        std::fs::write(
+            &good,
+            r#"{"endpoint":"https://push.example/s/1","expirationTime":null,"keys":{"p256dh":"BP","auth":"AU"}}"#,
+        )
+        .unwrap();
+        let AuthenticatorCommand::Enrol(a) = parse(&[
+            "enrol",
+            "--server",
+            "http://x",
+            "--code",
+            "C",
+            "--state",
+            "d.json",
+            "--webpush-subscription",
+            good.to_str().unwrap(),
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        let push = a.push.registration().unwrap().unwrap();
+        let sub = push.webpush.unwrap();
+        assert_eq!(sub.endpoint, "https://push.example/s/1");
+        assert_eq!(
+            (sub.keys.p256dh.as_str(), sub.keys.auth.as_str()),
+            ("BP", "AU")
+        );
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"endpoint":"https://push.example/s/1"}"#).unwrap();
+        let err = read_subscription(&bad).unwrap_err().to_string();
+        assert!(err.contains("bad.json") && err.contains("keys"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn push_channels_are_listed_with_dead_ones_marked() {
+        let push = PushRegistration {
+            apns_token: Some("ab".repeat(32)),
+            fcm_token: Some("short".into()),
+            webpush: None,
+            disabled: vec!["fcm".into()],
+        };
+        let lines = push_channels(&push);
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].starts_with("APNs") && lines[0].ends_with('…'),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("short") && lines[1].contains("dead"),
+            "{}",
+            lines[1]
+        );
+        assert!(push_channels(&PushRegistration::default()).is_empty());
     }
 }

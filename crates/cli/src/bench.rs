@@ -13,10 +13,12 @@ use backchannel_protocol::oauth::{
 };
 use backchannel_server::config::Config;
 use backchannel_server::domain::admin::{NewClient, NewUser};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::CmdResult;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -33,10 +35,11 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// `endpoints`: requests/s and latency of /bc-authorize and /token; `notify`: decision to
-    /// ping/push notification and to held-poll answer.
-    #[arg(long, value_parser = ["endpoints", "notify"], default_value = "endpoints")]
+    /// ping/push notification and to held-poll answer; `events`: /bc-authorize answer to the
+    /// challenge event on a connected device.
+    #[arg(long, value_parser = ["endpoints", "notify", "events"], default_value = "endpoints")]
     scenario: String,
-    /// Flows per notification scenario.
+    /// Flows per notify or events scenario.
     #[arg(long, default_value_t = 1000)]
     flows: usize,
 }
@@ -147,21 +150,70 @@ async fn drive(
 }
 
 fn summarize(name: &'static str, run: &mut Run) -> Scenario {
-    let latencies = &mut run.latencies;
-    latencies.sort();
-    let pct = |p: f64| {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies[i.min(latencies.len() - 1)].as_secs_f64() * 1000.0
-    };
+    let mut millis: Vec<f64> = run
+        .latencies
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    millis.sort_by(f64::total_cmp);
     Scenario {
         name,
-        requests_per_sec: (latencies.len() + run.failures) as f64 / run.wall.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        requests_per_sec: (millis.len() + run.failures) as f64 / run.wall.as_secs_f64(),
+        p50_ms: percentile(&millis, 0.50),
+        p99_ms: percentile(&millis, 0.99),
         failures: run.failures,
+    }
+}
+
+/// Latencies of one flow-based scenario (`notify`, `events`), in milliseconds, sorted.
+pub struct Latencies {
+    pub name: &'static str,
+    pub millis: Vec<f64>,
+    pub failures: usize,
+}
+
+/// The `p` quantile (0..=1) of sorted samples, nearest rank; 0 without samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Prints flow-based results; `measured` says what the latency runs between.
+fn print_latencies(
+    results: &[Latencies],
+    flows: usize,
+    concurrency: usize,
+    measured: &str,
+    as_json: bool,
+) {
+    if as_json {
+        let rows: Vec<Value> = results
+            .iter()
+            .map(|r| json!({"scenario": r.name, "p50_ms": percentile(&r.millis, 0.5), "p99_ms": percentile(&r.millis, 0.99), "samples": r.millis.len(), "failures": r.failures}))
+            .collect();
+        println!(
+            "{}",
+            json!({"flows": flows, "concurrency": concurrency, "results": rows})
+        );
+        return;
+    }
+    println!("{flows} flows per scenario, {concurrency} at once; latency {measured}");
+    println!(
+        "{:<34} {:>9} {:>9} {:>8} {:>6}",
+        "scenario", "p50 ms", "p99 ms", "samples", "fail"
+    );
+    for r in results {
+        println!(
+            "{:<34} {:>9.2} {:>9.2} {:>8} {:>6}",
+            r.name,
+            percentile(&r.millis, 0.5),
+            percentile(&r.millis, 0.99),
+            r.millis.len(),
+            r.failures
+        );
     }
 }
 
@@ -181,13 +233,23 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     config.outbound.allow_http = true;
     config.token.long_poll_seconds = 30;
     let server = backchannel_server::app::start(config).await?;
-    if args.scenario == "notify" {
+    if args.scenario == "notify" || args.scenario == "events" {
         let concurrency = args.concurrency.min(64);
-        let results = crate::bench_notify::run(&server, args.flows, concurrency).await;
+        let (results, measured) = if args.scenario == "notify" {
+            (
+                crate::bench_notify::run(&server, args.flows, concurrency).await,
+                "from the device sending its decision",
+            )
+        } else {
+            (
+                crate::bench_events::run(&server, args.flows, concurrency).await,
+                "from the /bc-authorize answer to the device's challenge event",
+            )
+        };
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
         let results = results?;
-        crate::bench_notify::print(&results, args.flows, concurrency, args.json);
+        print_latencies(&results, args.flows, concurrency, measured, args.json);
         let failed = results.iter().any(|r| r.failures > 0);
         return Ok(if failed {
             ExitCode::FAILURE

@@ -14,8 +14,10 @@ use backchannel_protocol::jose::Algorithm;
 use backchannel_protocol::oauth::{DeliveryMode, GRANT_TYPE_CIBA};
 use backchannel_server::app::RunningServer;
 use backchannel_server::domain::admin::{NewClient, NewUser};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot};
+
+use crate::bench::{BoxError, Latencies};
 
 type Arrivals = Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>;
 
@@ -31,7 +33,7 @@ async fn arrive(State(arrivals): State<Arrivals>, body: String) -> &'static str 
 }
 
 /// A local notification receiver; returns its URL.
-async fn receiver(arrivals: Arrivals) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+async fn receiver(arrivals: Arrivals) -> Result<String, BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/cb", listener.local_addr()?);
     let app = axum::Router::new()
@@ -41,12 +43,6 @@ async fn receiver(arrivals: Arrivals) -> Result<String, Box<dyn std::error::Erro
         let _ = axum::serve(listener, app).await;
     });
     Ok(url)
-}
-
-pub struct Latencies {
-    pub name: &'static str,
-    pub millis: Vec<f64>,
-    pub failures: usize,
 }
 
 struct Flow {
@@ -94,26 +90,35 @@ impl Flow {
     }
 }
 
-pub async fn run(
+/// A new user with `email` and one device enrolled over the device API.
+pub async fn user_with_device(
     server: &RunningServer,
-    flows: usize,
-    concurrency: usize,
-) -> Result<Vec<Latencies>, Box<dyn std::error::Error + Send + Sync>> {
+    email: &str,
+) -> Result<Arc<Device>, BoxError> {
     let domain = &server.domain;
-    let arrivals: Arrivals = Arc::default();
-    let endpoint = receiver(arrivals.clone()).await?;
-    let email = "bench-notify@example.com".to_owned();
     let user = domain
         .create_user(NewUser {
-            email: Some(email.clone()),
+            email: Some(email.to_owned()),
             ..Default::default()
         })
         .await?;
     let code = domain.create_enrolment(&user.sub).await?.code;
-    let device = Arc::new(
+    let device =
         backchannel_authenticator::enrol(&server.issuer, &code, Some("bench"), Algorithm::ES256)
-            .await?,
-    );
+            .await?;
+    Ok(Arc::new(device))
+}
+
+pub async fn run(
+    server: &RunningServer,
+    flows: usize,
+    concurrency: usize,
+) -> Result<Vec<Latencies>, BoxError> {
+    let domain = &server.domain;
+    let arrivals: Arrivals = Arc::default();
+    let endpoint = receiver(arrivals.clone()).await?;
+    let email = "bench-notify@example.com".to_owned();
+    let device = user_with_device(server, &email).await?;
     let flow = Arc::new(Flow {
         http: reqwest::Client::new(),
         issuer: server.issuer.clone(),
@@ -199,43 +204,4 @@ pub async fn run(
         });
     }
     Ok(results)
-}
-
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-pub fn print(results: &[Latencies], flows: usize, concurrency: usize, as_json: bool) {
-    if as_json {
-        let rows: Vec<Value> = results
-            .iter()
-            .map(|r| json!({"scenario": r.name, "p50_ms": percentile(&r.millis, 0.5), "p99_ms": percentile(&r.millis, 0.99), "samples": r.millis.len(), "failures": r.failures}))
-            .collect();
-        println!(
-            "{}",
-            json!({"flows": flows, "concurrency": concurrency, "results": rows})
-        );
-        return;
-    }
-    println!(
-        "{flows} flows per scenario, {concurrency} at once; latency from the device sending its decision"
-    );
-    println!(
-        "{:<34} {:>9} {:>9} {:>8} {:>6}",
-        "scenario", "p50 ms", "p99 ms", "samples", "fail"
-    );
-    for r in results {
-        println!(
-            "{:<34} {:>9.2} {:>9.2} {:>8} {:>6}",
-            r.name,
-            percentile(&r.millis, 0.5),
-            percentile(&r.millis, 0.99),
-            r.millis.len(),
-            r.failures
-        );
-    }
 }

@@ -179,10 +179,10 @@ pub async fn start_with_clock(
             .await
     });
     let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
-    let outbox = OutboxWorker::new(domain.clone(), outbound).spawn(rx.clone());
+    let outbox = OutboxWorker::new(domain.clone(), outbound.clone()).spawn(rx.clone());
     let senders = PushSenders::from_config(&config.push, &config.outbound)
         .map_err(|e| err("push senders")(&e))?;
-    let pushes = PushWorker::new(domain.clone(), senders).spawn(rx.clone());
+    let pushes = PushWorker::new(domain.clone(), senders, outbound).spawn(rx.clone());
     let hk_domain = domain.clone();
     let housekeeping = tokio::spawn(async move {
         loop {

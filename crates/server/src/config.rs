@@ -18,6 +18,7 @@ pub struct Config {
     pub authorization_details: AuthorizationDetailsConfig,
     pub enrolment: EnrolmentConfig,
     pub device: DeviceConfig,
+    pub external: ExternalConfig,
     pub push: PushConfig,
 }
 
@@ -338,6 +339,27 @@ impl Default for AuthorizationDetailsConfig {
 pub struct DeviceConfig {
     /// Seconds between heartbeats on a device's event stream.
     pub sse_heartbeat_secs: u64,
+}
+
+/// The external HTTP channel: challenges handed to an organisation's own system, which
+/// answers on an authenticated callback.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExternalConfig {
+    /// Where challenges are POSTed; empty switches the channel off.
+    pub url: String,
+    /// Bearer token sent to `url`.
+    pub token: String,
+    /// Client ids the channel serves; empty means every client.
+    pub clients: Vec<String>,
+}
+
+impl ExternalConfig {
+    /// Whether the channel handles requests of this client.
+    pub fn serves(&self, client_id: &str) -> bool {
+        !self.url.is_empty()
+            && (self.clients.is_empty() || self.clients.iter().any(|c| c == client_id))
+    }
 }
 
 impl Default for DeviceConfig {

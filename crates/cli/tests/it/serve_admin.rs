@@ -16,7 +16,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -49,7 +49,11 @@ pub fn envs(dir: &Path, port: u16) -> Vec<(String, String)> {
 }
 
 pub fn serve(dir: &Path) -> Served {
-    let port = free_port();
+    serve_on(dir, free_port())
+}
+
+/// `serve` on a given port: a restart on the same address.
+pub fn serve_on(dir: &Path, port: u16) -> Served {
     let mut child = Command::new(bin())
         .arg("serve")
         .envs(envs(dir, port))

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use super::Domain;
 use super::client_auth::Audience;
 use super::error::{AuthError, AuthResult};
+use super::external::is_external;
 use super::hint::parse_login_hint;
 use super::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User, UserLookup,
@@ -212,7 +213,7 @@ impl Domain {
             None => None,
         };
 
-        let (user, devices) = self.find_active_user(&lookup).await?;
+        let (user, devices) = self.find_active_user(&lookup, client).await?;
         if client.user_code_required {
             let code = get("user_code").ok_or_else(|| {
                 AuthError::MissingUserCode("this client requires a user_code".into())
@@ -322,7 +323,11 @@ impl Domain {
 
     /// The user the hint names and their active devices; `unknown_user_id` if either is
     /// missing.
-    async fn find_active_user(&self, lookup: &UserLookup) -> AuthResult<(User, Vec<Device>)> {
+    async fn find_active_user(
+        &self,
+        lookup: &UserLookup,
+        client: &Client,
+    ) -> AuthResult<(User, Vec<Device>)> {
         let unknown = || {
             AuthError::UnknownUserId(
                 "no active user with an enrolled authenticator matches the hint".into(),
@@ -333,7 +338,14 @@ impl Domain {
             _ => return Err(unknown()),
         };
         let mut devices = self.stores.devices.list_devices(&user.sub).await?;
-        devices.retain(|d| !d.disabled);
+        // The external channel's stand-in counts only for the clients the channel serves.
+        devices.retain(|d| !d.disabled && !is_external(d));
+        if self.config.external.serves(&client.id) {
+            let external = self.external_device(&user).await?;
+            if !external.disabled {
+                devices.push(external);
+            }
+        }
         if devices.is_empty() {
             return Err(unknown());
         }

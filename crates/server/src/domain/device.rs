@@ -292,16 +292,41 @@ impl Domain {
             return Err(bad("shown_hash does not match the challenge"));
         }
         let approved = claims.decision == Decision::Approve;
-        let notification = self.decision_notification(&request, approved, now)?;
+        self.apply_decision(
+            &challenge,
+            &request,
+            &device.id,
+            approved,
+            claims.user_verified,
+            decision_jws.to_owned(),
+            now,
+        )
+        .await
+    }
+
+    /// Records a verified decision if it is the first (with the ping/push notification in
+    /// the same transaction), wakes whoever waits on the request, and answers the decider.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn apply_decision(
+        &self,
+        challenge: &Challenge,
+        request: &AuthRequest,
+        device_id: &str,
+        approved: bool,
+        user_verified: bool,
+        evidence: String,
+        now: i64,
+    ) -> AuthResult<DecisionResponse> {
+        let notification = self.decision_notification(request, approved, now)?;
         let recorded = self
             .stores
             .requests
             .record_decision(&VerifiedDecision {
                 challenge_id: challenge.id.clone(),
-                device_id: device.id.clone(),
+                device_id: device_id.to_owned(),
                 approved,
-                user_verified: claims.user_verified,
-                decision_jws: decision_jws.to_owned(),
+                user_verified,
+                decision_jws: evidence,
                 decided_at: now,
                 notification,
             })
@@ -321,9 +346,9 @@ impl Domain {
         self.notifier.request_decided(&request.id, &others);
         let state = if approved { "approved" } else { "denied" };
         metrics::counter!("backchannel_decisions_total", "decision" => state).increment(1);
-        tracing::info!(challenge_id = %challenge.id, device_id = %device.id, state, "decision recorded");
+        tracing::info!(challenge_id = %challenge.id, device_id, state, "decision recorded");
         Ok(DecisionResponse {
-            challenge_id: challenge.id,
+            challenge_id: challenge.id.clone(),
             state: state.into(),
         })
     }

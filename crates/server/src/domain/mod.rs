@@ -17,6 +17,7 @@ pub mod device;
 pub mod device_admin;
 pub mod error;
 pub mod events;
+pub mod external;
 pub mod hint;
 pub mod keys;
 pub mod model;

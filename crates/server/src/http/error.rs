@@ -84,7 +84,7 @@ impl IntoResponse for HttpError {
                 AuthScheme::Basic => Some("Basic realm=\"backchannel\"".to_owned()),
                 AuthScheme::Device => Some(format!("Device error=\"{}\"", self.error.code())),
                 AuthScheme::Bearer => Some(format!(
-                    "Bearer realm=\"backchannel-admin\", error=\"{}\"",
+                    "Bearer realm=\"backchannel\", error=\"{}\"",
                     self.error.code()
                 )),
                 AuthScheme::None => None,

@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub mod admin;
 pub mod device;
 pub mod error;
+pub mod external;
 pub mod extract;
 pub mod op;
 
@@ -60,6 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/device/v1/challenges/{id}/decision",
             post(device::device_challenge_decision_post),
+        )
+        .route(
+            "/external/v1/challenges/{id}/decision",
+            post(external::external_challenge_decision_post),
         )
         .route(
             "/admin/v1/clients",

@@ -14,7 +14,11 @@ use tokio::task::JoinHandle;
 use super::push::{PushMessage, PushOutcome, PushSenders, PushTarget, next_attempt_at};
 use crate::domain::Domain;
 use crate::domain::error::AuthResult;
-use crate::domain::model::{AuthRequestState, ChallengeState, PushDelivery};
+use crate::domain::external::is_external;
+use crate::domain::model::{
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, PushDelivery,
+};
+use crate::outbound::{OutboundClient, PostError};
 
 const LEASE_MS: i64 = 30_000;
 const RECHECK: Duration = Duration::from_millis(500);
@@ -25,14 +29,17 @@ const IN_FLIGHT: usize = 16;
 pub struct PushWorker {
     domain: Domain,
     senders: Arc<PushSenders>,
+    /// For the external channel's POSTs (SSRF-guarded like every call on a client's behalf).
+    http: OutboundClient,
     permits: Arc<Semaphore>,
 }
 
 impl PushWorker {
-    pub fn new(domain: Domain, senders: PushSenders) -> Self {
+    pub fn new(domain: Domain, senders: PushSenders, http: OutboundClient) -> Self {
         PushWorker {
             domain,
             senders: Arc::new(senders),
+            http,
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
         }
     }
@@ -127,6 +134,9 @@ impl PushWorker {
                 .await
                 .map_err(Into::into);
         };
+        if is_external(&device) {
+            return self.deliver_external(&delivery, &challenge, &request).await;
+        }
         let targets: Vec<PushTarget> = PushTarget::from_registration(&device.push)
             .into_iter()
             .filter(|t| !delivery.delivered.iter().any(|c| c == t.channel()))
@@ -191,5 +201,64 @@ impl PushWorker {
             .await
             .map_err(Into::into),
         }
+    }
+
+    /// The external channel: POST the challenge to the organisation's system. 2xx delivered,
+    /// 5xx and network errors retried until the request expires, anything else final.
+    async fn deliver_external(
+        &self,
+        delivery: &PushDelivery,
+        challenge: &Challenge,
+        request: &AuthRequest,
+    ) -> AuthResult<()> {
+        let d = &self.domain;
+        let store = &d.stores.pushes;
+        let cfg = &d.config.external;
+        let body = serde_json::to_string(&d.external_challenge(challenge, request).await?)
+            .map_err(crate::domain::error::AuthError::internal)?;
+        let token = (!cfg.token.is_empty()).then_some(cfg.token.as_str());
+        let outcome = match self.http.post_json(&cfg.url, token, body).await {
+            Ok(status) if (200..300).contains(&status) => Ok(()),
+            Ok(status) if status >= 500 => Err((true, format!("external: HTTP {status}"))),
+            Ok(status) => Err((false, format!("external: HTTP {status}"))),
+            Err(PostError::Network(e)) => Err((true, format!("external: {e}"))),
+            Err(PostError::Refused(e)) => Err((false, format!("external: {e}"))),
+        };
+        let channel = vec!["external".to_owned()];
+        metrics::counter!("backchannel_push_attempts_total", "channel" => "external", "outcome" => if outcome.is_ok() { "delivered" } else { "failed" }).increment(1);
+        match outcome {
+            Ok(()) => {
+                store
+                    .finish_push_delivery(&delivery.challenge_id, "done", &channel, None)
+                    .await?
+            }
+            Err((true, e)) => {
+                let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+                match next_attempt_at(
+                    attempts,
+                    &PushOutcome::Retry { after: None },
+                    d.now_ms(),
+                    request.expires_at.div_euclid(1000),
+                ) {
+                    Some(at) => {
+                        store
+                            .retry_push_delivery(&delivery.challenge_id, at, &[], &e)
+                            .await?
+                    }
+                    None => {
+                        store
+                            .finish_push_delivery(&delivery.challenge_id, "failed", &[], Some(&e))
+                            .await?
+                    }
+                }
+            }
+            Err((false, e)) => {
+                store
+                    .finish_push_delivery(&delivery.challenge_id, "failed", &[], Some(&e))
+                    .await?
+            }
+        }
+        tracing::info!(challenge_id = %challenge.id, "external channel attempt");
+        Ok(())
     }
 }

@@ -66,6 +66,8 @@ pub trait DeviceStore: Send + Sync {
         device: &Device,
         now: i64,
     ) -> StoreResult<Option<Device>>;
+    /// Inserts a device directly (the external channel's stand-in); `Conflict` if it exists.
+    async fn insert_device(&self, device: &Device) -> StoreResult<()>;
     async fn get_device(&self, id: &str) -> StoreResult<Option<Device>>;
     /// Every device of the user, disabled ones included, oldest first.
     async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>>;

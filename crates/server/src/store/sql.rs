@@ -340,15 +340,7 @@ macro_rules! impl_stores {
                         user_sub,
                         ..device.clone()
                     };
-                    let insert = sqlx::query(sql::INSERT_DEVICE)
-                        .bind(&device.id)
-                        .bind(&device.user_sub)
-                        .bind(&device.name)
-                        .bind(to_json(&device.public_jwk)?)
-                        .bind(to_json(&device.push)?)
-                        .bind(device.disabled)
-                        .bind(device.created_at);
-                    affected(&mut *tx, insert).await?;
+                    affected(&mut *tx, insert_device(&device)?).await?;
                     tx.commit().await.map_err(db_error)?;
                     Ok(Some(device))
                 }
@@ -365,6 +357,10 @@ macro_rules! impl_stores {
                 async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>> {
                     let q = sqlx::query(sql::LIST_DEVICES).bind(user_sub);
                     all(&self.pool, q, rows::device).await
+                }
+
+                async fn insert_device(&self, d: &Device) -> StoreResult<()> {
+                    affected(&self.pool, insert_device(d)?).await.map(drop)
                 }
 
                 async fn set_device_push(
@@ -620,6 +616,17 @@ macro_rules! impl_stores {
                         .bind(key.created_at);
                     affected(&self.pool, q).await.map(drop)
                 }
+            }
+
+            fn insert_device(d: &Device) -> StoreResult<Query<'_>> {
+                Ok(sqlx::query(sql::INSERT_DEVICE)
+                    .bind(&d.id)
+                    .bind(&d.user_sub)
+                    .bind(&d.name)
+                    .bind(to_json(&d.public_jwk)?)
+                    .bind(to_json(&d.push)?)
+                    .bind(d.disabled)
+                    .bind(d.created_at))
             }
 
             fn insert_notification(n: &Notification) -> Query<'_> {

@@ -36,15 +36,34 @@ struct Apple {
     script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
 }
 
-async fn apns_post(State(apple): State<Apple>, Path(token): Path<String>, version: Version, headers: HeaderMap, body: String) -> impl IntoResponse {
+async fn apns_post(
+    State(apple): State<Apple>,
+    Path(token): Path<String>,
+    version: Version,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
     assert_eq!(version, Version::HTTP_2, "APNs speaks HTTP/2 only");
     apple.pushes.lock().unwrap().push(Pushed {
         token,
-        collapse_id: headers.get("apns-collapse-id").and_then(|v| v.to_str().ok()).unwrap_or("").into(),
+        collapse_id: headers
+            .get("apns-collapse-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .into(),
         payload: serde_json::from_str(&body).unwrap(),
     });
-    let (status, reason) = apple.script.lock().unwrap().pop_front().unwrap_or((200, ""));
-    let body = if reason.is_empty() { String::new() } else { format!("{{\"reason\":\"{reason}\"}}") };
+    let (status, reason) = apple
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or((200, ""));
+    let body = if reason.is_empty() {
+        String::new()
+    } else {
+        format!("{{\"reason\":\"{reason}\"}}")
+    };
     (StatusCode::from_u16(status).unwrap(), body)
 }
 
@@ -59,9 +78,15 @@ impl Push {
         apple.script.lock().unwrap().extend(script.iter().copied());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route("/3/device/{token}", axum::routing::post(apns_post)).with_state(apple.clone());
+        let app = axum::Router::new()
+            .route("/3/device/{token}", axum::routing::post(apns_post))
+            .with_state(apple.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let key_file = write(&temp_dir("apns-key"), "AuthKey.p8", &P256::generate().pkcs8_pem);
+        let key_file = write(
+            &temp_dir("apns-key"),
+            "AuthKey.p8",
+            &P256::generate().pkcs8_pem,
+        );
         let configure = Box::new(move |c: &mut Config| {
             c.push.apns.base_url = format!("http://{addr}");
             c.push.apns.team_id = "TEAM123456".into();
@@ -90,13 +115,23 @@ impl Push {
 }
 
 fn apns(token: &str) -> Option<PushRegistration> {
-    Some(PushRegistration { apns_token: Some(token.into()), ..Default::default() })
+    Some(PushRegistration {
+        apns_token: Some(token.into()),
+        ..Default::default()
+    })
 }
 
 async fn setup(s: &TestServer) -> (crate::support::TestDevice, Auth) {
-    let user = s.user(NewUser { email: Some(HINT.into()), ..Default::default() }).await;
+    let user = s
+        .user(NewUser {
+            email: Some(HINT.into()),
+            ..Default::default()
+        })
+        .await;
     let device = s.enrol_with_push(&user.sub, apns(TOKEN)).await;
-    let auth = s.secret_client(ClientAuthMethod::ClientSecretBasic, "openid").await;
+    let auth = s
+        .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
+        .await;
     (device, auth)
 }
 
@@ -105,7 +140,15 @@ async fn a_new_request_is_pushed_with_no_personal_data() {
     let push = Push::start(&[]).await;
     let s = TestServer::start_with(|c| (push.configure)(c)).await;
     let (device, auth) = setup(&s).await;
-    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT), ("binding_message", "Secret 42")]).await;
+    s.start_request(
+        &auth,
+        &[
+            ("scope", "openid"),
+            ("login_hint", HINT),
+            ("binding_message", "Secret 42"),
+        ],
+    )
+    .await;
     let pushed = push.wait(1).await;
     let challenge = &device.challenges(&s).await[0];
     assert_eq!(pushed[0].token, TOKEN);
@@ -114,7 +157,10 @@ async fn a_new_request_is_pushed_with_no_personal_data() {
     assert_eq!(pushed[0].payload["issuer"], s.base);
     let text = pushed[0].payload.to_string();
     for private in ["Secret 42", HINT, "Test Bank"] {
-        assert!(!text.contains(private), "the push must not carry {private}: {text}");
+        assert!(
+            !text.contains(private),
+            "the push must not carry {private}: {text}"
+        );
     }
 }
 
@@ -123,26 +169,48 @@ async fn a_503_is_retried_and_an_unregistered_token_is_disabled() {
     let push = Push::start(&[(503, "ServiceUnavailable")]).await;
     let s = TestServer::start_with(|c| (push.configure)(c)).await;
     let (device, auth) = setup(&s).await;
-    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)]).await;
+    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
+        .await;
     let pushed = push.wait(2).await;
-    assert_eq!(pushed[0].collapse_id, pushed[1].collapse_id, "the same challenge, retried");
+    assert_eq!(
+        pushed[0].collapse_id, pushed[1].collapse_id,
+        "the same challenge, retried"
+    );
 
     // Apple now says the token is gone: the registration is disabled, the device stays.
-    push.apple.script.lock().unwrap().push_back((410, "Unregistered"));
-    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)]).await;
+    push.apple
+        .script
+        .lock()
+        .unwrap()
+        .push_back((410, "Unregistered"));
+    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
+        .await;
     push.wait(3).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let d = s.server.domain.stores.devices.get_device(&device.id).await.unwrap().unwrap();
+        let d = s
+            .server
+            .domain
+            .stores
+            .devices
+            .get_device(&device.id)
+            .await
+            .unwrap()
+            .unwrap();
         if d.push.disabled == ["apns"] {
             assert!(!d.disabled);
             break;
         }
-        assert!(Instant::now() < deadline, "the registration was not disabled: {:?}", d.push);
+        assert!(
+            Instant::now() < deadline,
+            "the registration was not disabled: {:?}",
+            d.push
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Still reachable (live or when it asks), so not unknown_user_id; no more pushes.
-    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)]).await;
+    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
+        .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(push.pushes().len(), 3);
     assert_eq!(device.challenges(&s).await.len(), 3);
@@ -158,17 +226,29 @@ async fn a_push_still_goes_out_after_a_restart_that_followed_the_answer() {
     let real_base = config.push.apns.base_url.clone();
     config.push.apns.base_url = "http://127.0.0.1:9".into();
     let first = start(config.clone()).await.unwrap();
-    let s = TestServer { base: first.issuer.clone(), server: first, http: reqwest::Client::new() };
+    let s = TestServer {
+        base: first.issuer.clone(),
+        server: first,
+        http: reqwest::Client::new(),
+    };
     let (device, auth) = setup(&s).await;
-    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)]).await;
+    s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
+        .await;
     let TestServer { server, .. } = s;
     server.shutdown().await;
     assert!(push.pushes().is_empty());
 
     config.push.apns.base_url = real_base;
     let second = start(config).await.unwrap();
-    let s = TestServer { base: second.issuer.clone(), server: second, http: reqwest::Client::new() };
+    let s = TestServer {
+        base: second.issuer.clone(),
+        server: second,
+        http: reqwest::Client::new(),
+    };
     let pushed = push.wait(1).await;
-    let device = crate::support::TestDevice { issuer: s.base.clone(), ..device };
+    let device = crate::support::TestDevice {
+        issuer: s.base.clone(),
+        ..device
+    };
     assert_eq!(pushed[0].collapse_id, device.challenges(&s).await[0].id);
 }

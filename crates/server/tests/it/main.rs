@@ -6,6 +6,7 @@ mod e2e_admin;
 mod e2e_backchannel;
 mod e2e_device;
 mod e2e_events;
+mod e2e_external;
 mod e2e_fanout;
 mod e2e_fuzz;
 mod e2e_notify;

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use backchannel_protocol::device::{
-    PushRegistration,
     ChallengeClaims, ChallengeEnvelope, ChallengeList, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
-    Decision, DecisionClaims, EnrolRequest, EnrolResponse,
+    Decision, DecisionClaims, EnrolRequest, EnrolResponse, PushRegistration,
 };
 use backchannel_protocol::jose::{self, Algorithm, Jwks, SigningKey, b64};
 use backchannel_protocol::oauth::{
@@ -293,7 +292,11 @@ impl TestDevice {
         TestDevice::enrol_with(server, code, None).await
     }
 
-    pub async fn enrol_with(server: &TestServer, code: &str, push: Option<PushRegistration>) -> Result<TestDevice, Answer> {
+    pub async fn enrol_with(
+        server: &TestServer,
+        code: &str,
+        push: Option<PushRegistration>,
+    ) -> Result<TestDevice, Answer> {
         let key = SigningKey::generate(Algorithm::ES256).unwrap();
         let req = EnrolRequest {
             code: code.into(),

@@ -1,0 +1,231 @@
+//! The external HTTP channel (as Keycloak's authentication channel does): for organisations
+//! that already have their own app, a challenge is handed to their system — who the user is,
+//! who asks, what for, until when, and where to answer — and their system posts the user's
+//! decision back to an authenticated callback.
+//!
+//! In a user's device list the channel appears as one stand-in device (`kty` `external`, no
+//! usable key, so it can never call the device API). Its challenges travel through the same
+//! durable push queue as the devices' pushes; each callback is authenticated by a token bound
+//! to its challenge (an HMAC the server can recompute, so nothing secret is stored), and a late
+//! or repeated callback finds the challenge closed.
+
+use aws_lc_rs::hmac;
+use backchannel_protocol::device::{DecisionResponse, PushRegistration};
+use backchannel_protocol::jose::{Algorithm, Jwk, b64};
+use serde::{Deserialize, Serialize};
+
+use super::Domain;
+use super::error::{AuthError, AuthResult};
+use super::model::{
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User,
+};
+
+/// The `kty` of the external channel's stand-in device.
+pub const EXTERNAL_KTY: &str = "external";
+
+pub fn is_external(device: &Device) -> bool {
+    device.public_jwk.kty == EXTERNAL_KTY
+}
+
+/// What the organisation's system receives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExternalChallenge {
+    pub challenge_id: String,
+    pub user: ExternalUser,
+    pub client: ExternalClient,
+    pub binding_message: Option<String>,
+    pub scope: String,
+    pub acr_values: Option<String>,
+    pub authorization_details: Option<serde_json::Value>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Where to POST the decision, with `Authorization: Bearer <callback_token>`.
+    pub callback_url: String,
+    pub callback_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExternalUser {
+    pub sub: String,
+    pub email: Option<String>,
+    pub nric: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExternalClient {
+    pub client_id: String,
+    pub name: String,
+}
+
+/// The callback's body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalDecision {
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// Whether the organisation's app verified the user (PIN, biometrics).
+    #[serde(default)]
+    pub user_verified: bool,
+}
+
+impl Domain {
+    /// The user's stand-in device for the external channel, created on first use.
+    pub async fn external_device(&self, user: &User) -> AuthResult<Device> {
+        let id = format!("ext{}", &Domain::hash_hex(&user.sub)[..23]);
+        if let Some(d) = self.stores.devices.get_device(&id).await? {
+            return Ok(d);
+        }
+        let device = Device {
+            id: id.clone(),
+            user_sub: user.sub.clone(),
+            name: "external channel".into(),
+            public_jwk: Jwk {
+                kty: EXTERNAL_KTY.into(),
+                ..Default::default()
+            },
+            push: PushRegistration::default(),
+            disabled: false,
+            created_at: self.now_ms(),
+        };
+        match self.stores.devices.insert_device(&device).await {
+            Ok(()) => Ok(device),
+            // Another request made it at the same moment.
+            Err(crate::store::StoreError::Conflict(_)) => self
+                .stores
+                .devices
+                .get_device(&id)
+                .await?
+                .ok_or_else(|| AuthError::internal("external device vanished")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn callback_key(&self) -> AuthResult<hmac::Key> {
+        let signer = self.keys.signer(Algorithm::EdDSA)?;
+        let d = signer
+            .to_private_jwk()
+            .d
+            .ok_or_else(|| AuthError::internal("EdDSA key without d"))?;
+        let mut material = b"backchannel external callback v1:".to_vec();
+        material.extend_from_slice(d.as_bytes());
+        Ok(hmac::Key::new(hmac::HMAC_SHA256, &material))
+    }
+
+    /// The token that authenticates the callback for one challenge.
+    pub fn callback_token(&self, challenge_id: &str) -> AuthResult<String> {
+        Ok(b64::encode(
+            hmac::sign(&self.callback_key()?, challenge_id.as_bytes()).as_ref(),
+        ))
+    }
+
+    /// The message for the organisation's system.
+    pub async fn external_challenge(
+        &self,
+        challenge: &Challenge,
+        request: &AuthRequest,
+    ) -> AuthResult<ExternalChallenge> {
+        let missing = || AuthError::internal("the request's client or user is gone");
+        let client: Client = self
+            .stores
+            .clients
+            .get_client(&request.client_id)
+            .await?
+            .ok_or_else(missing)?;
+        let user = self
+            .stores
+            .users
+            .get_user(&request.user_sub)
+            .await?
+            .ok_or_else(missing)?;
+        Ok(ExternalChallenge {
+            challenge_id: challenge.id.clone(),
+            user: ExternalUser {
+                sub: user.sub,
+                email: user.email,
+                nric: user.nric,
+                username: user.username,
+                phone: user.phone,
+            },
+            client: ExternalClient {
+                client_id: client.id,
+                name: client.name,
+            },
+            binding_message: request.binding_message.clone(),
+            scope: request.scope.clone(),
+            acr_values: request.acr_values.clone(),
+            authorization_details: request.authorization_details.clone(),
+            expires_at: request.expires_at.div_euclid(1000),
+            callback_url: self.url(&format!(
+                "/external/v1/challenges/{}/decision",
+                challenge.id
+            )),
+            callback_token: self.callback_token(&challenge.id)?,
+        })
+    }
+
+    /// `POST /external/v1/challenges/{id}/decision`: the organisation's answer.
+    pub async fn decide_external(
+        &self,
+        challenge_id: &str,
+        token: Option<&str>,
+        decision: &ExternalDecision,
+    ) -> AuthResult<DecisionResponse> {
+        let forged =
+            || AuthError::InvalidToken("the callback token does not match this challenge".into());
+        let token = token.ok_or_else(forged)?;
+        let mac = b64::decode(token).map_err(|_| forged())?;
+        hmac::verify(&self.callback_key()?, challenge_id.as_bytes(), &mac).map_err(|_| forged())?;
+        let approved = match decision.decision.as_str() {
+            "approve" => true,
+            "deny" => false,
+            _ => {
+                return Err(AuthError::invalid_request(
+                    "decision must be approve or deny",
+                ));
+            }
+        };
+        let not_found = || AuthError::NotFound("no such external challenge".into());
+        let (challenge, request) = self
+            .stores
+            .requests
+            .get_challenge(challenge_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let device = self
+            .stores
+            .devices
+            .get_device(&challenge.device_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if !is_external(&device) {
+            return Err(not_found());
+        }
+        let now = self.now_ms();
+        if challenge.state != ChallengeState::Pending
+            || request.state != AuthRequestState::Pending
+            || now >= request.expires_at
+        {
+            return Err(AuthError::ChallengeClosed);
+        }
+        let evidence = serde_json::json!({
+            "channel": "external",
+            "challenge_id": challenge.id,
+            "decision": decision.decision,
+            "user_verified": decision.user_verified,
+            "received_at": now.div_euclid(1000),
+        })
+        .to_string();
+        self.apply_decision(
+            &challenge,
+            &request,
+            &device.id,
+            approved,
+            decision.user_verified,
+            evidence,
+            now,
+        )
+        .await
+    }
+}
