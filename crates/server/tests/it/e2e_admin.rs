@@ -1,6 +1,5 @@
 //! The admin REST API behind its bearer token, discovery and JWKS, and what survives a restart.
 
-use backchannel_protocol::jose::Jwks;
 use backchannel_server::app::start;
 use serde_json::{Value, json};
 
@@ -236,15 +235,7 @@ async fn discovery_lists_the_ciba_metadata() {
             );
         }
     }
-    let jwks: Jwks = s
-        .http
-        .get(s.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = s.jwks().await;
     assert_eq!(jwks.keys.len(), 6);
     assert!(
         jwks.keys

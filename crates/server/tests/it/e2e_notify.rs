@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use backchannel_protocol::device::Decision;
-use backchannel_protocol::jose::{self, Algorithm, Jwks};
+use backchannel_protocol::jose::{self, Algorithm};
 use backchannel_protocol::oauth::DeliveryMode;
 use backchannel_server::app::start;
 use backchannel_server::domain::admin::NewClient;
@@ -188,22 +188,6 @@ async fn ping_mode_calls_back_then_the_client_polls() {
     assert_eq!(wait_state(&s, &id, NotificationState::Delivered).await, 1);
 }
 
-async fn verify(s: &TestServer, token: &str) -> Value {
-    let jwks: Jwks = s
-        .http
-        .get(s.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jws = jose::decode_jws(token).unwrap();
-    jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg()))
-        .unwrap();
-    jws.claims().unwrap()
-}
-
 #[tokio::test]
 async fn push_mode_delivers_the_tokens_once_with_the_hashes() {
     let rx = Receiver::start(&[]).await;
@@ -221,7 +205,7 @@ async fn push_mode_delivers_the_tokens_once_with_the_hashes() {
     assert_eq!(body["auth_req_id"], id);
     assert_eq!(body["token_type"], "Bearer");
     let access_token = body["access_token"].as_str().unwrap();
-    let claims = verify(&s, body["id_token"].as_str().unwrap()).await;
+    let claims = s.verify_jwt(body["id_token"].as_str().unwrap()).await.1;
     assert_eq!(claims["urn:openid:params:jwt:claim:auth_req_id"], id);
     assert_eq!(
         claims["at_hash"],

@@ -2,30 +2,14 @@
 //! redemption exactly once under racing polls.
 
 use backchannel_protocol::device::Decision;
-use backchannel_protocol::jose::{self, Algorithm, Jwks};
+use backchannel_protocol::jose::{self, Algorithm};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode, GRANT_TYPE_CIBA};
 use backchannel_server::domain::admin::{NewClient, NewUser};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{Auth, TestServer};
 
 const HINT: &str = "carol@example.com";
-
-async fn verify_jwt(s: &TestServer, token: &str) -> (jose::Header, Value) {
-    let jwks: Jwks = s
-        .http
-        .get(s.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let jws = jose::decode_jws(token).unwrap();
-    jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg()))
-        .unwrap();
-    (jws.header.clone(), jws.claims().unwrap())
-}
 
 #[tokio::test]
 async fn approve_then_poll_returns_tokens_once() {
@@ -83,7 +67,7 @@ async fn approve_then_poll_returns_tokens_once() {
     assert!(t.body["expires_in"].as_u64().unwrap() > 0);
     assert_eq!(t.body["authorization_details"], details);
 
-    let (header, id_token) = verify_jwt(&s, t.body["id_token"].as_str().unwrap()).await;
+    let (header, id_token) = s.verify_jwt(t.body["id_token"].as_str().unwrap()).await;
     assert_eq!(header.alg, "ES256");
     assert_eq!(id_token["iss"], s.base);
     assert_eq!(id_token["sub"], u.sub);
@@ -101,7 +85,7 @@ async fn approve_then_poll_returns_tokens_once() {
         jose::hash_half(Algorithm::ES256, access_token.as_bytes())
     );
 
-    let (header, at) = verify_jwt(&s, access_token).await;
+    let (header, at) = s.verify_jwt(access_token).await;
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(at["client_id"], auth.client_id());
     assert_eq!(at["sub"], u.sub);
@@ -259,7 +243,7 @@ async fn id_token_algorithm_follows_the_client() {
         .await;
     device.decide_only(&s, Decision::Approve).await;
     let t = s.token(&auth, &id).await;
-    let (header, claims) = verify_jwt(&s, t.body["id_token"].as_str().unwrap()).await;
+    let (header, claims) = s.verify_jwt(t.body["id_token"].as_str().unwrap()).await;
     assert_eq!(header.alg, "RS256");
     // And it works as an id_token_hint for the same client.
     let again = s

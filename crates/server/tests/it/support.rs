@@ -145,6 +145,27 @@ impl TestServer {
         }
     }
 
+    /// The server's published keys.
+    pub async fn jwks(&self) -> Jwks {
+        self.http
+            .get(self.url("/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies a JWT this server signed against its JWKS; its header and claims.
+    pub async fn verify_jwt(&self, token: &str) -> (jose::Header, Value) {
+        let jwks = self.jwks().await;
+        let jws = jose::decode_jws(token).unwrap();
+        jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg()))
+            .unwrap();
+        (jws.header.clone(), jws.claims().unwrap())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -357,19 +378,8 @@ impl TestDevice {
         server: &TestServer,
         envelope: &ChallengeEnvelope,
     ) -> ChallengeClaims {
-        let jwks: Jwks = server
-            .http
-            .get(server.url("/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let jws = jose::decode_jws(&envelope.challenge).unwrap();
-        jws.verify_any(&jwks.candidates(jws.header.kid.as_deref(), jws.alg()))
-            .unwrap();
-        let claims: ChallengeClaims = jws.claims().unwrap();
+        let (_, claims) = server.verify_jwt(&envelope.challenge).await;
+        let claims: ChallengeClaims = serde_json::from_value(claims).unwrap();
         assert_eq!(claims.aud, self.id);
         assert_eq!(claims.jti, envelope.id);
         claims
