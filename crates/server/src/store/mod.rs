@@ -17,6 +17,7 @@ use crate::domain::model::{
 pub mod postgres;
 mod rows;
 mod sql;
+mod sql_delivery;
 pub mod sqlite;
 
 /// Storage failures. `Conflict` is the only one a caller is expected to handle (a duplicate

@@ -10,6 +10,7 @@ use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 
 use super::rows::db_error;
 use super::sql::{self, impl_stores};
+use super::sql_delivery::impl_delivery_stores;
 use super::{StoreError, StoreResult};
 
 const INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
@@ -106,3 +107,4 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
 }
 
 impl_stores!(PgStore, sqlx::Postgres);
+impl_delivery_stores!(PgStore, sqlx::Postgres);

@@ -124,63 +124,61 @@ pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_
 
 pub(crate) const PING: &str = "SELECT 1";
 
-pub(crate) const INSERT_PUSH_DELIVERY: &str = "INSERT INTO push_deliveries (challenge_id, \
-    device_id, state, next_attempt_at, deadline, created_at) VALUES ($1, $2, 'pending', $3, $4, $3)";
-pub(crate) const DUE_PUSH_DELIVERIES: &str = "SELECT * FROM push_deliveries \
-    WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, challenge_id LIMIT $2";
-pub(crate) const CLAIM_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
-    SET attempts = attempts + 1, next_attempt_at = $3 \
-    WHERE challenge_id = $1 AND state = 'pending' AND next_attempt_at <= $2";
-pub(crate) const FINISH_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
-    SET state = $2, delivered = $3, last_error = $4 WHERE challenge_id = $1 AND state = 'pending'";
-pub(crate) const RETRY_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
-    SET next_attempt_at = $2, delivered = $3, last_error = $4 \
-    WHERE challenge_id = $1 AND state = 'pending'";
-pub(crate) const GET_PUSH_DELIVERY: &str = "SELECT * FROM push_deliveries WHERE challenge_id = $1";
-pub(crate) const NEXT_PUSH_DELIVERY_AT: &str =
-    "SELECT MIN(next_attempt_at) AS next FROM push_deliveries WHERE state = 'pending'";
-pub(crate) const PURGE_PUSH_DELIVERIES: &str = "DELETE FROM push_deliveries WHERE deadline < $1";
+/// The pieces both implementation macros need inside their scope, for database `$db`: row
+/// and query types, execution helpers, and the notification insert (a decision queues one).
+macro_rules! store_helpers {
+    ($db:ty) => {
+        type DbRow = <$db as Database>::Row;
+        type Query<'q> = sqlx::query::Query<'q, $db, <$db as Database>::Arguments>;
+        type Decode<T> = fn(&DbRow) -> StoreResult<T>;
 
-pub(crate) const INSERT_CHALLENGE_EVENT: &str = "INSERT INTO device_events (device_id, kind, \
-    challenge_id, created_at) VALUES ($1, 'challenge', $2, $3)";
-/// Every other device of the request learns that its challenge is closed.
-pub(crate) const INSERT_CLOSED_EVENTS: &str = "INSERT INTO device_events (device_id, kind, \
-    challenge_id, created_at) SELECT device_id, 'challenge_closed', id, $3 FROM challenges \
-    WHERE auth_request_id = $1 AND id <> $2";
-pub(crate) const DEVICE_EVENTS_SINCE: &str = "SELECT * FROM device_events \
-    WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
-pub(crate) const LATEST_DEVICE_EVENT: &str =
-    "SELECT MAX(seq) AS latest FROM device_events WHERE device_id = $1";
-pub(crate) const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE created_at < $1";
-pub(crate) const REQUEST_CHALLENGES: &str =
-    "SELECT * FROM challenges WHERE auth_request_id = $1 ORDER BY created_at, id";
+        /// How many rows the statement changed.
+        async fn affected<'c>(
+            ex: impl Executor<'c, Database = $db>,
+            q: Query<'_>,
+        ) -> StoreResult<u64> {
+            Ok(q.execute(ex).await.map_err(db_error)?.rows_affected())
+        }
 
-pub(crate) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, auth_request_id, \
-    client_id, kind, payload, state, attempts, next_attempt_at, deadline, last_error, \
-    created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-    ON CONFLICT (auth_request_id) DO NOTHING";
-pub(crate) const DUE_NOTIFICATIONS: &str = "SELECT * FROM notifications \
-    WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
-/// A lease: one worker takes the attempt; the others see `next_attempt_at` in the future.
-pub(crate) const CLAIM_NOTIFICATION: &str = "UPDATE notifications \
-    SET attempts = attempts + 1, next_attempt_at = $3 \
-    WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2";
-pub(crate) const SET_NOTIFICATION_PAYLOAD: &str =
-    "UPDATE notifications SET payload = $2 WHERE id = $1 AND payload IS NULL";
-pub(crate) const FINISH_NOTIFICATION: &str = "UPDATE notifications \
-    SET state = $2, delivered_at = $3, last_error = $4 WHERE id = $1 AND state = 'pending'";
-pub(crate) const RETRY_NOTIFICATION: &str = "UPDATE notifications \
-    SET next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'";
-/// Push requests that expired undecided and were never notified.
-pub(crate) const EXPIRED_UNNOTIFIED_PUSH: &str = "SELECT r.* FROM auth_requests r \
-    WHERE r.delivery_mode = 'push' AND r.state = 'pending' AND r.expires_at <= $1 \
-    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.auth_request_id = r.id) \
-    ORDER BY r.expires_at LIMIT 100";
-pub(crate) const GET_NOTIFICATION: &str = "SELECT * FROM notifications WHERE auth_request_id = $1";
-pub(crate) const NEXT_NOTIFICATION_AT: &str =
-    "SELECT MIN(next_attempt_at) AS next FROM notifications WHERE state = 'pending'";
+        async fn one<'c, T>(
+            ex: impl Executor<'c, Database = $db>,
+            q: Query<'_>,
+            decode: Decode<T>,
+        ) -> StoreResult<Option<T>> {
+            let row = q.fetch_optional(ex).await.map_err(db_error)?;
+            row.as_ref().map(decode).transpose()
+        }
 
-/// Implements every store trait for backend type `$store` over database `$db`. The type has a
+        async fn all<'c, T>(
+            ex: impl Executor<'c, Database = $db>,
+            q: Query<'_>,
+            decode: Decode<T>,
+        ) -> StoreResult<Vec<T>> {
+            let rows = q.fetch_all(ex).await.map_err(db_error)?;
+            rows.iter().map(decode).collect()
+        }
+
+        fn insert_notification(n: &Notification) -> Query<'_> {
+            sqlx::query($crate::store::sql_delivery::INSERT_NOTIFICATION)
+                .bind(&n.id)
+                .bind(&n.auth_request_id)
+                .bind(&n.client_id)
+                .bind(n.kind.as_str())
+                .bind(&n.payload)
+                .bind(n.state.as_str())
+                .bind(n.attempts)
+                .bind(n.next_attempt_at)
+                .bind(n.deadline)
+                .bind(&n.last_error)
+                .bind(n.created_at)
+                .bind(n.delivered_at)
+        }
+    };
+}
+pub(crate) use store_helpers;
+
+/// Implements the account, request, replay, key and health traits for backend type `$store`
+/// over database `$db` (the delivery traits are in [`super::sql_delivery`]). The type has a
 /// `pool` field and an inherent `async fn begin_write(&self) -> StoreResult<Transaction>` (a
 /// transaction that will write: `BEGIN IMMEDIATE` on SQLite).
 macro_rules! impl_stores {
@@ -191,46 +189,17 @@ macro_rules! impl_stores {
             use sqlx::{Database, Executor};
 
             use $crate::domain::model::{
-                AuthRequest, Challenge, ChallengeState, Client, Device, DeviceEvent, Enrolment,
-                Notification, NotificationState, PushDelivery, StoredKey, User, UserLookup,
-                VerifiedDecision,
+                AuthRequest, Challenge, ChallengeState, Client, Device, Enrolment, Notification,
+                StoredKey, User, UserLookup, VerifiedDecision,
             };
             use $crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
-            use $crate::store::sql;
             use $crate::store::{
-                AuthRequestStore, ClientStore, DeviceEventStore, DeviceStore, Health, KeyStore,
-                OutboxStore, PollGate, PushQueueStore, ReplayCache, StoreResult, UserStore,
+                AuthRequestStore, ClientStore, DeviceStore, Health, KeyStore, PollGate,
+                ReplayCache, StoreResult, UserStore,
             };
+            use $crate::store::{sql, sql_delivery};
 
-            type DbRow = <$db as Database>::Row;
-            type Query<'q> = sqlx::query::Query<'q, $db, <$db as Database>::Arguments>;
-            type Decode<T> = fn(&DbRow) -> StoreResult<T>;
-
-            /// How many rows the statement changed.
-            async fn affected<'c>(
-                ex: impl Executor<'c, Database = $db>,
-                q: Query<'_>,
-            ) -> StoreResult<u64> {
-                Ok(q.execute(ex).await.map_err(db_error)?.rows_affected())
-            }
-
-            async fn one<'c, T>(
-                ex: impl Executor<'c, Database = $db>,
-                q: Query<'_>,
-                decode: Decode<T>,
-            ) -> StoreResult<Option<T>> {
-                let row = q.fetch_optional(ex).await.map_err(db_error)?;
-                row.as_ref().map(decode).transpose()
-            }
-
-            async fn all<'c, T>(
-                ex: impl Executor<'c, Database = $db>,
-                q: Query<'_>,
-                decode: Decode<T>,
-            ) -> StoreResult<Vec<T>> {
-                let rows = q.fetch_all(ex).await.map_err(db_error)?;
-                rows.iter().map(decode).collect()
-            }
+            $crate::store::sql::store_helpers!($db);
 
             #[async_trait]
             impl ClientStore for $store {
@@ -435,12 +404,12 @@ macro_rules! impl_stores {
                             .bind(c.decided_at)
                             .bind(&c.decision_jws);
                         affected(&mut *tx, insert).await?;
-                        let event = sqlx::query(sql::INSERT_CHALLENGE_EVENT)
+                        let event = sqlx::query(sql_delivery::INSERT_CHALLENGE_EVENT)
                             .bind(&c.device_id)
                             .bind(&c.id)
                             .bind(c.created_at);
                         affected(&mut *tx, event).await?;
-                        let push = sqlx::query(sql::INSERT_PUSH_DELIVERY)
+                        let push = sqlx::query(sql_delivery::INSERT_PUSH_DELIVERY)
                             .bind(&c.id)
                             .bind(&c.device_id)
                             .bind(c.created_at)
@@ -542,7 +511,7 @@ macro_rules! impl_stores {
                         .bind(&d.challenge_id)
                         .bind(d.decided_at);
                     affected(&mut *tx, close_others).await?;
-                    let closed_events = sqlx::query(sql::INSERT_CLOSED_EVENTS)
+                    let closed_events = sqlx::query(sql_delivery::INSERT_CLOSED_EVENTS)
                         .bind(&request_id)
                         .bind(&d.challenge_id)
                         .bind(d.decided_at);
@@ -560,7 +529,7 @@ macro_rules! impl_stores {
                 ) -> StoreResult<Vec<Challenge>> {
                     all(
                         &self.pool,
-                        sqlx::query(sql::REQUEST_CHALLENGES).bind(auth_request_id),
+                        sqlx::query(sql_delivery::REQUEST_CHALLENGES).bind(auth_request_id),
                         rows::challenge,
                     )
                     .await
@@ -572,7 +541,7 @@ macro_rules! impl_stores {
                     affected(&mut *tx, sqlx::query(sql::PURGE_NOTIFICATIONS).bind(before)).await?;
                     affected(
                         &mut *tx,
-                        sqlx::query(sql::PURGE_PUSH_DELIVERIES).bind(before),
+                        sqlx::query(sql_delivery::PURGE_PUSH_DELIVERIES).bind(before),
                     )
                     .await?;
                     let purged =
@@ -627,245 +596,6 @@ macro_rules! impl_stores {
                     .bind(to_json(&d.push)?)
                     .bind(d.disabled)
                     .bind(d.created_at))
-            }
-
-            fn insert_notification(n: &Notification) -> Query<'_> {
-                sqlx::query(sql::INSERT_NOTIFICATION)
-                    .bind(&n.id)
-                    .bind(&n.auth_request_id)
-                    .bind(&n.client_id)
-                    .bind(n.kind.as_str())
-                    .bind(&n.payload)
-                    .bind(n.state.as_str())
-                    .bind(n.attempts)
-                    .bind(n.next_attempt_at)
-                    .bind(n.deadline)
-                    .bind(&n.last_error)
-                    .bind(n.created_at)
-                    .bind(n.delivered_at)
-            }
-
-            #[async_trait]
-            impl OutboxStore for $store {
-                async fn due_notifications(
-                    &self,
-                    now: i64,
-                    limit: i64,
-                ) -> StoreResult<Vec<Notification>> {
-                    let q = sqlx::query(sql::DUE_NOTIFICATIONS).bind(now).bind(limit);
-                    all(&self.pool, q, rows::notification).await
-                }
-
-                async fn claim_notification(
-                    &self,
-                    id: &str,
-                    now: i64,
-                    lease_until: i64,
-                ) -> StoreResult<bool> {
-                    let q = sqlx::query(sql::CLAIM_NOTIFICATION)
-                        .bind(id)
-                        .bind(now)
-                        .bind(lease_until);
-                    Ok(affected(&self.pool, q).await? == 1)
-                }
-
-                async fn attach_push_tokens(
-                    &self,
-                    notification_id: &str,
-                    auth_request_id: &str,
-                    payload: &str,
-                    now: i64,
-                ) -> StoreResult<bool> {
-                    let mut tx = self.begin_write().await?;
-                    let redeem = sqlx::query(sql::REDEEM).bind(auth_request_id).bind(now);
-                    if affected(&mut *tx, redeem).await? != 1 {
-                        tx.rollback().await.map_err(db_error)?;
-                        return Ok(false);
-                    }
-                    let set = sqlx::query(sql::SET_NOTIFICATION_PAYLOAD)
-                        .bind(notification_id)
-                        .bind(payload);
-                    if affected(&mut *tx, set).await? != 1 {
-                        tx.rollback().await.map_err(db_error)?;
-                        return Ok(false);
-                    }
-                    tx.commit().await.map_err(db_error)?;
-                    Ok(true)
-                }
-
-                async fn finish_notification(
-                    &self,
-                    id: &str,
-                    state: NotificationState,
-                    now: i64,
-                    error: Option<&str>,
-                ) -> StoreResult<()> {
-                    let q = sqlx::query(sql::FINISH_NOTIFICATION)
-                        .bind(id)
-                        .bind(state.as_str())
-                        .bind(now)
-                        .bind(error);
-                    affected(&self.pool, q).await.map(drop)
-                }
-
-                async fn retry_notification(
-                    &self,
-                    id: &str,
-                    next_attempt_at: i64,
-                    error: &str,
-                ) -> StoreResult<()> {
-                    let q = sqlx::query(sql::RETRY_NOTIFICATION)
-                        .bind(id)
-                        .bind(next_attempt_at)
-                        .bind(error);
-                    affected(&self.pool, q).await.map(drop)
-                }
-
-                async fn expired_unnotified_push(&self, now: i64) -> StoreResult<Vec<AuthRequest>> {
-                    all(
-                        &self.pool,
-                        sqlx::query(sql::EXPIRED_UNNOTIFIED_PUSH).bind(now),
-                        rows::auth_request,
-                    )
-                    .await
-                }
-
-                async fn queue_notification(&self, n: &Notification) -> StoreResult<bool> {
-                    Ok(affected(&self.pool, insert_notification(n)).await? == 1)
-                }
-
-                async fn get_notification(
-                    &self,
-                    auth_request_id: &str,
-                ) -> StoreResult<Option<Notification>> {
-                    one(
-                        &self.pool,
-                        sqlx::query(sql::GET_NOTIFICATION).bind(auth_request_id),
-                        rows::notification,
-                    )
-                    .await
-                }
-
-                async fn next_notification_at(&self) -> StoreResult<Option<i64>> {
-                    let next = one(&self.pool, sqlx::query(sql::NEXT_NOTIFICATION_AT), |r| {
-                        r.opt_int("next")
-                    })
-                    .await?;
-                    Ok(next.flatten())
-                }
-            }
-
-            #[async_trait]
-            impl PushQueueStore for $store {
-                async fn due_push_deliveries(
-                    &self,
-                    now: i64,
-                    limit: i64,
-                ) -> StoreResult<Vec<PushDelivery>> {
-                    all(
-                        &self.pool,
-                        sqlx::query(sql::DUE_PUSH_DELIVERIES).bind(now).bind(limit),
-                        rows::push_delivery,
-                    )
-                    .await
-                }
-
-                async fn claim_push_delivery(
-                    &self,
-                    challenge_id: &str,
-                    now: i64,
-                    lease_until: i64,
-                ) -> StoreResult<bool> {
-                    let q = sqlx::query(sql::CLAIM_PUSH_DELIVERY)
-                        .bind(challenge_id)
-                        .bind(now)
-                        .bind(lease_until);
-                    Ok(affected(&self.pool, q).await? == 1)
-                }
-
-                async fn finish_push_delivery(
-                    &self,
-                    challenge_id: &str,
-                    state: &str,
-                    delivered: &[String],
-                    error: Option<&str>,
-                ) -> StoreResult<()> {
-                    let q = sqlx::query(sql::FINISH_PUSH_DELIVERY)
-                        .bind(challenge_id)
-                        .bind(state)
-                        .bind(to_json(&delivered)?)
-                        .bind(error);
-                    affected(&self.pool, q).await.map(drop)
-                }
-
-                async fn retry_push_delivery(
-                    &self,
-                    challenge_id: &str,
-                    next_attempt_at: i64,
-                    delivered: &[String],
-                    error: &str,
-                ) -> StoreResult<()> {
-                    let q = sqlx::query(sql::RETRY_PUSH_DELIVERY)
-                        .bind(challenge_id)
-                        .bind(next_attempt_at)
-                        .bind(to_json(&delivered)?)
-                        .bind(error);
-                    affected(&self.pool, q).await.map(drop)
-                }
-
-                async fn get_push_delivery(
-                    &self,
-                    challenge_id: &str,
-                ) -> StoreResult<Option<PushDelivery>> {
-                    one(
-                        &self.pool,
-                        sqlx::query(sql::GET_PUSH_DELIVERY).bind(challenge_id),
-                        rows::push_delivery,
-                    )
-                    .await
-                }
-
-                async fn next_push_delivery_at(&self) -> StoreResult<Option<i64>> {
-                    let next = one(&self.pool, sqlx::query(sql::NEXT_PUSH_DELIVERY_AT), |r| {
-                        r.opt_int("next")
-                    })
-                    .await?;
-                    Ok(next.flatten())
-                }
-            }
-
-            #[async_trait]
-            impl DeviceEventStore for $store {
-                async fn device_events_since(
-                    &self,
-                    device_id: &str,
-                    after: i64,
-                    limit: i64,
-                ) -> StoreResult<Vec<DeviceEvent>> {
-                    let q = sqlx::query(sql::DEVICE_EVENTS_SINCE)
-                        .bind(device_id)
-                        .bind(after)
-                        .bind(limit);
-                    all(&self.pool, q, rows::device_event).await
-                }
-
-                async fn latest_device_event(&self, device_id: &str) -> StoreResult<i64> {
-                    let latest = one(
-                        &self.pool,
-                        sqlx::query(sql::LATEST_DEVICE_EVENT).bind(device_id),
-                        |r| r.opt_int("latest"),
-                    )
-                    .await?;
-                    Ok(latest.flatten().unwrap_or(0))
-                }
-
-                async fn purge_device_events(&self, before: i64) -> StoreResult<u64> {
-                    affected(
-                        &self.pool,
-                        sqlx::query(sql::PURGE_DEVICE_EVENTS).bind(before),
-                    )
-                    .await
-                }
             }
 
             #[async_trait]

@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 
 use super::rows::db_error;
 use super::sql::{self, impl_stores};
+use super::sql_delivery::impl_delivery_stores;
 use super::{StoreError, StoreResult};
 
 const INIT: &str = include_str!("../../migrations/sqlite/0001_init.sql");
@@ -134,3 +135,4 @@ fn is_busy(e: &sqlx::Error) -> bool {
 }
 
 impl_stores!(SqliteStore, sqlx::Sqlite);
+impl_delivery_stores!(SqliteStore, sqlx::Sqlite);
