@@ -162,13 +162,14 @@ pub async fn start_with_clock(
     };
     let domain = open_domain(&config, clock, issuer.clone()).await?;
     let (token, generated) = admin_token(&config)?;
+    let (shutdown, mut rx) = watch::channel(false);
     let state = AppState {
         domain: domain.clone(),
         admin_token_hash: Some(Domain::hash_hex(&token)),
         metrics: metrics_handle(),
         max_body: config.server.max_body_bytes,
+        shutdown: rx.clone(),
     };
-    let (shutdown, mut rx) = watch::channel(false);
     let app = router(state);
     let mut serve_rx = rx.clone();
     let serve = tokio::spawn(async move {

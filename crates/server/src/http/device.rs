@@ -147,7 +147,12 @@ impl Stream {
                 self.queue.extend(events);
                 continue;
             }
+            let mut shutdown = self.state.shutdown.clone();
+            if *shutdown.borrow_and_update() {
+                return None;
+            }
             tokio::select! {
+                _ = shutdown.changed() => return None,
                 () = &mut notified => {}
                 () = tokio::time::sleep(STREAM_RECHECK) => {
                     if !self.state.domain.device_still_active(&self.device.id).await.ok()? {

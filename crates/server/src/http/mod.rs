@@ -31,6 +31,9 @@ pub struct AppState {
     pub admin_token_hash: Option<String>,
     pub metrics: Option<PrometheusHandle>,
     pub max_body: usize,
+    /// Turns true when the server stops: long-lived responses (event streams) end then, so a
+    /// graceful shutdown does not wait on them forever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -242,3 +242,16 @@ async fn a_bad_last_event_id_or_no_device_token_is_refused() {
     let r = s.http.get(s.url(path)).send().await.unwrap();
     Answer::from(r).await.expect_error(401, "invalid_token");
 }
+
+#[tokio::test]
+async fn an_open_stream_does_not_hold_up_a_graceful_shutdown() {
+    let s = TestServer::start().await;
+    let (_, phone) = s.user_with_device(HINT).await;
+    let mut events = Events::open(&s, &phone, None).await;
+    let TestServer { server, .. } = s;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("shutdown finished");
+    // The stream ended with the server.
+    assert!(events.next(Duration::from_secs(2)).await.is_none());
+}
