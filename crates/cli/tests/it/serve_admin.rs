@@ -54,9 +54,15 @@ pub fn serve(dir: &Path) -> Served {
 
 /// `serve` on a given port: a restart on the same address.
 pub fn serve_on(dir: &Path, port: u16) -> Served {
+    serve_with(dir, port, &[])
+}
+
+/// `serve` with further `BACKCHANNEL_*` settings.
+pub fn serve_with(dir: &Path, port: u16, extra: &[(String, String)]) -> Served {
     let mut child = Command::new(bin())
         .arg("serve")
         .envs(envs(dir, port))
+        .envs(extra.iter().cloned())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
