@@ -21,7 +21,6 @@ use crate::domain::model::{
 use crate::outbound::{OutboundClient, PostError};
 
 const LEASE_MS: i64 = 30_000;
-const RECHECK: Duration = Duration::from_millis(500);
 const BATCH: i64 = 64;
 const IN_FLIGHT: usize = 16;
 
@@ -50,18 +49,21 @@ impl PushWorker {
                 if let Err(e) = self.pass().await {
                     tracing::warn!(error = %e, "push pass failed");
                 }
-                let now = self.domain.now_ms();
-                let wait = match self.domain.stores.pushes.next_push_delivery_at().await {
-                    Ok(Some(at)) => {
-                        Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(RECHECK)
-                    }
-                    _ => RECHECK,
-                };
-                let stop = tokio::select! {
-                    _ = shutdown.wait_for(|s| *s) => true,
-                    () = self.domain.push_wake.notified() => false,
-                    () = tokio::time::sleep(wait) => false,
-                };
+                let next = self
+                    .domain
+                    .stores
+                    .pushes
+                    .next_push_delivery_at()
+                    .await
+                    .ok()
+                    .flatten();
+                let stop = super::idle(
+                    self.domain.now_ms(),
+                    next,
+                    &self.domain.push_wake,
+                    &mut shutdown,
+                )
+                .await;
                 if stop {
                     break;
                 }

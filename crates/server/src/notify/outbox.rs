@@ -6,7 +6,6 @@
 //! workers (nodes) safe, and a crash mid-send only delays the next attempt until the lease ends.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -18,8 +17,6 @@ use crate::outbound::{OutboundClient, PostError};
 
 /// How long one attempt owns a notification before another worker may take it.
 const LEASE_MS: i64 = 30_000;
-/// The worker looks at the store at least this often (other nodes' decisions, expiries).
-const RECHECK: Duration = Duration::from_millis(500);
 /// Notifications taken per pass, and sent at once.
 const BATCH: i64 = 64;
 const IN_FLIGHT: usize = 16;
@@ -53,12 +50,21 @@ impl OutboxWorker {
                 if let Err(e) = self.pass().await {
                     tracing::warn!(error = %e, "outbox pass failed");
                 }
-                let wait = self.until_next_due().await;
-                let stop = tokio::select! {
-                    _ = shutdown.wait_for(|s| *s) => true,
-                    () = self.domain.outbox_wake.notified() => false,
-                    () = tokio::time::sleep(wait) => false,
-                };
+                let next = self
+                    .domain
+                    .stores
+                    .outbox
+                    .next_notification_at()
+                    .await
+                    .ok()
+                    .flatten();
+                let stop = super::idle(
+                    self.domain.now_ms(),
+                    next,
+                    &self.domain.outbox_wake,
+                    &mut shutdown,
+                )
+                .await;
                 if stop {
                     break;
                 }
@@ -69,17 +75,6 @@ impl OutboxWorker {
                 .acquire_many(u32::try_from(IN_FLIGHT).unwrap_or(1))
                 .await;
         })
-    }
-
-    async fn until_next_due(&self) -> Duration {
-        let now = self.domain.now_ms();
-        match self.domain.stores.outbox.next_notification_at().await {
-            Ok(Some(at)) if at > now => {
-                Duration::from_millis(u64::try_from(at - now).unwrap_or(0)).min(RECHECK)
-            }
-            Ok(Some(_)) => Duration::ZERO,
-            _ => RECHECK,
-        }
     }
 
     /// One pass: queue `expired_token` pushes, then lease and send what is due.
