@@ -15,8 +15,8 @@ use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::domain::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, Enrolment,
-    Notification, NotificationKind, NotificationState, StoredKey, User, UserLookup,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEventKind,
+    Enrolment, Notification, NotificationKind, NotificationState, StoredKey, User, UserLookup,
     VerifiedDecision,
 };
 use backchannel_server::store::postgres::PgStore;
@@ -25,6 +25,7 @@ use backchannel_server::store::{PollGate, StoreError, Stores};
 use serde_json::json;
 
 mod accounts;
+mod delivery;
 mod outbox;
 mod replay_keys;
 mod requests;
@@ -78,6 +79,8 @@ contract!(
     requests::decisions_need_the_right_device_a_pending_challenge_and_time,
     requests::pending_challenges_leave_out_expired_and_decided,
     requests::purge_removes_expired_requests_and_their_challenges,
+    delivery::a_request_and_its_decision_write_each_devices_log,
+    delivery::the_push_queue_leases_retries_and_finishes,
     outbox::only_the_winning_decision_queues_its_notification,
     outbox::claims_lease_a_notification_to_one_worker,
     outbox::retries_reschedule_and_finished_notifications_stay_finished,
