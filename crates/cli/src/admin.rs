@@ -250,9 +250,9 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                     println!(
                         "{}  {}  {}  {}{}",
                         v.client_id,
-                        v.auth_method.as_str(),
-                        v.delivery_mode.as_str(),
-                        v.name,
+                        v.token_endpoint_auth_method.as_str(),
+                        v.backchannel_token_delivery_mode.as_str(),
+                        v.client_name,
                         if v.disabled { "  (disabled)" } else { "" }
                     );
                 }

@@ -10,29 +10,33 @@ use super::error::{AuthError, AuthResult};
 use super::hint::{is_phone, is_valid_nric, parse_login_hint};
 use super::model::{Client, Enrolment, User, UserLookup};
 
-/// What an operator asks for when registering a client.
+/// What an operator asks for when registering a client. The admin API also takes the
+/// registration metadata names of RFC 7591 and CIBA Core §4 (`client_name`,
+/// `token_endpoint_auth_method`, `backchannel_token_delivery_mode`,
+/// `backchannel_client_notification_endpoint`, ...).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewClient {
+    #[serde(alias = "client_name")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, alias = "token_endpoint_auth_method")]
     pub auth_method: Option<ClientAuthMethod>,
     #[serde(default)]
     pub jwks: Option<Jwks>,
     #[serde(default)]
     pub jwks_uri: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "backchannel_token_delivery_mode")]
     pub delivery_mode: Option<DeliveryMode>,
-    #[serde(default)]
+    #[serde(default, alias = "backchannel_client_notification_endpoint")]
     pub notification_endpoint: Option<String>,
     /// Space-separated; `openid` is always included.
     #[serde(default)]
     pub scope: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "backchannel_authentication_request_signing_alg")]
     pub request_signing_alg: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "backchannel_user_code_parameter")]
     pub user_code_required: bool,
-    #[serde(default)]
+    #[serde(default, alias = "id_token_signed_response_alg")]
     pub id_token_signing_alg: Option<String>,
 }
 
@@ -74,13 +78,13 @@ pub struct CreatedEnrolment {
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientView {
     pub client_id: String,
-    pub name: String,
-    pub auth_method: ClientAuthMethod,
+    pub client_name: String,
+    pub token_endpoint_auth_method: ClientAuthMethod,
     pub jwks: Option<Jwks>,
     pub jwks_uri: Option<String>,
     pub scope: String,
-    pub delivery_mode: DeliveryMode,
-    pub notification_endpoint: Option<String>,
+    pub backchannel_token_delivery_mode: DeliveryMode,
+    pub backchannel_client_notification_endpoint: Option<String>,
     pub backchannel_authentication_request_signing_alg: Option<Algorithm>,
     pub backchannel_user_code_parameter: bool,
     pub id_token_signed_response_alg: Algorithm,
@@ -92,13 +96,13 @@ impl From<&Client> for ClientView {
     fn from(c: &Client) -> Self {
         ClientView {
             client_id: c.id.clone(),
-            name: c.name.clone(),
-            auth_method: c.auth_method,
+            client_name: c.name.clone(),
+            token_endpoint_auth_method: c.auth_method,
             jwks: c.jwks.clone(),
             jwks_uri: c.jwks_uri.clone(),
             scope: c.scopes.join(" "),
-            delivery_mode: c.delivery_mode,
-            notification_endpoint: c.notification_endpoint.clone(),
+            backchannel_token_delivery_mode: c.delivery_mode,
+            backchannel_client_notification_endpoint: c.notification_endpoint.clone(),
             backchannel_authentication_request_signing_alg: c.request_signing_alg,
             backchannel_user_code_parameter: c.user_code_required,
             id_token_signed_response_alg: c.id_token_signing_alg,

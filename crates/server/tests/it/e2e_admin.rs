@@ -59,7 +59,12 @@ async fn admin_api_needs_the_token_and_mirrors_the_cli() {
         None,
     )
     .await;
-    assert_eq!(got.body["name"], "Admin API app");
+    assert_eq!(got.body["client_name"], "Admin API app");
+    assert_eq!(got.body["backchannel_token_delivery_mode"], "poll");
+    assert_eq!(
+        got.body["token_endpoint_auth_method"],
+        "client_secret_basic"
+    );
     assert_eq!(got.body["scope"], "openid email");
     assert!(
         got.body.get("client_secret").is_none() && !got.body.to_string().contains("secret_hash")

@@ -384,6 +384,41 @@ async fn an_endpoint_resolving_to_loopback_is_refused_unless_allowed() {
 }
 
 #[tokio::test]
+async fn the_admin_api_registers_ping_clients_by_their_ciba_metadata_names() {
+    let s = TestServer::start().await;
+    let r = s
+        .http
+        .post(s.url("/admin/v1/clients"))
+        .bearer_auth("test-admin-token")
+        .json(&json!({
+            "client_name": "Metadata Bank",
+            "token_endpoint_auth_method": "client_secret_post",
+            "backchannel_token_delivery_mode": "ping",
+            "backchannel_client_notification_endpoint": "https://rp.example/cb",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let created = crate::support::Answer::from(r).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["client_id"].as_str().unwrap();
+    let client = s
+        .server
+        .domain
+        .stores
+        .clients
+        .get_client(id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.delivery_mode, DeliveryMode::Ping);
+    assert_eq!(
+        client.notification_endpoint.as_deref(),
+        Some("https://rp.example/cb")
+    );
+}
+
+#[tokio::test]
 async fn http_endpoints_need_allow_http() {
     let s = TestServer::start_with(|c| c.outbound.allow_http = false).await;
     let refused = s
