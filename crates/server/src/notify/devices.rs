@@ -22,7 +22,6 @@ use crate::outbound::{OutboundClient, PostError};
 
 const LEASE_MS: i64 = 30_000;
 const BATCH: i64 = 64;
-const IN_FLIGHT: usize = 16;
 
 #[derive(Clone)]
 pub struct PushWorker {
@@ -39,43 +38,16 @@ impl PushWorker {
             domain,
             senders: Arc::new(senders),
             http,
-            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            permits: Arc::new(Semaphore::new(super::IN_FLIGHT)),
         }
     }
 
-    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = self.pass().await {
-                    tracing::warn!(error = %e, "push pass failed");
-                }
-                let next = self
-                    .domain
-                    .stores
-                    .pushes
-                    .next_push_delivery_at()
-                    .await
-                    .ok()
-                    .flatten();
-                let stop = super::idle(
-                    self.domain.now_ms(),
-                    next,
-                    &self.domain.push_wake,
-                    &mut shutdown,
-                )
-                .await;
-                if stop {
-                    break;
-                }
-            }
-            let _ = self
-                .permits
-                .acquire_many(u32::try_from(IN_FLIGHT).unwrap_or(1))
-                .await;
-        })
+    /// Runs until `shutdown` turns true; in-flight sends finish first.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        super::run_worker(self, shutdown)
     }
 
-    pub async fn pass(&self) -> AuthResult<()> {
+    async fn pass_now(&self) -> AuthResult<()> {
         let now = self.domain.now_ms();
         let store = &self.domain.stores.pushes;
         for delivery in store.due_push_deliveries(now, BATCH).await? {
@@ -262,5 +234,36 @@ impl PushWorker {
         }
         tracing::info!(challenge_id = %challenge.id, "external channel attempt");
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::LeasedWorker for PushWorker {
+    const NAME: &'static str = "device pushes";
+
+    fn now_ms(&self) -> i64 {
+        self.domain.now_ms()
+    }
+
+    fn wake(&self) -> &tokio::sync::Notify {
+        &self.domain.push_wake
+    }
+
+    fn permits(&self) -> &Arc<Semaphore> {
+        &self.permits
+    }
+
+    async fn pass(&self) -> AuthResult<()> {
+        self.pass_now().await
+    }
+
+    async fn next_due(&self) -> Option<i64> {
+        self.domain
+            .stores
+            .pushes
+            .next_push_delivery_at()
+            .await
+            .ok()
+            .flatten()
     }
 }

@@ -1,9 +1,13 @@
 //! Delivery to the outside world: client notifications (the ping/push outbox worker) and
 //! authenticator push senders (APNs, FCM, Web Push).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::domain::error::AuthResult;
 
 pub mod devices;
 pub mod outbox;
@@ -28,4 +32,45 @@ pub(crate) async fn idle(
         () = wake.notified() => false,
         () = tokio::time::sleep(wait) => false,
     }
+}
+
+/// Deliveries one worker sends at once.
+pub(crate) const IN_FLIGHT: usize = 16;
+
+/// A worker that drains a leased queue: it makes a pass, then idles until the next row is due,
+/// a wake-up, or shutdown.
+#[async_trait::async_trait]
+pub(crate) trait LeasedWorker: Send + Sync + 'static {
+    /// For logs.
+    const NAME: &'static str;
+    fn now_ms(&self) -> i64;
+    fn wake(&self) -> &Notify;
+    /// Bounds the deliveries in flight; all are taken back before the worker ends.
+    fn permits(&self) -> &Arc<Semaphore>;
+    /// Leases and starts what is due now.
+    async fn pass(&self) -> AuthResult<()>;
+    /// When the next row falls due, if any.
+    async fn next_due(&self) -> Option<i64>;
+}
+
+/// Runs `worker` until `shutdown` turns true; in-flight deliveries finish first.
+pub(crate) fn run_worker<W: LeasedWorker>(
+    worker: W,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = worker.pass().await {
+                tracing::warn!(worker = W::NAME, error = %e, "delivery pass failed");
+            }
+            let next = worker.next_due().await;
+            if idle(worker.now_ms(), next, worker.wake(), &mut shutdown).await {
+                break;
+            }
+        }
+        let _ = worker
+            .permits()
+            .acquire_many(u32::try_from(IN_FLIGHT).unwrap_or(1))
+            .await;
+    })
 }

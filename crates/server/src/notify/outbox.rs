@@ -19,7 +19,6 @@ use crate::outbound::{OutboundClient, PostError};
 const LEASE_MS: i64 = 30_000;
 /// Notifications taken per pass, and sent at once.
 const BATCH: i64 = 64;
-const IN_FLIGHT: usize = 16;
 
 /// Delay before attempt `attempts + 1`: 1 s, 2 s, 4 s ... capped at 60 s.
 pub fn backoff_ms(attempts: i64) -> i64 {
@@ -39,46 +38,17 @@ impl OutboxWorker {
         OutboxWorker {
             domain,
             http,
-            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            permits: Arc::new(Semaphore::new(super::IN_FLIGHT)),
         }
     }
 
     /// Runs until `shutdown` turns true; in-flight sends finish first.
-    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = self.pass().await {
-                    tracing::warn!(error = %e, "outbox pass failed");
-                }
-                let next = self
-                    .domain
-                    .stores
-                    .outbox
-                    .next_notification_at()
-                    .await
-                    .ok()
-                    .flatten();
-                let stop = super::idle(
-                    self.domain.now_ms(),
-                    next,
-                    &self.domain.outbox_wake,
-                    &mut shutdown,
-                )
-                .await;
-                if stop {
-                    break;
-                }
-            }
-            // Let in-flight deliveries end before the process does.
-            let _ = self
-                .permits
-                .acquire_many(u32::try_from(IN_FLIGHT).unwrap_or(1))
-                .await;
-        })
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        super::run_worker(self, shutdown)
     }
 
     /// One pass: queue `expired_token` pushes, then lease and send what is due.
-    pub async fn pass(&self) -> AuthResult<()> {
+    async fn pass_now(&self) -> AuthResult<()> {
         let now = self.domain.now_ms();
         let outbox = &self.domain.stores.outbox;
         for request in outbox.expired_unnotified_push(now).await? {
@@ -262,6 +232,37 @@ impl OutboxWorker {
             .retry_notification(&n.id, next, error)
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl super::LeasedWorker for OutboxWorker {
+    const NAME: &'static str = "outbox";
+
+    fn now_ms(&self) -> i64 {
+        self.domain.now_ms()
+    }
+
+    fn wake(&self) -> &tokio::sync::Notify {
+        &self.domain.outbox_wake
+    }
+
+    fn permits(&self) -> &Arc<Semaphore> {
+        &self.permits
+    }
+
+    async fn pass(&self) -> AuthResult<()> {
+        self.pass_now().await
+    }
+
+    async fn next_due(&self) -> Option<i64> {
+        self.domain
+            .stores
+            .outbox
+            .next_notification_at()
+            .await
+            .ok()
+            .flatten()
     }
 }
 
