@@ -10,7 +10,7 @@ use axum::extract::Path as UrlPath;
 use axum::http::HeaderMap;
 use base64::Engine;
 
-use crate::serve_admin::{admin, bin, free_port, serve_with, temp_dir};
+use crate::serve_admin::{admin, bc_authorize, bin, free_port, serve_with, temp_dir};
 
 const APNS_TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -134,21 +134,7 @@ fn a_push_survives_a_kill_between_the_answer_and_the_delivery() {
         String::from_utf8_lossy(&enrolled.stderr)
     );
 
-    let answer: serde_json::Value = rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{}/bc-authorize", first.issuer))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[("scope", "openid"), ("login_hint", "crash@example.com")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let answer = bc_authorize(&rt, &first.issuer, &client, "crash@example.com");
     assert!(answer["auth_req_id"].is_string(), "{answer}");
     first.child.kill().unwrap(); // SIGKILL: no graceful anything
     first.child.wait().unwrap();

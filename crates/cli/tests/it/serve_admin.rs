@@ -86,6 +86,31 @@ pub fn serve_with(dir: &Path, port: u16, extra: &[(String, String)]) -> Served {
     }
 }
 
+/// `POST /bc-authorize` with `client_secret_basic` for a client made by `admin client create
+/// --json`; the answer's JSON body.
+pub fn bc_authorize(
+    rt: &tokio::runtime::Runtime,
+    issuer: &str,
+    client: &serde_json::Value,
+    hint: &str,
+) -> serde_json::Value {
+    rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{issuer}/bc-authorize"))
+            .basic_auth(
+                client["client_id"].as_str().unwrap(),
+                client["client_secret"].as_str(),
+            )
+            .form(&[("scope", "openid"), ("login_hint", hint)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
 pub fn admin(dir: &Path, args: &[&str]) -> serde_json::Value {
     let out = Command::new(bin())
         .arg("admin")
@@ -181,21 +206,7 @@ fn serve_prints_the_issuer_admin_works_on_the_store_and_sigterm_stops_cleanly() 
         .enable_all()
         .build()
         .unwrap();
-    let body: serde_json::Value = rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{}/bc-authorize", served.issuer))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[("scope", "openid"), ("login_hint", "S1234567D")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let body = bc_authorize(&rt, &served.issuer, &client, "S1234567D");
     assert_eq!(body["error"], "unknown_user_id", "{body}");
 
     sigterm(&served.child);
