@@ -179,6 +179,7 @@ pub async fn start_with_clock(
             })
             .await
     });
+    release_dead_leases(&domain).await?;
     let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
     let outbox = OutboxWorker::new(domain.clone(), outbound.clone()).spawn(rx.clone());
     let senders = PushSenders::from_config(&config.push, &config.outbound)
@@ -210,6 +211,31 @@ pub async fn start_with_clock(
         outbox,
         pushes,
     })
+}
+
+/// Deliveries that the previous run of this node had in flight when it died go out now, not
+/// when their leases would have run out (the store decides which leases it may release).
+async fn release_dead_leases(domain: &Domain) -> Result<(), StartError> {
+    let now = domain.now_ms();
+    let stores = &domain.stores;
+    let pushes = stores
+        .pushes
+        .release_push_leases_at_start(now)
+        .await
+        .map_err(|e| err("releasing push leases")(&e))?;
+    let notifications = stores
+        .outbox
+        .release_notification_leases_at_start(now)
+        .await
+        .map_err(|e| err("releasing notification leases")(&e))?;
+    if pushes + notifications > 0 {
+        tracing::info!(
+            pushes,
+            notifications,
+            "deliveries in flight when the last run stopped are due again"
+        );
+    }
+    Ok(())
 }
 
 async fn housekeep(domain: &Domain) {

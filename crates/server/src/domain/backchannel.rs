@@ -102,7 +102,11 @@ impl Domain {
             auth_req_id: (client.delivery_mode != DeliveryMode::Poll).then(|| auth_req_id.clone()),
         };
         let mut challenges = Vec::new();
+        let mut push_devices = Vec::new();
         for device in &validated.devices {
+            if device.receives_pushes() {
+                push_devices.push(device.id.clone());
+            }
             challenges.push(Challenge {
                 id: Domain::random_id(26)?,
                 auth_request_id: request.id.clone(),
@@ -115,9 +119,10 @@ impl Domain {
         }
         self.stores
             .requests
-            .create_auth_request(&request, &challenges)
+            .create_auth_request(&request, &challenges, &push_devices)
             .await?;
-        self.notifier.challenges_created(&challenges);
+        self.notifier
+            .challenges_created(&challenges, !push_devices.is_empty());
         Ok(BackchannelAuthResponse {
             auth_req_id,
             expires_in: u64::try_from(validated.expires_in).unwrap_or(0),

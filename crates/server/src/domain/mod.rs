@@ -44,8 +44,9 @@ pub trait JwksFetcher: Send + Sync {
 /// Where the domain announces events that something outside the request must act on. Live
 /// device delivery and client notifications (later issues) plug in here.
 pub trait Notifier: Send + Sync {
-    /// A backchannel request was stored with these challenges.
-    fn challenges_created(&self, challenges: &[Challenge]);
+    /// A backchannel request was stored with these challenges; `pushed`: some of them were
+    /// queued for a push.
+    fn challenges_created(&self, challenges: &[Challenge], pushed: bool);
     /// A request was approved or denied; `devices` hold its other (now closed) challenges.
     fn request_decided(&self, auth_request_id: &str, devices: &[String]);
     /// A device was disabled or changed: its event streams re-check.

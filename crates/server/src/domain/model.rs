@@ -72,6 +72,22 @@ pub struct Device {
     pub created_at: i64,
 }
 
+impl Device {
+    /// Whether a challenge for this device is pushed: it registered a channel (APNs, FCM, Web
+    /// Push) the server has not found dead, or it is the external channel's stand-in. Other
+    /// devices learn of challenges from their event stream or by listing them.
+    pub fn receives_pushes(&self) -> bool {
+        let reg = &self.push;
+        let live = |channel: &str, registered: bool| {
+            registered && !reg.disabled.iter().any(|d| d == channel)
+        };
+        super::external::is_external(self)
+            || live("apns", reg.apns_token.is_some())
+            || live("fcm", reg.fcm_token.is_some())
+            || live("webpush", reg.webpush.is_some())
+    }
+}
+
 /// A one-time enrolment code for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enrolment {

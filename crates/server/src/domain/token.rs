@@ -91,10 +91,14 @@ impl Domain {
                 "the user denied the request".into(),
             )),
             AuthRequestState::Approved => {
+                // Minted before the redemption commits, so that only writing the answer
+                // remains between the commit and the client: a crash or a signing failure
+                // there cannot spend an approval that no client received.
+                let tokens = self.mint_tokens(client, request, None).await?;
                 if !self.stores.requests.redeem(&request.id, now).await? {
                     return Err(unknown_grant());
                 }
-                self.mint_tokens(client, request, None).await
+                Ok(tokens)
             }
             AuthRequestState::Redeemed => Err(unknown_grant()),
         }

@@ -62,11 +62,13 @@ pub fn device_key(device_id: &str) -> String {
 }
 
 impl Notifier for LocalNotifier {
-    fn challenges_created(&self, challenges: &[Challenge]) {
+    fn challenges_created(&self, challenges: &[Challenge], pushed: bool) {
         for c in challenges {
             self.waiters.wake(&device_key(&c.device_id));
         }
-        self.pushes.notify_one();
+        if pushed {
+            self.pushes.notify_one();
+        }
     }
 
     fn request_decided(&self, auth_request_id: &str, devices: &[String]) {

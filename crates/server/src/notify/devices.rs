@@ -20,8 +20,10 @@ use crate::domain::model::{
 };
 use crate::outbound::{OutboundClient, PostError};
 
-const LEASE_MS: i64 = 30_000;
 const BATCH: i64 = 64;
+/// A push attempt may make an outbound call per channel (APNs, FCM, Web Push) and fetch an FCM
+/// access token.
+const SENDS_PER_ATTEMPT: u64 = 4;
 
 #[derive(Clone)]
 pub struct PushWorker {
@@ -49,10 +51,12 @@ impl PushWorker {
 
     async fn pass_now(&self) -> AuthResult<()> {
         let now = self.domain.now_ms();
+        let (budget, lease_ms) =
+            super::attempt_budget(self.domain.config.outbound.timeout_ms, SENDS_PER_ATTEMPT);
         let store = &self.domain.stores.pushes;
         for delivery in store.due_push_deliveries(now, BATCH).await? {
             if !store
-                .claim_push_delivery(&delivery.challenge_id, now, now + LEASE_MS)
+                .claim_push_delivery(&delivery.challenge_id, now, now + lease_ms)
                 .await?
             {
                 continue;
@@ -64,7 +68,12 @@ impl PushWorker {
             tokio::spawn(async move {
                 let _permit = permit;
                 let id = delivery.challenge_id.clone();
-                if let Err(e) = worker.deliver(delivery).await {
+                let attempt = tokio::time::timeout(budget, worker.deliver(delivery));
+                if let Ok(Err(e)) | Err(e) = attempt.await.map_err(|_| {
+                    crate::domain::error::AuthError::internal(
+                        "the attempt ran past its send budget",
+                    )
+                }) {
                     tracing::warn!(challenge_id = %id, error = %e, "push attempt failed");
                 }
             });

@@ -37,6 +37,17 @@ pub(crate) async fn idle(
 /// Deliveries one worker sends at once.
 pub(crate) const IN_FLIGHT: usize = 16;
 
+/// How long one attempt may run, and how long its lease lasts: `sends` outbound timeouts,
+/// then a margin. An attempt that overruns its budget is abandoned, so a lease never ends
+/// while its attempt still runs, and another node (or this one after a crash) takes the row
+/// again soon after the attempt's last possible send.
+pub(crate) fn attempt_budget(timeout_ms: u64, sends: u64) -> (Duration, i64) {
+    const MARGIN_MS: u64 = 5_000;
+    let budget = timeout_ms.saturating_mul(sends);
+    let lease = i64::try_from(budget.saturating_add(MARGIN_MS)).unwrap_or(i64::MAX);
+    (Duration::from_millis(budget), lease)
+}
+
 /// A worker that drains a leased queue: it makes a pass, then idles until the next row is due,
 /// a wake-up, or shutdown.
 #[async_trait::async_trait]

@@ -15,8 +15,6 @@ use crate::domain::error::{AuthError, AuthResult};
 use crate::domain::model::{Notification, NotificationKind, NotificationState};
 use crate::outbound::{OutboundClient, PostError};
 
-/// How long one attempt owns a notification before another worker may take it.
-const LEASE_MS: i64 = 30_000;
 /// Notifications taken per pass, and sent at once.
 const BATCH: i64 = 64;
 
@@ -50,6 +48,7 @@ impl OutboxWorker {
     /// One pass: queue `expired_token` pushes, then lease and send what is due.
     async fn pass_now(&self) -> AuthResult<()> {
         let now = self.domain.now_ms();
+        let (budget, lease_ms) = super::attempt_budget(self.domain.config.outbound.timeout_ms, 1);
         let outbox = &self.domain.stores.outbox;
         for request in outbox.expired_unnotified_push(now).await? {
             let n = self.domain.expiry_notification(&request, now)?;
@@ -59,7 +58,7 @@ impl OutboxWorker {
         }
         for n in outbox.due_notifications(now, BATCH).await? {
             if !outbox
-                .claim_notification(&n.id, now, now + LEASE_MS)
+                .claim_notification(&n.id, now, now + lease_ms)
                 .await?
             {
                 continue; // another worker has it
@@ -71,7 +70,12 @@ impl OutboxWorker {
             tokio::spawn(async move {
                 let _permit = permit;
                 let id = n.id.clone();
-                if let Err(e) = worker.deliver(n).await {
+                let attempt = tokio::time::timeout(budget, worker.deliver(n));
+                if let Ok(Err(e)) | Err(e) = attempt.await.map_err(|_| {
+                    crate::domain::error::AuthError::internal(
+                        "the attempt ran past its send budget",
+                    )
+                }) {
                     tracing::warn!(notification_id = %id, error = %e, "notification attempt failed");
                 }
             });

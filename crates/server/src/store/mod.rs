@@ -94,18 +94,21 @@ pub enum PollGate {
 #[async_trait]
 pub trait AuthRequestStore: Send + Sync {
     /// Stores the request and its challenges in one transaction, with a `challenge` event in
-    /// each device's event log and a pending push delivery per challenge (deadline: the
-    /// request's expiry).
+    /// each device's event log and a pending push delivery (deadline: the request's expiry)
+    /// for each challenge whose device is in `push_devices` (it has a live push channel or is
+    /// the external channel): a device that is never pushed to costs no queue row.
     async fn create_auth_request(
         &self,
         request: &AuthRequest,
         challenges: &[Challenge],
+        push_devices: &[String],
     ) -> StoreResult<()>;
     async fn get_auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>>;
     /// Records a poll of request `id` at `now`: `Allowed` (and `last_polled_at = now`) when
-    /// `last_polled_at` is NULL or at least `interval_secs` seconds before `now`, as one
-    /// conditional UPDATE; otherwise adds `slow_down_increment_secs` to the interval, sets
-    /// `last_polled_at = now` and returns the new interval.
+    /// `last_polled_at` is NULL or at least `interval_secs` seconds before `now`; otherwise
+    /// adds `slow_down_increment_secs` to the interval, sets `last_polled_at = now` and returns
+    /// the new interval. PostgreSQL does it as one conditional UPDATE, so nodes agree; the
+    /// embedded store (one node) keeps it in memory and writes nothing per poll.
     async fn record_poll(
         &self,
         id: &str,
@@ -168,6 +171,11 @@ pub trait PushQueueStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn get_push_delivery(&self, challenge_id: &str) -> StoreResult<Option<PushDelivery>>;
     async fn next_push_delivery_at(&self) -> StoreResult<Option<i64>>;
+    /// Called once as a node starts, before its workers run. On a database that only this
+    /// node uses (SQLite), every lease left is its previous run's, whose sends died with it:
+    /// they are released and due at `now`. PostgreSQL, shared by nodes that may be running,
+    /// releases none; a lease there ends after the send timeout plus a margin.
+    async fn release_push_leases_at_start(&self, now: i64) -> StoreResult<u64>;
 }
 
 /// Each device's event log, read by its live event stream.
@@ -227,6 +235,11 @@ pub trait OutboxStore: Send + Sync {
     async fn get_notification(&self, auth_request_id: &str) -> StoreResult<Option<Notification>>;
     /// The earliest `next_attempt_at` of a pending notification, to sleep until.
     async fn next_notification_at(&self) -> StoreResult<Option<i64>>;
+    /// Called once as a node starts, before its workers run. On a database that only this
+    /// node uses (SQLite), every notification lease left is its previous run's, whose sends died with it:
+    /// they are released and due at `now`. PostgreSQL, shared by nodes that may be running,
+    /// releases none; a lease there ends after the send timeout plus a margin.
+    async fn release_notification_leases_at_start(&self, now: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]

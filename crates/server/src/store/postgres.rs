@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "device_events",
         include_str!("../../migrations/postgres/0003_device_events.sql"),
     ),
+    (
+        4,
+        "leases",
+        include_str!("../../migrations/postgres/0004_leases.sql"),
+    ),
 ];
 
 const POOL_SIZE: u32 = 10;

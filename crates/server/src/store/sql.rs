@@ -1,7 +1,8 @@
 //! The SQL both backends run, written once: SQLite and PostgreSQL agree on `$n` parameters,
 //! `RETURNING`, `ON CONFLICT DO NOTHING` and the schema's column names, so one set of
-//! statements and one implementation of the store traits ([`impl_stores!`]) serve both. Only
-//! opening, migrating and beginning a writing transaction differ per backend.
+//! statements serves both. PostgreSQL runs them through sqlx with the trait implementations
+//! below ([`impl_stores!`]); SQLite runs the same text through rusqlite on its single writer
+//! ([`super::sqlite`]), binding `$n` by name.
 
 use crate::domain::model::UserLookup;
 
@@ -178,9 +179,8 @@ macro_rules! store_helpers {
 pub(crate) use store_helpers;
 
 /// Implements the account, request, replay, key and health traits for backend type `$store`
-/// over database `$db` (the delivery traits are in [`super::sql_delivery`]). The type has a
-/// `pool` field and an inherent `async fn begin_write(&self) -> StoreResult<Transaction>` (a
-/// transaction that will write: `BEGIN IMMEDIATE` on SQLite).
+/// over sqlx database `$db` (the delivery traits are in [`super::sql_delivery`]). The type has
+/// a `pool` field and an inherent `async fn begin_write(&self) -> StoreResult<Transaction>`.
 macro_rules! impl_stores {
     ($store:ty, $db:ty) => {
         const _: () = {
@@ -372,6 +372,7 @@ macro_rules! impl_stores {
                     &self,
                     r: &AuthRequest,
                     challenges: &[Challenge],
+                    push_devices: &[String],
                 ) -> StoreResult<()> {
                     let mut tx = self.begin_write().await?;
                     let insert = sqlx::query(sql::INSERT_AUTH_REQUEST)
@@ -409,6 +410,9 @@ macro_rules! impl_stores {
                             .bind(&c.id)
                             .bind(c.created_at);
                         affected(&mut *tx, event).await?;
+                        if !push_devices.contains(&c.device_id) {
+                            continue;
+                        }
                         let push = sqlx::query(sql_delivery::INSERT_PUSH_DELIVERY)
                             .bind(&c.id)
                             .bind(&c.device_id)

@@ -1,19 +1,27 @@
 //! The SQL of the delivery side — the client notification outbox, the device push queue and
-//! the device event log — and its trait implementations, shared by both backends like
-//! [`super::sql`].
+//! the device event log — shared by both backends like [`super::sql`], and its sqlx trait
+//! implementations for PostgreSQL.
 
 pub(crate) const INSERT_PUSH_DELIVERY: &str = "INSERT INTO push_deliveries (challenge_id, \
     device_id, state, next_attempt_at, deadline, created_at) VALUES ($1, $2, 'pending', $3, $4, $3)";
 pub(crate) const DUE_PUSH_DELIVERIES: &str = "SELECT * FROM push_deliveries \
     WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, challenge_id LIMIT $2";
 pub(crate) const CLAIM_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
-    SET attempts = attempts + 1, next_attempt_at = $3 \
+    SET attempts = attempts + 1, next_attempt_at = $3, leased_until = $3 \
     WHERE challenge_id = $1 AND state = 'pending' AND next_attempt_at <= $2";
 pub(crate) const FINISH_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
-    SET state = $2, delivered = $3, last_error = $4 WHERE challenge_id = $1 AND state = 'pending'";
+    SET state = $2, delivered = $3, last_error = $4, leased_until = NULL WHERE challenge_id = $1 AND state = 'pending'";
 pub(crate) const RETRY_PUSH_DELIVERY: &str = "UPDATE push_deliveries \
-    SET next_attempt_at = $2, delivered = $3, last_error = $4 \
+    SET next_attempt_at = $2, delivered = $3, last_error = $4, leased_until = NULL \
     WHERE challenge_id = $1 AND state = 'pending'";
+/// A restart of the only node on a database: the leases its previous run held are dead, and
+/// what they held is due again now.
+pub(crate) const RELEASE_PUSH_LEASES: &str = "UPDATE push_deliveries \
+    SET next_attempt_at = $1, leased_until = NULL \
+    WHERE state = 'pending' AND leased_until IS NOT NULL";
+pub(crate) const RELEASE_NOTIFICATION_LEASES: &str = "UPDATE notifications \
+    SET next_attempt_at = $1, leased_until = NULL \
+    WHERE state = 'pending' AND leased_until IS NOT NULL";
 pub(crate) const GET_PUSH_DELIVERY: &str = "SELECT * FROM push_deliveries WHERE challenge_id = $1";
 pub(crate) const NEXT_PUSH_DELIVERY_AT: &str =
     "SELECT MIN(next_attempt_at) AS next FROM push_deliveries WHERE state = 'pending'";
@@ -41,14 +49,14 @@ pub(crate) const DUE_NOTIFICATIONS: &str = "SELECT * FROM notifications \
     WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2";
 /// A lease: one worker takes the attempt; the others see `next_attempt_at` in the future.
 pub(crate) const CLAIM_NOTIFICATION: &str = "UPDATE notifications \
-    SET attempts = attempts + 1, next_attempt_at = $3 \
+    SET attempts = attempts + 1, next_attempt_at = $3, leased_until = $3 \
     WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2";
 pub(crate) const SET_NOTIFICATION_PAYLOAD: &str =
     "UPDATE notifications SET payload = $2 WHERE id = $1 AND payload IS NULL";
 pub(crate) const FINISH_NOTIFICATION: &str = "UPDATE notifications \
-    SET state = $2, delivered_at = $3, last_error = $4 WHERE id = $1 AND state = 'pending'";
+    SET state = $2, delivered_at = $3, last_error = $4, leased_until = NULL WHERE id = $1 AND state = 'pending'";
 pub(crate) const RETRY_NOTIFICATION: &str = "UPDATE notifications \
-    SET next_attempt_at = $2, last_error = $3 WHERE id = $1 AND state = 'pending'";
+    SET next_attempt_at = $2, last_error = $3, leased_until = NULL WHERE id = $1 AND state = 'pending'";
 /// Push requests that expired undecided and were never notified.
 pub(crate) const EXPIRED_UNNOTIFIED_PUSH: &str = "SELECT r.* FROM auth_requests r \
     WHERE r.delivery_mode = 'push' AND r.state = 'pending' AND r.expires_at <= $1 \
@@ -178,6 +186,13 @@ macro_rules! impl_delivery_stores {
                     .await
                 }
 
+                async fn release_notification_leases_at_start(
+                    &self,
+                    _now: i64,
+                ) -> StoreResult<u64> {
+                    Ok(0)
+                }
+
                 async fn next_notification_at(&self) -> StoreResult<Option<i64>> {
                     let next = one(&self.pool, sqlx::query(sql::NEXT_NOTIFICATION_AT), |r| {
                         r.opt_int("next")
@@ -255,6 +270,10 @@ macro_rules! impl_delivery_stores {
                         rows::push_delivery,
                     )
                     .await
+                }
+
+                async fn release_push_leases_at_start(&self, _now: i64) -> StoreResult<u64> {
+                    Ok(0)
                 }
 
                 async fn next_push_delivery_at(&self) -> StoreResult<Option<i64>> {

@@ -29,6 +29,7 @@ mod delivery;
 mod outbox;
 mod replay_keys;
 mod requests;
+mod writes;
 
 /// A fixed "now" (Unix ms); tests move time by passing other values, never by sleeping.
 const T0: i64 = 1_700_000_000_000;
@@ -89,6 +90,10 @@ contract!(
     replay_keys::replay_cache_detects_replays_per_scope,
     replay_keys::signing_keys_list_newest_first,
     replay_keys::health_ping_answers,
+    writes::a_failing_write_among_concurrent_ones_fails_alone,
+    writes::concurrent_requests_are_all_stored,
+    writes::reads_see_acknowledged_writes,
+    writes::push_rows_only_for_devices_that_are_pushed_to,
 );
 
 /// A database file under the temp dir, removed (with its WAL files) when dropped.
@@ -130,7 +135,7 @@ where
     let db = TempDb::new(name);
     let store = Arc::new(SqliteStore::open(&db.url()).await.unwrap());
     test(Stores::from_backend(store.clone())).await;
-    store.pool().close().await;
+    store.close().await;
 }
 
 async fn on_postgres<F, Fut>(test: F)
@@ -327,7 +332,11 @@ async fn world(s: &Stores, devices: u32) {
 async fn start(s: &Stores, id: &str, devices: &[&str], at: i64) -> AuthRequest {
     let req = request(id, at);
     let challenges: Vec<_> = devices.iter().map(|d| challenge(id, d, at)).collect();
-    let created = s.requests.create_auth_request(&req, &challenges).await;
+    let pushed: Vec<String> = devices.iter().map(|d| (*d).to_owned()).collect();
+    let created = s
+        .requests
+        .create_auth_request(&req, &challenges, &pushed)
+        .await;
     created.unwrap();
     req
 }
@@ -381,7 +390,7 @@ async fn sqlite_file_survives_restart() {
         let s = Stores::from_backend(store.clone());
         world(&s, 1).await;
         start(&s, "req-1", &["device-1"], T0).await;
-        store.pool().close().await;
+        store.close().await;
     }
     // Reopening runs no migration twice and finds everything.
     let store = Arc::new(SqliteStore::open(&db.url()).await.unwrap());
@@ -392,7 +401,7 @@ async fn sqlite_file_survives_restart() {
         ChallengeState::Pending
     );
     assert_eq!(s.clients.list_clients().await.unwrap().len(), 1);
-    store.pool().close().await;
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,6 +414,105 @@ async fn sqlite_processes_starting_together_migrate_once() {
     a.users.insert_user(&user("user-1", 1)).await.unwrap();
     let b = Stores::from_backend(Arc::new(b));
     assert!(b.users.get_user("user-1").await.unwrap().is_some());
+}
+
+/// `backchannel admin` writes from another process: a running server's store, which answers
+/// hot reads from memory, sees them within two seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sees_another_processs_writes_within_two_seconds() {
+    let db = TempDb::new("two-processes");
+    let server = Stores::from_backend(Arc::new(SqliteStore::open(&db.url()).await.unwrap()));
+    world(&server, 1).await;
+    let by_nric = UserLookup::Nric("S0000001D".to_owned());
+    // Warm every cache.
+    assert!(
+        !server
+            .clients
+            .get_client("client-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        !server
+            .users
+            .find_user(&by_nric)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(
+        server.devices.list_devices("user-1").await.unwrap().len(),
+        1
+    );
+    assert!(
+        !server
+            .devices
+            .get_device("device-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+
+    let admin = Stores::from_backend(Arc::new(SqliteStore::open(&db.url()).await.unwrap()));
+    admin
+        .clients
+        .set_client_disabled("client-1", true)
+        .await
+        .unwrap();
+    admin.users.set_user_disabled("user-1", true).await.unwrap();
+    admin
+        .devices
+        .set_device_disabled("device-1", true, T0)
+        .await
+        .unwrap();
+    enrol(&admin, "user-1", "device-2", T0 + 5).await;
+    admin
+        .clients
+        .insert_client(&client("client-2", T0))
+        .await
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let client = server
+            .clients
+            .get_client("client-1")
+            .await
+            .unwrap()
+            .unwrap();
+        let user = server.users.find_user(&by_nric).await.unwrap().unwrap();
+        let devices = server.devices.list_devices("user-1").await.unwrap();
+        let device = server
+            .devices
+            .get_device("device-1")
+            .await
+            .unwrap()
+            .unwrap();
+        let new_client = server.clients.get_client("client-2").await.unwrap();
+        if client.disabled
+            && user.disabled
+            && devices.len() == 2
+            && device.disabled
+            && new_client.is_some()
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 2 s the server still sees client disabled={}, user disabled={}, {} devices, \
+             device disabled={}, new client {}",
+            client.disabled,
+            user.disabled,
+            devices.len(),
+            device.disabled,
+            new_client.is_some()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -195,7 +195,7 @@ pub(super) async fn expired_push_requests_are_found_until_notified(s: Stores) {
     let mut push = request("push", T0);
     push.delivery_mode = DeliveryMode::Push;
     push.auth_req_id = Some("handle".to_owned());
-    let created = s.requests.create_auth_request(&push, &[]).await;
+    let created = s.requests.create_auth_request(&push, &[], &[]).await;
     created.unwrap();
     start(&s, "poll", &["device-1"], T0).await;
     let expired = |now: i64| {

@@ -15,7 +15,11 @@ pub(super) async fn auth_request_and_challenges_round_trip(s: Stores) {
         challenge("req-1", "device-1", T0),
         challenge("req-1", "device-2", T0),
     ];
-    let created = s.requests.create_auth_request(&req, &challenges).await;
+    let pushed = ["device-1".to_owned(), "device-2".to_owned()];
+    let created = s
+        .requests
+        .create_auth_request(&req, &challenges, &pushed)
+        .await;
     created.unwrap();
 
     assert_eq!(get_request(&s, "req-1").await, Some(req.clone()));
@@ -36,7 +40,7 @@ pub(super) async fn auth_request_creation_is_atomic(s: Stores) {
         challenge("req-2", "device-1", T0),
         challenge("req-1", "device-1", T0),
     ];
-    let result = s.requests.create_auth_request(&req, &clash).await;
+    let result = s.requests.create_auth_request(&req, &clash, &[]).await;
     assert!(result.is_err());
     assert_eq!(get_request(&s, "req-2").await, None);
     assert_eq!(get_challenge(&s, "req-2", "device-1").await, None);
