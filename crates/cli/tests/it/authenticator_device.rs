@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::serve_admin::{Served, admin, bin, free_port, serve, serve_on, temp_dir};
 
 /// A child process killed when the test ends, passed or not.
-struct Killed(Child);
+pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -37,7 +37,7 @@ fn authenticator(args: &[&str]) -> Output {
 }
 
 /// Runs an `authenticator` command that must succeed and print one JSON object.
-fn authenticator_json(args: &[&str]) -> Value {
+pub fn authenticator_json(args: &[&str]) -> Value {
     let out = authenticator(args);
     assert!(
         out.status.success(),
@@ -70,7 +70,7 @@ fn admin_fails(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn new_user(dir: &Path, email: &str) -> String {
+pub fn new_user(dir: &Path, email: &str) -> String {
     admin(dir, &["user", "create", "--email", email, "--json"])["sub"]
         .as_str()
         .unwrap()
@@ -78,7 +78,7 @@ fn new_user(dir: &Path, email: &str) -> String {
 }
 
 /// Enrols a device for `sub` through the CLI; returns its state file and id.
-fn enrol(dir: &Path, issuer: &str, sub: &str, name: &str, extra: &[&str]) -> (PathBuf, String) {
+pub fn enrol(dir: &Path, issuer: &str, sub: &str, name: &str, extra: &[&str]) -> (PathBuf, String) {
     let code = admin(dir, &["enrolment", "create", "--user", sub, "--json"])["code"]
         .as_str()
         .unwrap()

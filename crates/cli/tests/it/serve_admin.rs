@@ -112,10 +112,17 @@ pub fn bc_authorize(
 }
 
 pub fn admin(dir: &Path, args: &[&str]) -> serde_json::Value {
+    admin_with(dir, &[], args)
+}
+
+/// `admin` with further `BACKCHANNEL_*` settings (those its checks read, such as
+/// `BACKCHANNEL_OUTBOUND_ALLOW_HTTP`).
+pub fn admin_with(dir: &Path, extra: &[(String, String)], args: &[&str]) -> serde_json::Value {
     let out = Command::new(bin())
         .arg("admin")
         .args(args)
         .envs(envs(dir, 0))
+        .envs(extra.iter().cloned())
         .output()
         .unwrap();
     assert!(
