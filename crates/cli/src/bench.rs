@@ -1,7 +1,8 @@
 //! `backchannel bench`: drives a real server over loopback and reports requests/s and p50/p99
 //! latency for backchannel requests and polls, with `client_secret_basic` and with
 //! `private_key_jwt` (ES256). The server runs in this process on a free port (SQLite in a
-//! temporary directory unless `--database-url` names another store).
+//! temporary directory unless `--database-url` names another store). The other scenarios live
+//! in `bench_notify`, `bench_events` and `bench_backlog`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use backchannel_protocol::oauth::{
 use backchannel_server::config::Config;
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use crate::CmdResult;
 
@@ -36,12 +36,20 @@ pub struct BenchArgs {
     json: bool,
     /// `endpoints`: requests/s and latency of /bc-authorize and /token; `notify`: decision to
     /// ping/push notification and to held-poll answer; `events`: /bc-authorize answer to the
-    /// challenge event on a connected device.
-    #[arg(long, value_parser = ["endpoints", "notify", "events"], default_value = "endpoints")]
+    /// challenge event on a connected device; `backlog`: memory and polls/s of one pending
+    /// request as the store fills with pending requests.
+    #[arg(long, value_parser = ["endpoints", "notify", "events", "backlog"], default_value = "endpoints")]
     scenario: String,
     /// Flows per notify or events scenario.
     #[arg(long, default_value_t = 1000)]
     flows: usize,
+    /// `backlog`: pending-request counts to measure at, comma-separated; the store grows
+    /// from one to the next.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 100_000, 1_000_000])]
+    pending: Vec<usize>,
+    /// `backlog`: seconds each poll run lasts.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
 }
 
 #[derive(Clone)]
@@ -51,14 +59,14 @@ enum ClientAuth {
 }
 
 /// A prepared request: its form and, for `client_secret_basic`, the Basic credentials.
-type Prepared = (Vec<(&'static str, String)>, Option<(String, String)>);
+pub type Prepared = (Vec<(&'static str, String)>, Option<(String, String)>);
 
-struct Scenario {
-    name: &'static str,
-    requests_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    failures: usize,
+pub struct Scenario {
+    pub name: &'static str,
+    pub requests_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub failures: usize,
 }
 
 fn form_for(
@@ -86,70 +94,116 @@ fn form_for(
 }
 
 /// What one scenario produced.
-struct Run {
+#[derive(Default)]
+pub struct Run {
     latencies: Vec<Duration>,
-    failures: usize,
+    pub failures: usize,
     wall: Duration,
-    /// Bodies of the answers that had the expected status.
-    bodies: Vec<serde_json::Value>,
+    /// Bodies of the successful answers, when [`Expect::keep_bodies`] asked for them.
+    pub bodies: Vec<serde_json::Value>,
 }
 
-/// Sends every prepared request with `concurrency` in flight; latency counts until the whole
-/// body has arrived.
-async fn drive(
+/// Which answers count as successes.
+#[derive(Clone, Copy)]
+pub struct Expect {
+    pub status: u16,
+    /// When not empty, the body's `error` must be one of these.
+    pub errors: &'static [&'static str],
+    /// Keep successful bodies in [`Run::bodies`]; off for long runs, whose bodies would
+    /// only cost memory.
+    pub keep_bodies: bool,
+}
+
+impl Expect {
+    /// Any answer with `status`; bodies kept.
+    pub const fn status(status: u16) -> Self {
+        Expect {
+            status,
+            errors: &[],
+            keep_bodies: true,
+        }
+    }
+}
+
+/// Sends every prepared request, `concurrency` workers each taking the next one as its
+/// previous answer arrives; latency counts until the whole body has arrived. `prepared` may be
+/// endless if it stops itself (e.g. at a deadline). Memory stays bounded by the workers, not
+/// by the number of requests.
+pub async fn drive<I>(
     http: &reqwest::Client,
     url: &str,
-    prepared: Vec<Prepared>,
-    expect: u16,
+    prepared: I,
+    expect: Expect,
     concurrency: usize,
-) -> Run {
-    let sem = Arc::new(Semaphore::new(concurrency));
+) -> Run
+where
+    I: Iterator<Item = Prepared> + Send + 'static,
+{
+    let source = Arc::new(std::sync::Mutex::new(prepared));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(prepared.len());
-    for (form, basic) in prepared {
-        let Ok(permit) = sem.clone().acquire_owned().await else {
-            break;
-        };
-        let http = http.clone();
-        let url = url.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let _permit = permit;
-            let t = Instant::now();
-            let mut req = http.post(&url).form(&form);
-            if let Some((id, secret)) = basic {
-                req = req.basic_auth(id, Some(secret));
-            }
-            let body = match req.send().await {
-                Ok(r) if r.status().as_u16() == expect => r.json::<serde_json::Value>().await.ok(),
-                Ok(r) => {
-                    let _ = r.bytes().await;
-                    None
+    let mut workers = Vec::with_capacity(concurrency.max(1));
+    for _ in 0..concurrency.max(1) {
+        let (http, url, source) = (http.clone(), url.to_owned(), source.clone());
+        workers.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            loop {
+                let next = source.lock().ok().and_then(|mut s| s.next());
+                let Some((form, basic)) = next else { break };
+                let t = Instant::now();
+                match send(&http, &url, &form, basic, expect).await {
+                    Some(body) => {
+                        run.latencies.push(t.elapsed());
+                        if expect.keep_bodies {
+                            run.bodies.push(body);
+                        }
+                    }
+                    None => run.failures += 1,
                 }
-                Err(_) => None,
-            };
-            (t.elapsed(), body)
+            }
+            run
         }));
     }
-    let mut run = Run {
-        latencies: Vec::new(),
-        failures: 0,
-        wall: Duration::ZERO,
-        bodies: Vec::new(),
-    };
-    for t in tasks {
-        match t.await {
-            Ok((d, Some(body))) => {
-                run.latencies.push(d);
-                run.bodies.push(body);
+    let mut run = Run::default();
+    for w in workers {
+        match w.await {
+            Ok(mut part) => {
+                run.latencies.append(&mut part.latencies);
+                run.bodies.append(&mut part.bodies);
+                run.failures += part.failures;
             }
-            _ => run.failures += 1,
+            Err(_) => run.failures += 1,
         }
     }
     run.wall = started.elapsed();
     run
 }
 
-fn summarize(name: &'static str, run: &mut Run) -> Scenario {
+/// One request; its body if the answer is what `expect` asks for.
+async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&'static str, String)],
+    basic: Option<(String, String)>,
+    expect: Expect,
+) -> Option<Value> {
+    let mut req = http.post(url).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let answer = req.send().await.ok()?;
+    if answer.status().as_u16() != expect.status {
+        let _ = answer.bytes().await;
+        return None;
+    }
+    let body = answer.json::<Value>().await.ok()?;
+    let error_ok = expect.errors.is_empty()
+        || body["error"]
+            .as_str()
+            .is_some_and(|e| expect.errors.contains(&e));
+    error_ok.then_some(body)
+}
+
+pub fn summarize(name: &'static str, run: &mut Run) -> Scenario {
     let mut millis: Vec<f64> = run
         .latencies
         .iter()
@@ -236,7 +290,28 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     if args.scenario == "notify" {
         config.token.long_poll_seconds = 30;
     }
+    if args.scenario == "backlog" {
+        crate::bench_backlog::configure(&mut config);
+    }
     let server = backchannel_server::app::start(config).await?;
+    if args.scenario == "backlog" {
+        let plan = crate::bench_backlog::Plan {
+            pending: args.pending.clone(),
+            duration: Duration::from_secs(args.duration_secs),
+            concurrency: args.concurrency.max(1),
+        };
+        let steps = crate::bench_backlog::run(&server, &plan).await;
+        server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let steps = steps?;
+        crate::bench_backlog::print(&steps, &plan, args.json);
+        let failed = steps.iter().any(|s| s.polls.failures > 0);
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     if args.scenario == "notify" || args.scenario == "events" {
         let concurrency = args.concurrency.min(64);
         let (results, measured) = if args.scenario == "notify" {
@@ -338,7 +413,14 @@ pub async fn run(args: BenchArgs) -> CmdResult {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut started = drive(&http, &bc_url, prepared, 200, args.concurrency).await;
+        let mut started = drive(
+            &http,
+            &bc_url,
+            prepared.into_iter(),
+            Expect::status(200),
+            args.concurrency,
+        )
+        .await;
         results.push(summarize(label_bc, &mut started));
         // Poll each pending request once: the authorization_pending path.
         let prepared = started
@@ -356,7 +438,14 @@ pub async fn run(args: BenchArgs) -> CmdResult {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut polled = drive(&http, &token_url, prepared, 400, args.concurrency).await;
+        let mut polled = drive(
+            &http,
+            &token_url,
+            prepared.into_iter(),
+            Expect::status(400),
+            args.concurrency,
+        )
+        .await;
         results.push(summarize(label_poll, &mut polled));
     }
     server.shutdown().await;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod authenticator_cmd;
 mod bench;
+mod bench_backlog;
 mod bench_events;
 mod bench_notify;
 mod client_cmd;
