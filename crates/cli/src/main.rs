@@ -12,6 +12,7 @@ mod bench_backlog;
 mod bench_events;
 mod bench_notify;
 mod client_cmd;
+mod log_sink;
 mod serve;
 
 #[derive(Parser)]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use backchannel_server::config::Config;
 
 use crate::CmdResult;
+use crate::log_sink::LogSink;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -14,22 +15,26 @@ pub struct ServeArgs {
     config: Option<PathBuf>,
 }
 
-pub fn init_logging() {
+/// Logs to stderr through a [`LogSink`]; returns it so that the end of `serve` can flush it.
+pub fn init_logging() -> LogSink {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_env("BACKCHANNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let sink = LogSink::start();
+    let make = sink.clone();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(move || make.writer());
     if std::env::var("BACKCHANNEL_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
         builder.compact().init();
     }
+    sink
 }
 
 pub async fn run(args: ServeArgs) -> CmdResult {
-    init_logging();
+    let log = init_logging();
     // Handlers first: a signal that arrives while we start must stop us gracefully, not kill us.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -72,5 +77,6 @@ pub async fn run(args: ServeArgs) -> CmdResult {
             }
         })
         .await;
+    log.flush_now();
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,7 @@ use crate::domain::Domain;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::keys::Keyring;
 use crate::domain::wake::LocalNotifier;
-use crate::http::{AppState, router};
+use crate::http::{AppState, Shared, router};
 use crate::notify::devices::PushWorker;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::push::PushSenders;
@@ -163,13 +163,13 @@ pub async fn start_with_clock(
     let domain = open_domain(&config, clock, issuer.clone()).await?;
     let (token, generated) = admin_token(&config)?;
     let (shutdown, mut rx) = watch::channel(false);
-    let state = AppState {
+    let state = AppState::new(Shared {
         domain: domain.clone(),
         admin_token_hash: Some(Domain::hash_hex(&token)),
         metrics: metrics_handle(),
         max_body: config.server.max_body_bytes,
         shutdown: rx.clone(),
-    };
+    });
     let app = router(state);
     let mut serve_rx = rx.clone();
     let serve = tokio::spawn(async move {

@@ -1,6 +1,8 @@
 //! The HTTP surface: one axum router over [`AppState`] with the OP endpoints, the device API,
 //! the admin API and health/metrics, plus the trace-id middleware and JSON fallbacks.
 
+use std::sync::Arc;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
@@ -23,9 +25,26 @@ use crate::domain::error::AuthError;
 use error::HttpError;
 use extract::TraceId;
 
-/// Everything a handler can reach. Nothing global or mutable lives outside it.
+/// Everything a handler can reach. Nothing global or mutable lives outside it. Cloned for
+/// every request, so it is one shared pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub domain: Domain,
     /// SHA-256 (hex) of the admin bearer token; `None` disables the admin API.
     pub admin_token_hash: Option<String>,

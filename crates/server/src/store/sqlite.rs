@@ -39,6 +39,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     writer: Writer,
+    /// Dropped with the store: stops the checkpointer.
+    _checkpoints: std::sync::mpsc::Sender<()>,
     readers: Readers,
     cache: Arc<Caches>,
     polls: PollBook,
@@ -97,15 +99,17 @@ impl SqliteStore {
         let opened = tokio::task::spawn_blocking(move || open_connections(&path))
             .await
             .map_err(|e| StoreError::Backend(format!("opening SQLite: {e}")))??;
-        let (write, reads) = opened;
+        let (write, reads, checkpoint) = opened;
         let cache = Arc::new(Caches::new());
         let on_change = {
             let cache = cache.clone();
             move || cache.clear_all()
         };
         let (writer, _thread) = Writer::spawn(write, on_change)?;
+        let checkpoints = spawn_checkpointer(checkpoint)?;
         Ok(SqliteStore {
             writer,
+            _checkpoints: checkpoints,
             readers: Readers::new(reads),
             cache,
             polls: PollBook::new(),
@@ -119,8 +123,34 @@ impl SqliteStore {
     }
 }
 
-/// The write connection (migrated) and the read connections of the file at `path`.
-fn open_connections(path: &Path) -> StoreResult<(Connection, Vec<Connection>)> {
+/// How often the checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoints run on a thread of their own, so that the writer never waits for the copy and
+/// its `fsync`s (WAL with `synchronous = NORMAL` syncs only at checkpoints). `PASSIVE` never
+/// blocks the writer or a reader.
+fn spawn_checkpointer(conn: Connection) -> StoreResult<std::sync::mpsc::Sender<()>> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+            // A last full copy as the store closes, if nothing else is writing.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        })
+        .map_err(|e| StoreError::Backend(format!("starting the SQLite checkpointer: {e}")))?;
+    Ok(stop)
+}
+
+type Opened = (Connection, Vec<Connection>, Connection);
+
+/// The write connection (migrated), the read connections and the checkpointer's connection of
+/// the file at `path`.
+fn open_connections(path: &Path) -> StoreResult<Opened> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -139,25 +169,31 @@ fn open_connections(path: &Path) -> StoreResult<(Connection, Vec<Connection>)> {
     write
         .execute_batch(
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; \
+             PRAGMA wal_autocheckpoint = 0;",
         )
         .map_err(sqlite_error)?;
     write.set_prepared_statement_cache_capacity(64);
     migrate(&write)?;
-    let mut reads = Vec::with_capacity(READERS);
-    for _ in 0..READERS {
-        let read = Connection::open_with_flags(
+    let open_other = || {
+        let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sqlite_error)?;
-        read.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+        Ok::<_, StoreError>(conn)
+    };
+    let mut reads = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        let read = open_other()?;
         read.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -4000;")
             .map_err(sqlite_error)?;
         read.set_prepared_statement_cache_capacity(64);
         reads.push(read);
     }
-    Ok((write, reads))
+    let checkpoint = open_other()?;
+    Ok((write, reads, checkpoint))
 }
 
 /// Switching a new file to WAL takes an exclusive lock that SQLite does not wait for

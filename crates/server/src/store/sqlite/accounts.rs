@@ -200,7 +200,10 @@ impl DeviceStore for SqliteStore {
                 let Some(user_sub) = consumed else {
                     return Ok(None);
                 };
-                let device = Device { user_sub, ..device };
+                let device = Device {
+                    user_sub,
+                    ..device.clone()
+                };
                 // A failed insert fails the job, and its savepoint un-consumes the code.
                 insert_device(conn, &device)?;
                 Ok(Some(device))

@@ -22,45 +22,46 @@ pub(super) const CHANGE_CHECK: Duration = Duration::from_millis(200);
 /// Jobs committed together at most: bounds the latency one batch adds to its first job.
 const MAX_BATCH: usize = 512;
 
-/// The answer to one job, sent after its batch committed (or failed to).
-type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
-
-/// A queued job, its result type erased.
+/// A queued job, its result type erased. A job may run twice: a batch first runs without
+/// savepoints, and only when one of its jobs fails is it rolled back and run again with a
+/// savepoint per job (failures are rare; savepoints copy every page a job touches).
 trait Task: Send {
-    /// Runs on the write connection inside the job's savepoint; says whether it succeeded.
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply);
-    /// The job will not run (the transaction could not begin, or was lost).
-    fn fail(self: Box<Self>, error: StoreError);
+    /// Runs on the write connection and keeps the result; says whether it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller: the kept result if `committed` is `Ok`, else the failure.
+    fn answer(self: Box<Self>, committed: StoreResult<()>);
 }
 type Job = Box<dyn Task>;
 
 struct Queued<T, F> {
     job: F,
+    result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
 impl<T, F> Task for Queued<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> StoreResult<T> + Send,
+    F: Fn(&Connection) -> StoreResult<T> + Send,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Reply) {
-        let Queued { job, reply } = *self;
-        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| (self.job)(conn))) {
             Ok(result) => result,
             Err(_) => Err(StoreError::Backend(
                 "a SQLite write job panicked".to_owned(),
             )),
         };
         let ok = result.is_ok();
-        let reply: Reply = Box::new(move |committed| {
-            let _ = reply.send(committed.and(result));
-        });
-        (ok, reply)
+        self.result = Some(result);
+        ok
     }
 
-    fn fail(self: Box<Self>, error: StoreError) {
-        let _ = self.reply.send(Err(error));
+    fn answer(self: Box<Self>, committed: StoreResult<()>) {
+        let Queued { result, reply, .. } = *self;
+        let result = committed.and_then(|()| {
+            result.unwrap_or_else(|| Err(StoreError::Backend("the write job did not run".into())))
+        });
+        let _ = reply.send(result);
     }
 }
 
@@ -95,10 +96,14 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel::<StoreResult<T>>();
-        let job: Job = Box::new(Queued { job, reply });
+        let job: Job = Box::new(Queued {
+            job,
+            result: None,
+            reply,
+        });
         self.jobs.send(job).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
@@ -146,74 +151,63 @@ fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
         .map_err(super::read::sqlite_error)
 }
 
-/// One transaction for the whole batch; a savepoint per job when there are several.
-fn commit_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        let message = e.to_string();
-        for job in batch {
-            job.fail(StoreError::Backend(message.clone()));
-        }
-        return;
-    }
-    let single = batch.len() == 1;
-    let mut replies = Vec::with_capacity(batch.len());
-    let mut lost: Option<String> = None;
-    for job in batch {
-        if let Some(message) = &lost {
-            job.fail(StoreError::Backend(format!(
-                "the batch did not commit: {message}"
-            )));
-            continue;
-        }
-        if !single && let Err(e) = exec(conn, "SAVEPOINT job") {
-            lost = Some(e.to_string());
-            job.fail(e);
-            continue;
-        }
-        let (ok, reply) = job.run(conn);
-        replies.push(reply);
-        if conn.is_autocommit() {
-            // SQLite rolled the whole transaction back (disk full, I/O error).
-            lost = Some("the transaction was rolled back by SQLite".to_owned());
-            continue;
-        }
-        if single {
-            if !ok {
-                let _ = exec(conn, "ROLLBACK");
-                for reply in replies {
-                    reply(Ok(()));
-                }
-                return;
-            }
-        } else if ok {
-            if let Err(e) = exec(conn, "RELEASE job") {
-                lost = Some(e.to_string());
-            }
-        } else if let Err(e) =
-            exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
-        {
-            lost = Some(e.to_string());
-        }
-    }
-    let committed = match lost {
-        Some(message) => Err(message),
-        None => exec(conn, "COMMIT").map_err(|e| e.to_string()),
+/// One transaction for the whole batch. Fast path: the jobs run one after the other and the
+/// batch commits. If a job fails, everything is rolled back and the batch runs again with a
+/// savepoint per job, so that only the failed job's writes are undone.
+fn commit_batch(conn: &Connection, mut batch: Vec<Job>) {
+    let outcome = match run_batch(conn, &mut batch, false) {
+        // A lone job that failed was rolled back: its caller gets the job's own error.
+        Ok(Ran::Committed) | Ok(Ran::RolledBack) if batch.len() == 1 => Ok(()),
+        Ok(Ran::Committed) => Ok(()),
+        Ok(Ran::RolledBack) => run_batch(conn, &mut batch, true).map(drop),
+        Err(e) => Err(e),
     };
-    match committed {
-        Ok(()) => {
-            for reply in replies {
-                reply(Ok(()));
-            }
-        }
-        Err(message) => {
-            if !conn.is_autocommit() {
-                let _ = exec(conn, "ROLLBACK");
-            }
-            for reply in replies {
-                reply(Err(StoreError::Backend(format!(
-                    "the batch did not commit: {message}"
-                ))));
-            }
-        }
+    for job in batch {
+        let committed = match &outcome {
+            Ok(()) => Ok(()),
+            Err(message) => Err(StoreError::Backend(format!(
+                "the batch did not commit: {message}"
+            ))),
+        };
+        job.answer(committed);
     }
+}
+
+enum Ran {
+    Committed,
+    /// A job failed (without savepoints): nothing of the batch was kept.
+    RolledBack,
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Job], savepoints: bool) -> Result<Ran, String> {
+    exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+    let result = (|| {
+        for job in batch.iter_mut() {
+            if savepoints {
+                exec(conn, "SAVEPOINT job")?;
+            }
+            let ok = job.run(conn);
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (disk full, I/O error).
+                return Err(StoreError::Backend(
+                    "the transaction was rolled back by SQLite".to_owned(),
+                ));
+            }
+            match (ok, savepoints) {
+                (true, true) => exec(conn, "RELEASE job")?,
+                (false, true) => {
+                    exec(conn, "ROLLBACK TO job")?;
+                    exec(conn, "RELEASE job")?;
+                }
+                (true, false) => {}
+                (false, false) => return Ok(Ran::RolledBack),
+            }
+        }
+        exec(conn, "COMMIT")?;
+        Ok(Ran::Committed)
+    })();
+    if !matches!(result, Ok(Ran::Committed)) && !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK");
+    }
+    result.map_err(|e| e.to_string())
 }
