@@ -22,8 +22,10 @@ pub fn init_logging() -> LogSink {
         EnvFilter::try_from_env("BACKCHANNEL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let sink = LogSink::start();
     let make = sink.clone();
+    // Colours only for a person at a terminal, not in a log file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(move || make.writer());
     if std::env::var("BACKCHANNEL_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();

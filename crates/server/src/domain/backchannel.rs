@@ -79,10 +79,10 @@ impl Domain {
         params: &Params,
     ) -> AuthResult<BackchannelAuthResponse> {
         let validated = self.validate_backchannel_request(client, params).await?;
-        let auth_req_id = Domain::random_id(52)?;
         let now = self.now_ms();
+        let auth_req_id = Domain::new_auth_req_id(now)?;
         let request = AuthRequest {
-            id: Domain::hash_hex(&auth_req_id),
+            id: Domain::auth_request_key(&auth_req_id),
             client_id: client.id.clone(),
             user_sub: validated.user.sub.clone(),
             scope: validated.scope,
@@ -108,7 +108,7 @@ impl Domain {
                 push_devices.push(device.id.clone());
             }
             challenges.push(Challenge {
-                id: Domain::random_id(26)?,
+                id: Domain::ordered_id(now, 26)?,
                 auth_request_id: request.id.clone(),
                 device_id: device.id.clone(),
                 state: ChallengeState::Pending,

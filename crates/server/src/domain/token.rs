@@ -44,7 +44,7 @@ impl Domain {
                 "auth_req_id is missing or malformed",
             ));
         }
-        let id = Domain::hash_hex(auth_req_id);
+        let id = Domain::auth_request_key(auth_req_id);
         let request = match self.stores.requests.get_auth_request(&id).await? {
             Some(r) if r.client_id == client.id => r,
             _ => return Err(unknown_grant()),

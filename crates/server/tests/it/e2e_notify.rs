@@ -138,7 +138,7 @@ async fn start_notified(s: &TestServer, auth: &Auth) -> String {
 }
 
 async fn notification_state(s: &TestServer, auth_req_id: &str) -> (NotificationState, i64) {
-    let id = backchannel_server::domain::Domain::hash_hex(auth_req_id);
+    let id = backchannel_server::domain::Domain::auth_request_key(auth_req_id);
     let n = s
         .server
         .domain
@@ -226,7 +226,7 @@ async fn push_mode_delivers_the_tokens_once_with_the_hashes() {
         .domain
         .stores
         .requests
-        .get_auth_request(&backchannel_server::domain::Domain::hash_hex(&id))
+        .get_auth_request(&backchannel_server::domain::Domain::auth_request_key(&id))
         .await
         .unwrap()
         .unwrap();
