@@ -2,7 +2,6 @@
 //! the admin API and health/metrics, plus the trace-id middleware and JSON fallbacks.
 
 use std::sync::Arc;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;

@@ -68,12 +68,7 @@ impl PushWorker {
             tokio::spawn(async move {
                 let _permit = permit;
                 let id = delivery.challenge_id.clone();
-                let attempt = tokio::time::timeout(budget, worker.deliver(delivery));
-                if let Ok(Err(e)) | Err(e) = attempt.await.map_err(|_| {
-                    crate::domain::error::AuthError::internal(
-                        "the attempt ran past its send budget",
-                    )
-                }) {
+                if let Err(e) = super::within_budget(budget, worker.deliver(delivery)).await {
                     tracing::warn!(challenge_id = %id, error = %e, "push attempt failed");
                 }
             });

@@ -48,6 +48,20 @@ pub(crate) fn attempt_budget(timeout_ms: u64, sends: u64) -> (Duration, i64) {
     (Duration::from_millis(budget), lease)
 }
 
+/// Runs one delivery attempt within its send budget (see [`attempt_budget`]).
+pub(crate) async fn within_budget(
+    budget: Duration,
+    attempt: impl std::future::Future<Output = AuthResult<()>>,
+) -> AuthResult<()> {
+    tokio::time::timeout(budget, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::domain::error::AuthError::internal(
+                "the attempt ran past its send budget",
+            ))
+        })
+}
+
 /// A worker that drains a leased queue: it makes a pass, then idles until the next row is due,
 /// a wake-up, or shutdown.
 #[async_trait::async_trait]

@@ -70,12 +70,7 @@ impl OutboxWorker {
             tokio::spawn(async move {
                 let _permit = permit;
                 let id = n.id.clone();
-                let attempt = tokio::time::timeout(budget, worker.deliver(n));
-                if let Ok(Err(e)) | Err(e) = attempt.await.map_err(|_| {
-                    crate::domain::error::AuthError::internal(
-                        "the attempt ran past its send budget",
-                    )
-                }) {
+                if let Err(e) = super::within_budget(budget, worker.deliver(n)).await {
                     tracing::warn!(notification_id = %id, error = %e, "notification attempt failed");
                 }
             });
