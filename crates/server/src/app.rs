@@ -19,7 +19,7 @@ use crate::http::{AppState, Shared, router};
 use crate::notify::devices::PushWorker;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::push::PushSenders;
-use crate::outbound::{CachedJwksFetcher, OutboundClient};
+use crate::outbound::{CachedJwksFetcher, Outbound};
 use crate::store::Stores;
 
 /// How often used `jti`s and long-expired requests are purged, and keys re-read.
@@ -36,12 +36,27 @@ fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
     move |e| StartError(format!("{context}: {e}"))
 }
 
-/// Opens the configured store and builds the domain (no listener): used by `serve` and by
-/// `backchannel admin`, which works on the store directly.
+/// The guarded outbound client, built once per process from `[outbound]`.
+pub fn outbound(config: &Config) -> Result<Outbound, StartError> {
+    Outbound::new(&config.outbound).map_err(|e| err("outbound")(&e))
+}
+
+/// Opens the configured store and builds the domain (no listener): used by `backchannel
+/// admin`, which works on the store directly.
 pub async fn open_domain(
     config: &Config,
     clock: Arc<dyn Clock>,
     issuer: String,
+) -> Result<Domain, StartError> {
+    open_domain_with(config, clock, issuer, outbound(config)?).await
+}
+
+/// [`open_domain`] with the outbound client the rest of the process uses.
+async fn open_domain_with(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    issuer: String,
+    outbound: Outbound,
 ) -> Result<Domain, StartError> {
     let stores = Stores::open(&config.database_url())
         .await
@@ -49,7 +64,6 @@ pub async fn open_domain(
     let keys = Keyring::load_or_generate(stores.keys.as_ref(), clock.now_ms())
         .await
         .map_err(|e| err("cannot load signing keys")(&e))?;
-    let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
     let notifier = LocalNotifier::default();
     Ok(Domain {
         stores,
@@ -160,7 +174,8 @@ pub async fn start_with_clock(
     } else {
         config.server.issuer.clone()
     };
-    let domain = open_domain(&config, clock, issuer.clone()).await?;
+    let outbound = outbound(&config)?;
+    let domain = open_domain_with(&config, clock, issuer.clone(), outbound.clone()).await?;
     let (token, generated) = admin_token(&config)?;
     let (shutdown, mut rx) = watch::channel(false);
     let state = AppState::new(Shared {
@@ -180,10 +195,9 @@ pub async fn start_with_clock(
             .await
     });
     release_dead_leases(&domain).await?;
-    let outbound = OutboundClient::new(&config.outbound).map_err(|e| err("outbound")(&e))?;
     let outbox = OutboxWorker::new(domain.clone(), outbound.clone()).spawn(rx.clone());
-    let senders = PushSenders::from_config(&config.push, &config.outbound)
-        .map_err(|e| err("push senders")(&e))?;
+    let senders =
+        PushSenders::from_config(&config.push, &outbound).map_err(|e| err("push senders")(&e))?;
     let pushes = PushWorker::new(domain.clone(), senders, outbound).spawn(rx.clone());
     let hk_domain = domain.clone();
     let housekeeping = tokio::spawn(async move {

@@ -264,19 +264,13 @@ fn require(section: &str, keys: &[(&str, &String)]) -> Result<(), String> {
 }
 
 /// A push service base URL: `http(s)://host[:port]`, nothing after it (the sender appends
-/// the service's path).
+/// the service's path). The outbound URL policy judges the rest (plain `http` only with
+/// `outbound.allow_http`, and its addresses) when the sender is built.
 fn check_base_url(key: &str, raw: &str) -> Result<(), String> {
     let bad = || format!("{key} must be scheme, host and port only (https://host[:port])");
-    let url = url::Url::parse(raw).map_err(|_| bad())?;
-    let plain = matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some()
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url.path() == "/"
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && !raw.ends_with('/');
-    if plain { Ok(()) } else { Err(bad()) }
+    let url = crate::outbound::check_shape(raw, true).map_err(|_| bad())?;
+    let origin_only = url.path() == "/" && url.query().is_none() && !raw.ends_with('/');
+    if origin_only { Ok(()) } else { Err(bad()) }
 }
 
 impl Default for ServerConfig {

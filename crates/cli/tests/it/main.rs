@@ -5,4 +5,5 @@
 
 mod authenticator_device;
 mod crash;
+mod outbound_proxy;
 mod serve_admin;

@@ -9,6 +9,7 @@ use super::Domain;
 use super::error::{AuthError, AuthResult};
 use super::hint::{is_phone, is_valid_nric, parse_login_hint};
 use super::model::{Client, Enrolment, User, UserLookup};
+use crate::outbound::check_shape;
 
 /// What an operator asks for when registering a client. The admin API also takes the
 /// registration metadata names of RFC 7591 and CIBA Core §4 (`client_name`,
@@ -169,7 +170,7 @@ impl Domain {
             ));
         }
         if let Some(uri) = &new.jwks_uri {
-            check_url(uri, self.config.outbound.allow_http)
+            check_shape(uri, self.config.outbound.allow_http)
                 .map_err(|m| AuthError::invalid_request(format!("jwks_uri {m}")))?;
         }
         let has_keys =
@@ -202,7 +203,7 @@ impl Domain {
                 ));
             }
             (_, Some(url)) => {
-                check_url(url, self.config.outbound.allow_http).map_err(|m| {
+                check_shape(url, self.config.outbound.allow_http).map_err(|m| {
                     AuthError::invalid_request(format!("notification endpoint {m}"))
                 })?;
             }
@@ -334,25 +335,6 @@ impl Domain {
             enrol_url: self.url("/device/v1/enrol"),
         })
     }
-}
-
-/// A URL the server will call: absolute, https (or http where allowed), no fragment, no
-/// credentials.
-pub fn check_url(raw: &str, allow_http: bool) -> Result<url::Url, String> {
-    let url = url::Url::parse(raw).map_err(|_| "is not an absolute URL".to_owned())?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http => {}
-        _ => return Err("must use https".into()),
-    }
-    if url.host_str().is_none()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err("must have a host and no fragment or credentials".into());
-    }
-    Ok(url)
 }
 
 /// An enrolment code as a person might type it, made canonical: Crockford base32 ignores

@@ -40,7 +40,7 @@ pub fn check_push_registration(
         return Err(bad("fcm_token must be 1 to 4096 printable characters"));
     }
     if let Some(sub) = &push.webpush {
-        super::admin::check_url(&sub.endpoint, allow_http)
+        crate::outbound::check_shape(&sub.endpoint, allow_http)
             .map_err(|m| bad(&format!("webpush endpoint {m}")))?;
         let b64 = |s: &str| backchannel_protocol::jose::b64::decode(s.trim_end_matches('=')).ok();
         if b64(&sub.keys.p256dh).is_none_or(|k| k.len() != 65)

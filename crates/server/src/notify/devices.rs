@@ -18,7 +18,7 @@ use crate::domain::external::is_external;
 use crate::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, PushDelivery,
 };
-use crate::outbound::{OutboundClient, PostError};
+use crate::outbound::Outbound;
 
 const BATCH: i64 = 64;
 /// A push attempt may make an outbound call per channel (APNs, FCM, Web Push) and fetch an FCM
@@ -30,12 +30,12 @@ pub struct PushWorker {
     domain: Domain,
     senders: Arc<PushSenders>,
     /// For the external channel's POSTs (SSRF-guarded like every call on a client's behalf).
-    http: OutboundClient,
+    http: Outbound,
     permits: Arc<Semaphore>,
 }
 
 impl PushWorker {
-    pub fn new(domain: Domain, senders: PushSenders, http: OutboundClient) -> Self {
+    pub fn new(domain: Domain, senders: PushSenders, http: Outbound) -> Self {
         PushWorker {
             domain,
             senders: Arc::new(senders),
@@ -199,8 +199,7 @@ impl PushWorker {
             Ok(status) if (200..300).contains(&status) => Ok(()),
             Ok(status) if status >= 500 => Err((true, format!("external: HTTP {status}"))),
             Ok(status) => Err((false, format!("external: HTTP {status}"))),
-            Err(PostError::Network(e)) => Err((true, format!("external: {e}"))),
-            Err(PostError::Refused(e)) => Err((false, format!("external: {e}"))),
+            Err(e) => Err((e.is_retryable(), format!("external: {e}"))),
         };
         let channel = vec!["external".to_owned()];
         metrics::counter!("backchannel_push_attempts_total", "channel" => "external", "outcome" => if outcome.is_ok() { "delivered" } else { "failed" }).increment(1);

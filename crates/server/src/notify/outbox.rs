@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::domain::Domain;
 use crate::domain::error::{AuthError, AuthResult};
 use crate::domain::model::{Notification, NotificationKind, NotificationState};
-use crate::outbound::{OutboundClient, PostError};
+use crate::outbound::Outbound;
 
 /// Notifications taken per pass, and sent at once.
 const BATCH: i64 = 64;
@@ -27,12 +27,12 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 #[derive(Clone)]
 pub struct OutboxWorker {
     domain: Domain,
-    http: OutboundClient,
+    http: Outbound,
     permits: Arc<Semaphore>,
 }
 
 impl OutboxWorker {
-    pub fn new(domain: Domain, http: OutboundClient) -> Self {
+    pub fn new(domain: Domain, http: Outbound) -> Self {
         OutboxWorker {
             domain,
             http,
@@ -175,9 +175,10 @@ impl OutboxWorker {
                 .await
             }
             Ok(status) => self.retry(&n, &format!("HTTP {status}")).await,
-            Err(PostError::Network(e)) => self.retry(&n, &e).await,
-            Err(PostError::Refused(e)) => {
-                self.finish(&n, NotificationState::Failed, Some(&e)).await
+            Err(e) if e.is_retryable() => self.retry(&n, &e.to_string()).await,
+            Err(e) => {
+                self.finish(&n, NotificationState::Failed, Some(&e.to_string()))
+                    .await
             }
         }
     }

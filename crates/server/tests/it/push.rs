@@ -18,16 +18,23 @@ use backchannel_protocol::jose::{b64, random_bytes};
 use backchannel_server::config::OutboundConfig;
 use backchannel_server::domain::clock::ManualClock;
 use backchannel_server::notify::push::PushMessage;
+use backchannel_server::outbound::Outbound;
 use base64::Engine as _;
 
 pub const ISSUER: &str = "https://id.example.com";
 
-/// Outbound policy that lets the senders reach the loopback test servers.
-pub fn outbound() -> OutboundConfig {
+/// Outbound settings that let the senders reach the loopback test servers (h2c included).
+pub fn outbound_config() -> OutboundConfig {
     OutboundConfig {
         allowed_private_networks: vec!["127.0.0.0/8".into()],
+        allow_http: true,
         ..OutboundConfig::default()
     }
+}
+
+/// The guarded client on [`outbound_config`].
+pub fn outbound() -> Outbound {
+    Outbound::new(&outbound_config()).unwrap()
 }
 
 /// Serves `router` on a loopback port (HTTP/1.1 and h2c with prior knowledge).

@@ -11,13 +11,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
-use super::http::{PushHttp, Reply, code};
+use super::http::{code, failed};
 use super::{
     NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys,
     observe, seconds_left,
 };
-use crate::config::{ApnsConfig, OutboundConfig};
+use crate::config::ApnsConfig;
 use crate::domain::clock::Clock;
+use crate::outbound::{Outbound, Reply};
 
 /// A provider token is replaced after this long. Apple refuses tokens older than an hour
 /// (`ExpiredProviderToken`) and updates more often than every 20 minutes
@@ -48,7 +49,7 @@ struct ApnsError {
 
 /// Sends alert pushes to iOS/macOS devices through APNs.
 pub struct ApnsSender {
-    http: PushHttp,
+    http: Outbound,
     base: Url,
     topic: String,
     team_id: String,
@@ -61,7 +62,7 @@ impl ApnsSender {
     /// Reads the `.p8` key now; the base URL must pass the outbound policy.
     pub fn new(
         cfg: &ApnsConfig,
-        outbound: &OutboundConfig,
+        outbound: &Outbound,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let pem = std::fs::read_to_string(&cfg.key_file)
@@ -71,7 +72,7 @@ impl ApnsSender {
         if cfg.topic.is_empty() || !cfg.topic.bytes().all(|b| b.is_ascii_graphic()) {
             return Err("topic must be the app's bundle id".into());
         }
-        let http = PushHttp::new(outbound, true)?;
+        let http = outbound.clone();
         let base = http
             .check_url(cfg.base_url())
             .map_err(|e| format!("base_url {e}"))?;
@@ -164,7 +165,7 @@ impl ApnsSender {
         };
         let mut request = self
             .http
-            .post(url)
+            .post_http2(url)
             // Written as Apple documents it.
             .header(reqwest::header::AUTHORIZATION, format!("bearer {jwt}"))
             .header("apns-topic", &self.topic)
@@ -178,7 +179,7 @@ impl ApnsSender {
             request = request.header("apns-collapse-id", &msg.challenge_id);
         }
         match self.http.execute(request, self.clock.now_ms()).await {
-            Err(e) => (e.outcome("apns", "push service"), None),
+            Err(e) => (failed(e, "apns", "push service"), None),
             Ok(reply) => {
                 let status = reply.status;
                 (self.outcome(reply, &jwt), Some(status))

@@ -10,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
-use super::http::{PushHttp, Reply, code};
+use super::http::{code, failed};
 use super::{
     NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired,
     keys::Rs256Key, observe, seconds_left,
 };
-use crate::config::{FcmConfig, OutboundConfig};
+use crate::config::FcmConfig;
 use crate::domain::clock::Clock;
+use crate::outbound::{Outbound, Reply};
 
 /// The scope that lets a service account send messages.
 pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -99,7 +100,7 @@ struct FieldViolation {
 
 /// Sends to Android, iOS and web apps through Firebase Cloud Messaging.
 pub struct FcmSender {
-    http: PushHttp,
+    http: Outbound,
     send_url: Url,
     token_url: Url,
     /// `token_uri` exactly as the key file gives it: the assertion's `aud`.
@@ -116,7 +117,7 @@ impl FcmSender {
     /// URL must pass the outbound policy.
     pub fn new(
         cfg: &FcmConfig,
-        outbound: &OutboundConfig,
+        outbound: &Outbound,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let file = &cfg.service_account_file;
@@ -127,7 +128,7 @@ impl FcmSender {
         })?;
         let key = Rs256Key::from_pem(&account.private_key, account.private_key_id.clone())
             .map_err(|e| format!("service_account_file {file}: private_key: {e}"))?;
-        let http = PushHttp::new(outbound, false)?;
+        let http = outbound.clone();
         let token_uri = account
             .token_uri
             .clone()
@@ -188,7 +189,7 @@ impl FcmSender {
             .http
             .execute(request, self.clock.now_ms())
             .await
-            .map_err(|e| e.outcome("fcm", "token endpoint"))?;
+            .map_err(|e| failed(e, "fcm", "token endpoint"))?;
         match reply.status {
             200 => {}
             429 | 500..=599 => {
@@ -278,7 +279,7 @@ impl FcmSender {
             .bearer_auth(&access)
             .json(&Self::message(token, msg, ttl));
         match self.http.execute(request, self.clock.now_ms()).await {
-            Err(e) => (e.outcome("fcm", "push service"), None),
+            Err(e) => (failed(e, "fcm", "push service"), None),
             Ok(reply) => {
                 let status = reply.status;
                 (self.outcome(reply, &access).await, Some(status))

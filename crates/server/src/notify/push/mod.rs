@@ -26,8 +26,9 @@ use backchannel_protocol::device::{PushRegistration, WebPushSubscription};
 use backchannel_protocol::jose;
 use serde::Serialize;
 
-use crate::config::{OutboundConfig, PushConfig};
+use crate::config::PushConfig;
 use crate::domain::clock::{Clock, SystemClock};
+use crate::outbound::Outbound;
 
 pub use apns::{ApnsSender, PROVIDER_TOKEN_REFRESH_SECS};
 pub use fcm::{ACCESS_TOKEN_MARGIN_SECS, FCM_SCOPE, FcmSender};
@@ -148,14 +149,14 @@ pub struct PushSenders {
 impl PushSenders {
     /// The senders of every configured `[push.*]` section, reading their key files now so a
     /// bad key stops the server at start rather than at the first push.
-    pub fn from_config(cfg: &PushConfig, outbound: &OutboundConfig) -> Result<Self, String> {
+    pub fn from_config(cfg: &PushConfig, outbound: &Outbound) -> Result<Self, String> {
         Self::from_config_with_clock(cfg, outbound, Arc::new(SystemClock))
     }
 
     /// As [`PushSenders::from_config`], with the clock that dates tokens and lifetimes.
     pub fn from_config_with_clock(
         cfg: &PushConfig,
-        outbound: &OutboundConfig,
+        outbound: &Outbound,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         fn section(name: &'static str) -> impl Fn(String) -> String {

@@ -17,12 +17,13 @@ use serde::Serialize;
 use web_push_native::Auth;
 use web_push_native::p256::PublicKey;
 
-use super::http::PushHttp;
+use super::http::failed;
 use super::{
     Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys, observe, seconds_left,
 };
-use crate::config::{OutboundConfig, WebPushConfig};
+use crate::config::WebPushConfig;
 use crate::domain::clock::Clock;
+use crate::outbound::Outbound;
 
 /// Lifetime of a VAPID token: RFC 8292 §2 caps it at 24 hours.
 const VAPID_LIFETIME_SECS: i64 = 12 * 3600;
@@ -38,7 +39,7 @@ struct VapidClaims<'a> {
 
 /// Sends to browsers (and anything else speaking RFC 8030) through their push service.
 pub struct WebPushSender {
-    http: PushHttp,
+    http: Outbound,
     key: SigningKey,
     /// The VAPID public key, uncompressed point in base64url (the `k` parameter).
     public_key: String,
@@ -50,7 +51,7 @@ impl WebPushSender {
     /// Reads the VAPID key now.
     pub fn new(
         cfg: &WebPushConfig,
-        outbound: &OutboundConfig,
+        outbound: &Outbound,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let file = &cfg.vapid_private_key_file;
@@ -60,7 +61,7 @@ impl WebPushSender {
             .map_err(|e| format!("vapid_private_key_file {file}: {e}"))?;
         let public_key = b64::encode(&keys::p256_public_point(&key)?);
         Ok(WebPushSender {
-            http: PushHttp::new(outbound, false)?,
+            http: outbound.clone(),
             key,
             public_key,
             subject: cfg.subject.clone(),
@@ -134,7 +135,7 @@ impl WebPushSender {
             request = request.header("Topic", &msg.challenge_id);
         }
         match self.http.execute(request, self.clock.now_ms()).await {
-            Err(e) => (e.outcome("webpush", "endpoint"), None),
+            Err(e) => (failed(e, "webpush", "endpoint"), None),
             Ok(reply) => {
                 let outcome = match reply.status {
                     200..=299 => PushOutcome::Delivered,

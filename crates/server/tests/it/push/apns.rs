@@ -420,7 +420,10 @@ async fn apns_base_url_must_pass_the_outbound_policy() {
         key_file: write(&dir, "k.p8", &key.pkcs8_pem),
         topic: TOPIC.into(),
     };
-    let closed = backchannel_server::config::OutboundConfig::default();
+    let closed = backchannel_server::outbound::Outbound::new(
+        &backchannel_server::config::OutboundConfig::default(),
+    )
+    .unwrap();
     let err = ApnsSender::new(&cfg, &closed, Arc::new(clock()))
         .err()
         .unwrap();

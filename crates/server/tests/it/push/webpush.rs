@@ -22,8 +22,8 @@ use backchannel_server::notify::push::{PushOutcome, PushSender, PushTarget, WebP
 use serde_json::{Value, json};
 
 use super::{
-    P256, bare_validation, clock, decoding_key_from_point, jwt_parts, message, outbound, serve,
-    write,
+    P256, bare_validation, clock, decoding_key_from_point, jwt_parts, message, outbound_config,
+    serve, write,
 };
 use crate::support::temp_dir;
 
@@ -162,7 +162,8 @@ impl Harness {
             vapid_private_key_file: write(&dir, "vapid.pem", pem),
             subject: SUBJECT.into(),
         };
-        WebPushSender::new(&cfg, outbound, Arc::new(self.clock.clone())).unwrap()
+        let outbound = backchannel_server::outbound::Outbound::new(outbound).unwrap();
+        WebPushSender::new(&cfg, &outbound, Arc::new(self.clock.clone())).unwrap()
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -181,7 +182,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 async fn webpush_encrypts_for_the_subscription_and_identifies_with_vapid() {
     let h = Harness::start().await;
     for (host, sec1) in [("127.0.0.1", true), ("localhost", false)] {
-        let sender = h.sender(&outbound(), sec1);
+        let sender = h.sender(&outbound_config(), sec1);
         let browser = Browser::new();
         let endpoint = format!("http://{host}:{}/push/sub-{host}", h.port);
         let msg = message(h.clock.now_secs(), 300);
@@ -242,7 +243,7 @@ async fn webpush_encrypts_for_the_subscription_and_identifies_with_vapid() {
 #[tokio::test]
 async fn webpush_gone_subscriptions_are_unregistered() {
     let h = Harness::start().await;
-    let sender = h.sender(&outbound(), false);
+    let sender = h.sender(&outbound_config(), false);
     let browser = Browser::new();
     let msg = message(h.clock.now_secs(), 60);
     let endpoint = |id: &str| format!("http://127.0.0.1:{}/push/{id}", h.port);
@@ -314,7 +315,7 @@ async fn webpush_endpoints_pass_the_ssrf_guard() {
     }
 
     // Plain http only towards the allowed networks, never to the internet.
-    let open = h.sender(&outbound(), false);
+    let open = h.sender(&outbound_config(), false);
     for endpoint in [
         "http://10.0.0.1/push/a",
         "http://93.184.216.34/push/a",
