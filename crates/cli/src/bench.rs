@@ -18,8 +18,6 @@ use serde_json::{Value, json};
 
 use crate::CmdResult;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Requests per scenario.

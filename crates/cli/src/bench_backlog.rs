@@ -17,7 +17,8 @@ use backchannel_server::domain::error::AuthError;
 use backchannel_server::domain::model::Client;
 use serde_json::json;
 
-use crate::bench::{BoxError, Expect, Prepared, Scenario, drive, summarize};
+use crate::BoxError;
+use crate::bench::{Expect, Prepared, Scenario, drive, summarize};
 use crate::bench_notify::user_with_device;
 
 /// `requested_expiry` of every backlog request: they must stay pending for the whole run.

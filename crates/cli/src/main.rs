@@ -71,5 +71,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error every subcommand returns: a message for the operator.
-pub type CmdResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+/// An error for the operator: its message is what they see.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What every subcommand returns.
+pub type CmdResult = Result<ExitCode, BoxError>;
