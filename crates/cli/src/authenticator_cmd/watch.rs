@@ -14,7 +14,9 @@ use backchannel_authenticator::{
 };
 use tokio::sync::mpsc;
 
-use super::{WatchArgs, open_device, show_challenge};
+use super::args::WatchArgs;
+use super::open_device;
+use super::render::show_challenge;
 use crate::CmdResult;
 
 /// After a lost stream, the first reconnect waits this long, each failed one twice as long up
