@@ -11,7 +11,9 @@ use backchannel_authenticator::{
     default_http_client, enrol_with,
 };
 use backchannel_protocol::jose::Algorithm;
+use serde_json::json;
 
+use crate::output::Output;
 use crate::{BoxError, CmdResult};
 
 mod args;
@@ -22,7 +24,6 @@ pub use args::AuthenticatorArgs;
 use args::{
     AuthenticatorCommand, DecideArgs, DeviceOpts, EnrolArgs, ListArgs, PushUpdateArgs, ShowArgs,
 };
-use render::{challenge_json, show_challenge, show_info};
 
 /// How often `approve|deny --wait` looks for new challenges.
 const WAIT_POLL: Duration = Duration::from_millis(250);
@@ -65,17 +66,9 @@ async fn enrol_cmd(a: EnrolArgs) -> CmdResult {
             device.device_id()
         )
     })?;
-    if a.json {
-        println!("{}", serde_json::json!({ "device_id": device.device_id() }));
-    } else {
-        println!(
-            "Enrolled device {} with {} ({} key); state saved to {}",
-            device.device_id(),
-            device.state().issuer,
-            a.alg,
-            a.state.display()
-        );
-    }
+    Output::from_flag(a.json).print(&json!({ "device_id": device.device_id() }), |w, _| {
+        render::enrolled(w, &device, &a.alg, &a.state)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,31 +82,27 @@ fn open_device(opts: &DeviceOpts) -> Result<Device, BoxError> {
 }
 
 async fn list_cmd(a: ListArgs) -> CmdResult {
+    let out = Output::from_flag(a.json);
     let device = open_device(&a.device)?;
     let fetched = device.fetch_challenges().await?;
     let mut verified = Vec::new();
     for (envelope, result) in fetched {
         match result {
             Ok(c) => verified.push(c),
-            Err(e) if !a.json => eprintln!("warning: ignoring challenge {}: {e}", envelope.id),
-            Err(_) => {}
+            Err(e) => out.if_human(|| {
+                eprintln!("warning: ignoring challenge {}: {e}", envelope.id);
+            }),
         }
     }
-    if a.json {
-        let list: Vec<_> = verified.iter().map(challenge_json).collect();
-        println!("{}", serde_json::json!({ "challenges": list }));
-    } else if verified.is_empty() {
-        println!("No pending challenges.");
-    } else {
-        let now = SystemClock.now_secs();
-        for c in &verified {
-            show_challenge(c, now);
-        }
-    }
+    let list: Vec<_> = verified.iter().map(render::challenge_json).collect();
+    out.print(&json!({ "challenges": list }), |w, _| {
+        render::challenges(w, &verified, SystemClock.now_secs())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
+    let out = Output::from_flag(a.json);
     let device = open_device(&a.device)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait);
     // SPEC §3.2: wait until at least one matching challenge is pending, then decide them all.
@@ -133,19 +122,7 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
     for c in &matching {
         match device.decide(c, decision, a.user_verified).await {
             Ok(r) => {
-                if !a.json {
-                    println!(
-                        "{} challenge {} from {}{}",
-                        r.state,
-                        c.id,
-                        c.claims.client_name,
-                        c.claims
-                            .binding_message
-                            .as_deref()
-                            .map(|m| format!(" ({m})"))
-                            .unwrap_or_default()
-                    );
-                }
+                out.if_human(|| println!("{}", render::decided(&r.state, c)));
                 decided.push(c.id.clone());
             }
             // Decided elsewhere or expired in the meantime: not ours to report.
@@ -155,9 +132,8 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
             Err(e) => return Err(e.into()),
         }
     }
-    if a.json {
-        println!("{}", serde_json::json!({ "decided": decided }));
-    }
+    // A person has read a line per decision already.
+    out.print(&json!({ "decided": decided }), |_, _| Ok(()))?;
     if decided.is_empty() {
         eprintln!("error: no matching pending challenge");
         return Ok(ExitCode::FAILURE);
@@ -168,11 +144,7 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
 async fn show_cmd(a: ShowArgs) -> CmdResult {
     let device = open_device(&a.device)?;
     let info = device.info().await?;
-    if a.json {
-        println!("{}", serde_json::to_string(&info)?);
-    } else {
-        show_info(&info, device.server());
-    }
+    Output::from_flag(a.json).print(&info, |w, info| render::device(w, info, device.server()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -181,30 +153,19 @@ async fn push_update_cmd(a: PushUpdateArgs) -> CmdResult {
     // `--clear` or flags naming at least one channel: clap's group makes sure of one.
     let push = a.push.registration()?.unwrap_or_default();
     let info = device.update_push(&push).await?;
-    if a.json {
-        println!("{}", serde_json::to_string(&info)?);
-    } else {
-        println!("Push channels of device {} updated.", info.device_id);
-        show_info(&info, device.server());
-    }
+    Output::from_flag(a.json).print(&info, |w, info| {
+        render::push_updated(w, info, device.server())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn remove_cmd(a: ShowArgs) -> CmdResult {
     let device = open_device(&a.device)?;
     device.remove().await?;
-    if a.json {
-        println!(
-            "{}",
-            serde_json::json!({ "device_id": device.device_id(), "removed": true })
-        );
-    } else {
-        println!(
-            "Device {} removed: the server no longer accepts its key, and {} can be deleted.",
-            device.device_id(),
-            a.device.state.display()
-        );
-    }
+    let removed = json!({ "device_id": device.device_id(), "removed": true });
+    Output::from_flag(a.json).print(&removed, |w, _| {
+        render::removed(w, device.device_id(), &a.device.state)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

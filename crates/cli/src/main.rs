@@ -18,6 +18,7 @@ mod bench_events;
 mod bench_notify;
 mod client_cmd;
 mod log_sink;
+mod output;
 mod serve;
 
 #[derive(Parser)]

@@ -1,8 +1,13 @@
-//! What `backchannel authenticator` prints: a challenge and a device as a person reads them,
-//! and a challenge as `list --json` gives it.
+//! What `backchannel authenticator` prints: the text of each command for a person, and a
+//! challenge as `list --json` gives it. The commands choose between the two through
+//! [`crate::output::Output`].
 
-use backchannel_authenticator::{DeviceInfo, PushRegistration, VerifiedChallenge};
+use std::fmt::{self, Write as _};
+use std::path::Path;
 
+use backchannel_authenticator::{Device, DeviceInfo, PushRegistration, VerifiedChallenge};
+
+/// A challenge as `list --json` gives it.
 pub(super) fn challenge_json(c: &VerifiedChallenge) -> serde_json::Value {
     serde_json::json!({
         "id": c.id,
@@ -14,46 +19,102 @@ pub(super) fn challenge_json(c: &VerifiedChallenge) -> serde_json::Value {
     })
 }
 
-pub(super) fn show_challenge(c: &VerifiedChallenge, now: i64) {
-    println!("Challenge {}", c.id);
-    println!(
+/// The text of `list`: every pending challenge, or a line saying there is none.
+pub(super) fn challenges(w: &mut String, list: &[VerifiedChallenge], now: i64) -> fmt::Result {
+    if list.is_empty() {
+        return writeln!(w, "No pending challenges.");
+    }
+    for c in list {
+        challenge(w, c, now)?;
+    }
+    Ok(())
+}
+
+/// A challenge as the user decides on it: who asks, the binding message, what for, how long.
+pub(super) fn challenge(w: &mut String, c: &VerifiedChallenge, now: i64) -> fmt::Result {
+    writeln!(w, "Challenge {}", c.id)?;
+    writeln!(
+        w,
         "  from:     {} ({})",
         c.claims.client_name, c.claims.client_id
-    );
+    )?;
     match &c.claims.binding_message {
-        Some(m) => println!("  message:  {m}"),
-        None => println!("  message:  (none)"),
+        Some(m) => writeln!(w, "  message:  {m}")?,
+        None => writeln!(w, "  message:  (none)")?,
     }
-    println!("  scope:    {}", c.claims.scope);
+    writeln!(w, "  scope:    {}", c.claims.scope)?;
     if let Some(acr) = &c.claims.acr_values {
-        println!("  acr:      {acr}");
+        writeln!(w, "  acr:      {acr}")?;
     }
     if let Some(d) = &c.claims.authorization_details {
         let pretty = serde_json::to_string_pretty(d).unwrap_or_else(|_| d.to_string());
-        println!("  details:");
+        writeln!(w, "  details:")?;
         for line in pretty.lines() {
-            println!("    {line}");
+            writeln!(w, "    {line}")?;
         }
     }
-    println!("  expires:  in {} s", (c.claims.exp - now).max(0));
+    writeln!(w, "  expires:  in {} s", (c.claims.exp - now).max(0))
 }
 
-pub(super) fn show_info(info: &DeviceInfo, server: &str) {
-    println!("Device {}", info.device_id);
-    println!("  name:     {}", info.name);
-    println!("  server:   {server}");
-    println!("  enrolled: {} (Unix seconds)", info.created_at);
-    println!(
+/// The line `approve` and `deny` print for each challenge they decided.
+pub(super) fn decided(state: &str, c: &VerifiedChallenge) -> String {
+    format!(
+        "{state} challenge {} from {}{}",
+        c.id,
+        c.claims.client_name,
+        c.claims
+            .binding_message
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    )
+}
+
+/// The text of `enrol`.
+pub(super) fn enrolled(w: &mut String, device: &Device, alg: &str, state: &Path) -> fmt::Result {
+    writeln!(
+        w,
+        "Enrolled device {} with {} ({alg} key); state saved to {}",
+        device.device_id(),
+        device.state().issuer,
+        state.display()
+    )
+}
+
+/// The text of `push-update`: the device as it now is.
+pub(super) fn push_updated(w: &mut String, info: &DeviceInfo, server: &str) -> fmt::Result {
+    writeln!(w, "Push channels of device {} updated.", info.device_id)?;
+    device(w, info, server)
+}
+
+/// The text of `remove`.
+pub(super) fn removed(w: &mut String, device_id: &str, state: &Path) -> fmt::Result {
+    writeln!(
+        w,
+        "Device {device_id} removed: the server no longer accepts its key, and {} can be deleted.",
+        state.display()
+    )
+}
+
+/// The text of `show`: the device as the server knows it, reached at `server`.
+pub(super) fn device(w: &mut String, info: &DeviceInfo, server: &str) -> fmt::Result {
+    writeln!(w, "Device {}", info.device_id)?;
+    writeln!(w, "  name:     {}", info.name)?;
+    writeln!(w, "  server:   {server}")?;
+    writeln!(w, "  enrolled: {} (Unix seconds)", info.created_at)?;
+    writeln!(
+        w,
         "  status:   {}",
         if info.disabled { "disabled" } else { "active" }
-    );
+    )?;
     let channels = push_channels(&info.push);
     if channels.is_empty() {
-        println!("  push:     none (reached live or when it asks)");
+        writeln!(w, "  push:     none (reached live or when it asks)")?;
     }
     for (i, line) in channels.iter().enumerate() {
-        println!("  {:<9} {line}", if i == 0 { "push:" } else { "" });
+        writeln!(w, "  {:<9} {line}", if i == 0 { "push:" } else { "" })?;
     }
+    Ok(())
 }
 
 /// One line per registered channel; a dead one (the push service said it is gone) says so.
@@ -130,5 +191,82 @@ mod tests {
             lines[1]
         );
         assert!(push_channels(&PushRegistration::default()).is_empty());
+    }
+
+    #[test]
+    fn a_challenge_reads_as_the_user_decides_on_it() {
+        let mut c = challenge("ch-1", Some("W4SCT"));
+        c.claims.acr_values = Some("urn:x:loa:2".into());
+        c.claims.authorization_details = Some(serde_json::json!([{"type": "payment"}]));
+        let mut w = String::new();
+        super::challenge(&mut w, &c, 40).unwrap();
+        assert_eq!(
+            w,
+            "Challenge ch-1\n  from:     Bank (c)\n  message:  W4SCT\n  scope:    openid\n  \
+             acr:      urn:x:loa:2\n  details:\n    [\n      {\n        \"type\": \"payment\"\n      \
+             }\n    ]\n  expires:  in 60 s\n"
+        );
+        let mut w = String::new();
+        challenges(&mut w, &[challenge("ch-2", None)], 500).unwrap();
+        assert_eq!(
+            w,
+            "Challenge ch-2\n  from:     Bank (c)\n  message:  (none)\n  scope:    openid\n  \
+             expires:  in 0 s\n",
+            "an expired challenge says 0 s, never a negative time"
+        );
+        let mut w = String::new();
+        challenges(&mut w, &[], 0).unwrap();
+        assert_eq!(w, "No pending challenges.\n");
+    }
+
+    #[test]
+    fn a_decision_names_the_challenge_its_client_and_message() {
+        assert_eq!(
+            decided("approved", &challenge("a", Some("W4SCT"))),
+            "approved challenge a from Bank (W4SCT)"
+        );
+        assert_eq!(
+            decided("denied", &challenge("b", None)),
+            "denied challenge b from Bank"
+        );
+    }
+
+    #[test]
+    fn a_device_shows_its_channels_one_a_line_under_push() {
+        let mut info = DeviceInfo {
+            device_id: "dev-1".into(),
+            name: "phone".into(),
+            push: PushRegistration {
+                apns_token: None,
+                fcm_token: Some("fcm:1".into()),
+                webpush: Some(backchannel_authenticator::WebPushSubscription {
+                    endpoint: "https://push.example/s/1".into(),
+                    keys: backchannel_authenticator::WebPushKeys {
+                        p256dh: "BP".into(),
+                        auth: "AU".into(),
+                    },
+                }),
+                disabled: vec!["webpush".into()],
+            },
+            disabled: false,
+            created_at: 1_700_000_000,
+        };
+        let mut w = String::new();
+        push_updated(&mut w, &info, "http://node-b:8080").unwrap();
+        assert_eq!(
+            w,
+            "Push channels of device dev-1 updated.\nDevice dev-1\n  name:     phone\n  \
+             server:   http://node-b:8080\n  enrolled: 1700000000 (Unix seconds)\n  \
+             status:   active\n  push:     FCM      fcm:1\n            \
+             Web Push https://push.example/s/1  (dead: register it again)\n"
+        );
+        info.push = PushRegistration::default();
+        info.disabled = true;
+        let mut w = String::new();
+        device(&mut w, &info, "http://x").unwrap();
+        assert!(
+            w.ends_with("  status:   disabled\n  push:     none (reached live or when it asks)\n"),
+            "{w}"
+        );
     }
 }
