@@ -55,6 +55,12 @@ impl Output {
     }
 }
 
+/// Prints `value` as one line of compact JSON, whatever the flag: for commands whose only
+/// form is JSON.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), BoxError> {
+    Output::Json.print(value, |_, _| Ok(()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
