@@ -32,6 +32,16 @@ impl Output {
         Ok(())
     }
 
+    /// [`Output::print`] on stderr: how a failure is reported.
+    pub fn eprint<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        human: impl FnOnce(&mut String, &T) -> fmt::Result,
+    ) -> Result<(), BoxError> {
+        eprint!("{}", self.render(value, human)?);
+        Ok(())
+    }
+
     /// What [`Output::print`] writes.
     pub fn render<T: Serialize + ?Sized>(
         self,
@@ -59,6 +69,12 @@ impl Output {
 /// form is JSON.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), BoxError> {
     Output::Json.print(value, |_, _| Ok(()))
+}
+
+/// Writes `value` as indented JSON, ending in a line break: the JSON a person reads.
+pub fn pretty_json<T: Serialize + ?Sized>(w: &mut String, value: &T) -> fmt::Result {
+    let text = serde_json::to_string_pretty(value).map_err(|_| fmt::Error)?;
+    writeln!(w, "{text}")
 }
 
 #[cfg(test)]
@@ -100,5 +116,15 @@ mod tests {
         Output::Human.if_human(|| said.push("human"));
         Output::Json.if_human(|| said.push("json"));
         assert_eq!(said, ["human"]);
+    }
+
+    #[test]
+    fn pretty_json_is_indented_in_field_order() {
+        let mut w = String::new();
+        pretty_json(&mut w, &MADE).unwrap();
+        assert_eq!(
+            w,
+            "{\n  \"id\": \"a1\",\n  \"tags\": [\n    \"x\",\n    \"y\"\n  ]\n}\n"
+        );
     }
 }
