@@ -1,6 +1,7 @@
 //! `backchannel admin`: registers clients, users and enrolment codes, and lists and disables
 //! users' devices, directly in the configured store, with or without a server running.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::{ClientView, NewClient, NewUser, UserView};
 use backchannel_server::domain::clock::SystemClock;
 use clap::{Args, Subcommand};
+use serde::Serialize;
 use serde_json::json;
 
-use crate::CmdResult;
+use crate::output::{Output, print_json};
+use crate::{BoxError, CmdResult};
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -162,11 +165,13 @@ struct EnrolmentCreate {
     json: bool,
 }
 
-fn print(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string(value).unwrap_or_default());
+/// `value` as a JSON value, whose keys print sorted: every object `admin` prints has its keys
+/// in that order, the `json!` ones as much as the records.
+fn sorted<T: Serialize>(value: &T) -> Result<serde_json::Value, BoxError> {
+    Ok(serde_json::to_value(value)?)
 }
 
-fn read_jwks(path: &PathBuf) -> Result<Jwks, Box<dyn std::error::Error + Send + Sync>> {
+fn read_jwks(path: &PathBuf) -> Result<Jwks, BoxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let value: serde_json::Value =
@@ -199,16 +204,15 @@ pub async fn run(args: AdminArgs) -> CmdResult {
         AdminCommand::Device(cmd) => device(&domain, cmd).await,
         AdminCommand::Enrolment(EnrolmentCommand::Create(e)) => {
             let created = domain.create_enrolment(&e.user).await?;
-            if e.json {
-                print(&serde_json::to_value(&created)?);
-            } else {
-                println!("enrolment code: {}", created.code);
-                println!("expires at:     {} (Unix seconds)", created.expires_at);
-                println!(
+            Output::from_flag(e.json).print(&sorted(&created)?, |w, _| {
+                writeln!(w, "enrolment code: {}", created.code)?;
+                writeln!(w, "expires at:     {} (Unix seconds)", created.expires_at)?;
+                writeln!(
+                    w,
                     "enrol with:     backchannel authenticator enrol --server {} --code {} --state device.json",
                     domain.issuer, created.code
-                );
-            }
+                )
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -230,33 +234,32 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                 id_token_signing_alg: c.id_token_signing_alg,
             };
             let created = domain.create_client(new).await?;
-            if c.json {
-                print(&serde_json::to_value(&created)?);
-            } else {
-                println!("client_id:     {}", created.client_id);
+            Output::from_flag(c.json).print(&sorted(&created)?, |w, _| {
+                writeln!(w, "client_id:     {}", created.client_id)?;
                 if let Some(secret) = &created.client_secret {
-                    println!("client_secret: {secret}");
-                    println!("(the secret is shown only now; it is stored hashed)");
+                    writeln!(w, "client_secret: {secret}")?;
+                    writeln!(w, "(the secret is shown only now; it is stored hashed)")?;
                 }
-            }
+                Ok(())
+            })?;
         }
         ClientCommand::List(f) => {
             let clients = domain.stores.clients.list_clients().await?;
             let views: Vec<ClientView> = clients.iter().map(ClientView::from).collect();
-            if f.json {
-                print(&json!({ "clients": views }));
-            } else {
-                for v in views {
-                    println!(
+            Output::from_flag(f.json).print(&json!({ "clients": views }), |w, _| {
+                for v in &views {
+                    writeln!(
+                        w,
                         "{}  {}  {}  {}{}",
                         v.client_id,
                         v.token_endpoint_auth_method.as_str(),
                         v.backchannel_token_delivery_mode.as_str(),
                         v.client_name,
                         if v.disabled { "  (disabled)" } else { "" }
-                    );
+                    )?;
                 }
-            }
+                Ok(())
+            })?;
         }
         ClientCommand::Get(a) => {
             let client = domain
@@ -265,7 +268,7 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                 .get_client(&a.id)
                 .await?
                 .ok_or("no such client")?;
-            print(&serde_json::to_value(ClientView::from(&client))?);
+            print_json(&sorted(&ClientView::from(&client))?)?;
         }
         ClientCommand::Disable(a) => {
             if !domain
@@ -276,11 +279,10 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
             {
                 return Err("no such client".into());
             }
-            if a.json {
-                print(&json!({ "client_id": a.id, "disabled": true }));
-            } else {
-                println!("client {} disabled", a.id);
-            }
+            Output::from_flag(a.json)
+                .print(&json!({ "client_id": a.id, "disabled": true }), |w, _| {
+                    writeln!(w, "client {} disabled", a.id)
+                })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -305,33 +307,29 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
                 user_code: u.user_code,
             };
             let user = domain.create_user(new).await?;
-            if u.json {
-                print(&json!({ "sub": user.sub }));
-            } else {
-                println!("sub: {}", user.sub);
-            }
+            Output::from_flag(u.json).print(&json!({ "sub": user.sub }), |w, _| {
+                writeln!(w, "sub: {}", user.sub)
+            })?;
         }
         UserCommand::List(f) => {
             let users = domain.stores.users.list_users().await?;
             let views: Vec<UserView> = users.iter().map(UserView::from).collect();
-            if f.json {
-                print(&json!({ "users": views }));
-            } else {
-                for v in views {
-                    let hint = v
-                        .email
-                        .or(v.nric)
-                        .or(v.username)
-                        .or(v.phone)
+            Output::from_flag(f.json).print(&json!({ "users": views }), |w, _| {
+                for v in &views {
+                    let hint = [&v.email, &v.nric, &v.username, &v.phone]
+                        .into_iter()
+                        .find_map(Option::as_deref)
                         .unwrap_or_default();
-                    println!(
+                    writeln!(
+                        w,
                         "{}  {}{}",
                         v.sub,
                         hint,
                         if v.disabled { "  (disabled)" } else { "" }
-                    );
+                    )?;
                 }
-            }
+                Ok(())
+            })?;
         }
         UserCommand::Get(a) => {
             let user = domain
@@ -340,17 +338,16 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
                 .get_user(&a.id)
                 .await?
                 .ok_or("no such user")?;
-            print(&serde_json::to_value(UserView::from(&user))?);
+            print_json(&sorted(&UserView::from(&user))?)?;
         }
         UserCommand::Disable(a) => {
             if !domain.stores.users.set_user_disabled(&a.id, true).await? {
                 return Err("no such user".into());
             }
-            if a.json {
-                print(&json!({ "sub": a.id, "disabled": true }));
-            } else {
-                println!("user {} disabled", a.id);
-            }
+            Output::from_flag(a.json)
+                .print(&json!({ "sub": a.id, "disabled": true }), |w, _| {
+                    writeln!(w, "user {} disabled", a.id)
+                })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -362,12 +359,11 @@ async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
     match cmd {
         DeviceCommand::List(a) => {
             let devices = domain.list_user_devices(&a.user).await?;
-            if a.json {
-                print(&json!({ "devices": devices }));
-            } else if devices.is_empty() {
-                println!("user {} has no devices", a.user);
-            } else {
-                for d in devices {
+            Output::from_flag(a.json).print(&json!({ "devices": devices }), |w, _| {
+                if devices.is_empty() {
+                    return writeln!(w, "user {} has no devices", a.user);
+                }
+                for d in &devices {
                     let mut channels = Vec::new();
                     for (name, set) in [
                         ("apns", d.push.apns_token.is_some()),
@@ -379,7 +375,8 @@ async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
                             channels.push(format!("{name}{}", if dead { "(dead)" } else { "" }));
                         }
                     }
-                    println!(
+                    writeln!(
+                        w,
                         "{}  {}  push: {}{}",
                         d.device_id,
                         d.name,
@@ -389,17 +386,17 @@ async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
                             channels.join(",")
                         },
                         if d.disabled { "  (disabled)" } else { "" }
-                    );
+                    )?;
                 }
-            }
+                Ok(())
+            })?;
         }
         DeviceCommand::Disable(a) => {
             domain.disable_device(&a.device).await?;
-            if a.json {
-                print(&json!({ "device_id": a.device, "disabled": true }));
-            } else {
-                println!("device {} disabled", a.device);
-            }
+            let disabled = json!({ "device_id": a.device, "disabled": true });
+            Output::from_flag(a.json).print(&disabled, |w, _| {
+                writeln!(w, "device {} disabled", a.device)
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)

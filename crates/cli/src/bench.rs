@@ -4,6 +4,7 @@
 //! temporary directory unless `--database-url` names another store). The other scenarios live
 //! in `bench_notify`, `bench_events` and `bench_backlog`.
 
+use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +17,8 @@ use backchannel_server::config::Config;
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use serde_json::{Value, json};
 
-use crate::CmdResult;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::output::Output;
+use crate::{BoxError, CmdResult};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -241,34 +241,36 @@ fn print_latencies(
     flows: usize,
     concurrency: usize,
     measured: &str,
-    as_json: bool,
-) {
-    if as_json {
-        let rows: Vec<Value> = results
-            .iter()
-            .map(|r| json!({"scenario": r.name, "p50_ms": percentile(&r.millis, 0.5), "p99_ms": percentile(&r.millis, 0.99), "samples": r.millis.len(), "failures": r.failures}))
-            .collect();
-        println!(
-            "{}",
-            json!({"flows": flows, "concurrency": concurrency, "results": rows})
-        );
-        return;
-    }
-    println!("{flows} flows per scenario, {concurrency} at once; latency {measured}");
-    println!(
-        "{:<34} {:>9} {:>9} {:>8} {:>6}",
-        "scenario", "p50 ms", "p99 ms", "samples", "fail"
-    );
-    for r in results {
-        println!(
-            "{:<34} {:>9.2} {:>9.2} {:>8} {:>6}",
-            r.name,
-            percentile(&r.millis, 0.5),
-            percentile(&r.millis, 0.99),
-            r.millis.len(),
-            r.failures
-        );
-    }
+    out: Output,
+) -> Result<(), BoxError> {
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|r| json!({"scenario": r.name, "p50_ms": percentile(&r.millis, 0.5), "p99_ms": percentile(&r.millis, 0.99), "samples": r.millis.len(), "failures": r.failures}))
+        .collect();
+    let summary = json!({"flows": flows, "concurrency": concurrency, "results": rows});
+    out.print(&summary, |w, _| {
+        writeln!(
+            w,
+            "{flows} flows per scenario, {concurrency} at once; latency {measured}"
+        )?;
+        writeln!(
+            w,
+            "{:<34} {:>9} {:>9} {:>8} {:>6}",
+            "scenario", "p50 ms", "p99 ms", "samples", "fail"
+        )?;
+        for r in results {
+            writeln!(
+                w,
+                "{:<34} {:>9.2} {:>9.2} {:>8} {:>6}",
+                r.name,
+                percentile(&r.millis, 0.5),
+                percentile(&r.millis, 0.99),
+                r.millis.len(),
+                r.failures
+            )?;
+        }
+        Ok(())
+    })
 }
 
 pub async fn run(args: BenchArgs) -> CmdResult {
@@ -304,7 +306,7 @@ pub async fn run(args: BenchArgs) -> CmdResult {
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
         let steps = steps?;
-        crate::bench_backlog::print(&steps, &plan, args.json);
+        crate::bench_backlog::print(&steps, &plan, Output::from_flag(args.json))?;
         let failed = steps.iter().any(|s| s.polls.failures > 0);
         return Ok(if failed {
             ExitCode::FAILURE
@@ -328,7 +330,8 @@ pub async fn run(args: BenchArgs) -> CmdResult {
         server.shutdown().await;
         let _ = std::fs::remove_dir_all(&dir);
         let results = results?;
-        print_latencies(&results, args.flows, concurrency, measured, args.json);
+        let out = Output::from_flag(args.json);
+        print_latencies(&results, args.flows, concurrency, measured, out)?;
         let failed = results.iter().any(|r| r.failures > 0);
         return Ok(if failed {
             ExitCode::FAILURE
@@ -451,31 +454,32 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 
-    if args.json {
-        let rows: Vec<_> = results
-            .iter()
-            .map(|r| json!({"scenario": r.name, "requests_per_sec": r.requests_per_sec, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "failures": r.failures}))
-            .collect();
-        println!(
-            "{}",
-            json!({"requests": args.requests, "concurrency": args.concurrency, "results": rows})
-        );
-    } else {
-        println!(
+    let rows: Vec<_> = results
+        .iter()
+        .map(|r| json!({"scenario": r.name, "requests_per_sec": r.requests_per_sec, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms, "failures": r.failures}))
+        .collect();
+    let summary =
+        json!({"requests": args.requests, "concurrency": args.concurrency, "results": rows});
+    Output::from_flag(args.json).print(&summary, |w, _| {
+        writeln!(
+            w,
             "{} requests per scenario, {} in flight, server in-process on loopback",
             args.requests, args.concurrency
-        );
-        println!(
+        )?;
+        writeln!(
+            w,
             "{:<44} {:>10} {:>9} {:>9} {:>6}",
             "scenario", "req/s", "p50 ms", "p99 ms", "fail"
-        );
+        )?;
         for r in &results {
-            println!(
+            writeln!(
+                w,
                 "{:<44} {:>10.0} {:>9.2} {:>9.2} {:>6}",
                 r.name, r.requests_per_sec, r.p50_ms, r.p99_ms, r.failures
-            );
+            )?;
         }
-    }
+        Ok(())
+    })?;
     let failed = results.iter().any(|r| r.failures > 0);
     Ok(if failed {
         ExitCode::FAILURE

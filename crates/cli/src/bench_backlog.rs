@@ -5,6 +5,7 @@
 //! HTTP beforehand, is polled as fast as `concurrency` connections allow for a fixed time.
 //! Every answer must be `authorization_pending` or `slow_down` (CIBA Core §11).
 
+use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use backchannel_protocol::oauth::GRANT_TYPE_CIBA;
@@ -17,8 +18,10 @@ use backchannel_server::domain::error::AuthError;
 use backchannel_server::domain::model::Client;
 use serde_json::json;
 
-use crate::bench::{BoxError, Expect, Prepared, Scenario, drive, summarize};
+use crate::BoxError;
+use crate::bench::{Expect, Prepared, Scenario, drive, summarize};
 use crate::bench_notify::user_with_device;
+use crate::output::Output;
 
 /// `requested_expiry` of every backlog request: they must stay pending for the whole run.
 const EXPIRY_SECS: i64 = 24 * 3600;
@@ -281,51 +284,52 @@ fn largest_to_smallest(steps: &[Step]) -> Option<f64> {
         .then(|| last.polls.requests_per_sec / first.polls.requests_per_sec)
 }
 
-/// Prints a table, or one JSON object with `as_json`.
-pub fn print(steps: &[Step], plan: &Plan, as_json: bool) {
+/// Prints a table for a person, or one JSON object.
+pub fn print(steps: &[Step], plan: &Plan, out: Output) -> Result<(), BoxError> {
     let ratio = largest_to_smallest(steps);
-    if as_json {
-        let rows: Vec<_> = steps
-            .iter()
-            .map(|s| {
-                json!({
-                    "pending": s.pending,
-                    "filled": s.filled,
-                    "fill_secs": s.fill.as_secs_f64(),
-                    "fill_per_sec": per_sec(s.filled, s.fill),
-                    "settle_secs": s.settle.as_secs_f64(),
-                    "rss_after_fill_mb": s.after_fill.rss_mb,
-                    "hwm_after_fill_mb": s.after_fill.hwm_mb,
-                    "rss_after_polls_mb": s.after_polls.rss_mb,
-                    "hwm_after_polls_mb": s.after_polls.hwm_mb,
-                    "polls_per_sec": s.polls.requests_per_sec,
-                    "p50_ms": s.polls.p50_ms,
-                    "p99_ms": s.polls.p99_ms,
-                    "failures": s.polls.failures,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
+    let rows: Vec<_> = steps
+        .iter()
+        .map(|s| {
             json!({
-                "scenario": "backlog",
-                "concurrency": plan.concurrency,
-                "duration_secs": plan.duration.as_secs_f64(),
-                "memory_note": RSS_NOTE,
-                "polls_largest_to_smallest": ratio,
-                "results": rows,
+                "pending": s.pending,
+                "filled": s.filled,
+                "fill_secs": s.fill.as_secs_f64(),
+                "fill_per_sec": per_sec(s.filled, s.fill),
+                "settle_secs": s.settle.as_secs_f64(),
+                "rss_after_fill_mb": s.after_fill.rss_mb,
+                "hwm_after_fill_mb": s.after_fill.hwm_mb,
+                "rss_after_polls_mb": s.after_polls.rss_mb,
+                "hwm_after_polls_mb": s.after_polls.hwm_mb,
+                "polls_per_sec": s.polls.requests_per_sec,
+                "p50_ms": s.polls.p50_ms,
+                "p99_ms": s.polls.p99_ms,
+                "failures": s.polls.failures,
             })
-        );
-        return;
-    }
-    println!(
+        })
+        .collect();
+    let summary = json!({
+        "scenario": "backlog",
+        "concurrency": plan.concurrency,
+        "duration_secs": plan.duration.as_secs_f64(),
+        "memory_note": RSS_NOTE,
+        "polls_largest_to_smallest": ratio,
+        "results": rows,
+    });
+    out.print(&summary, |w, _| table(w, steps, plan, ratio))
+}
+
+/// The text of [`print`]: one row per pending count.
+fn table(w: &mut String, steps: &[Step], plan: &Plan, ratio: Option<f64>) -> fmt::Result {
+    writeln!(
+        w,
         "one pending request polled (client_secret_basic) at {} connections for {} s per row, \
          server in-process on loopback",
         plan.concurrency,
         plan.duration.as_secs()
-    );
-    println!("{RSS_NOTE}; MB = 2^20 bytes, HWM = peak");
-    println!(
+    )?;
+    writeln!(w, "{RSS_NOTE}; MB = 2^20 bytes, HWM = peak")?;
+    writeln!(
+        w,
         "{:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6}",
         "pending",
         "fill s",
@@ -339,9 +343,10 @@ pub fn print(steps: &[Step], plan: &Plan, as_json: bool) {
         "p50 ms",
         "p99 ms",
         "fail"
-    );
+    )?;
     for s in steps {
-        println!(
+        writeln!(
+            w,
             "{:>9} {:>8.1} {:>8.0} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.0} {:>8.2} {:>8.2} {:>6}",
             s.pending,
             s.fill.as_secs_f64(),
@@ -355,14 +360,16 @@ pub fn print(steps: &[Step], plan: &Plan, as_json: bool) {
             s.polls.p50_ms,
             s.polls.p99_ms,
             s.polls.failures
-        );
+        )?;
     }
     if let (Some(r), Some(first), Some(last)) = (ratio, steps.first(), steps.last()) {
-        println!(
+        writeln!(
+            w,
             "polls/s with {} pending: {:.0}% of those with {} pending",
             last.pending,
             r * 100.0,
             first.pending
-        );
+        )?;
     }
+    Ok(())
 }

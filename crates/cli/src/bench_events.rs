@@ -15,7 +15,8 @@ use backchannel_server::app::RunningServer;
 use backchannel_server::domain::admin::NewClient;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::bench::{BoxError, Latencies};
+use crate::BoxError;
+use crate::bench::Latencies;
 use crate::bench_notify::user_with_device;
 
 /// How long a flow waits for its event before it counts as failed.

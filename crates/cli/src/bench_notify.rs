@@ -17,7 +17,8 @@ use backchannel_server::domain::admin::{NewClient, NewUser};
 use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::bench::{BoxError, Latencies};
+use crate::BoxError;
+use crate::bench::Latencies;
 
 type Arrivals = Arc<Mutex<HashMap<String, oneshot::Sender<Instant>>>>;
 

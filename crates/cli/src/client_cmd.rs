@@ -1,6 +1,7 @@
 //! `backchannel client`: a relying party on the command line (SPEC §3.2): `login` (initiate,
 //! then poll until the user decides), `initiate` and `poll`.
 
+use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,8 +9,10 @@ use backchannel_client::{
     CibaClient, ClientAuth, ClientError, InitiateRequest, TokenResponse, discover,
 };
 use backchannel_protocol::jose::{Jwk, SigningKey};
+use serde_json::json;
 
-use crate::CmdResult;
+use crate::output::{Output, pretty_json};
+use crate::{BoxError, CmdResult};
 
 #[derive(clap::Args)]
 pub struct ClientArgs {
@@ -124,31 +127,31 @@ pub async fn run(args: ClientArgs) -> CmdResult {
 }
 
 async fn login(a: InitiateArgs) -> CmdResult {
-    let json = a.conn.json;
+    let out = Output::from_flag(a.conn.json);
     let client = connect(&a.conn).await?;
     let started = match send_initiate(&client, &a).await {
         Ok(s) => s,
-        Err(e) => return fail(e, json),
+        Err(e) => return fail(e, out),
     };
     finish(
         &client,
         &started.auth_req_id,
         started.interval.unwrap_or(5),
         started.expires_in,
-        json,
+        out,
     )
     .await
 }
 
 async fn initiate(a: InitiateArgs) -> CmdResult {
-    let json = a.conn.json;
+    let out = Output::from_flag(a.conn.json);
     let client = connect(&a.conn).await?;
     match send_initiate(&client, &a).await {
         Ok(started) => {
-            print_json(&started, json)?;
+            out.print(&started, pretty_json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => fail(e, json),
+        Err(e) => fail(e, out),
     }
 }
 
@@ -171,7 +174,7 @@ async fn poll(a: PollArgs) -> CmdResult {
         &a.auth_req_id,
         a.interval,
         a.expires_in,
-        a.conn.json,
+        Output::from_flag(a.conn.json),
     )
     .await
 }
@@ -182,67 +185,71 @@ async fn finish(
     auth_req_id: &str,
     interval: u64,
     expires_in: u64,
-    json: bool,
+    out: Output,
 ) -> CmdResult {
-    if !json {
+    out.if_human(|| {
         eprintln!(
             "Waiting for the user to decide (auth_req_id {auth_req_id}, polling every {interval} s, \
              up to {expires_in} s)..."
         );
-    }
+    });
     let tokens = match client
         .poll_until_done(auth_req_id, interval, expires_in)
         .await
     {
         Ok(t) => t,
-        Err(e) => return fail(e, json),
+        Err(e) => return fail(e, out),
     };
     // A token response whose ID token does not validate is not a login.
     let claims = match &tokens.id_token {
         Some(id_token) => Some(client.validate_id_token(id_token).await?),
         None => None,
     };
-    if !json {
-        print_summary(&tokens, claims.as_ref());
-    }
-    print_json(&tokens, json)?;
+    out.print(&tokens, |w, tokens| {
+        summary(w, tokens, claims.as_ref())?;
+        pretty_json(w, tokens)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(tokens: &TokenResponse, claims: Option<&backchannel_client::IdTokenClaims>) {
-    println!("Authenticated.");
+/// What a person reads above the token response: who logged in, how, and what was granted.
+fn summary(
+    w: &mut String,
+    tokens: &TokenResponse,
+    claims: Option<&backchannel_client::IdTokenClaims>,
+) -> fmt::Result {
+    writeln!(w, "Authenticated.")?;
     if let Some(c) = claims {
-        println!("  subject:       {}", c.sub);
+        writeln!(w, "  subject:       {}", c.sub)?;
         if let Some(acr) = &c.acr {
-            println!("  acr:           {acr}");
+            writeln!(w, "  acr:           {acr}")?;
         }
         if let Some(amr) = &c.amr {
-            println!("  amr:           {}", amr.join(" "));
+            writeln!(w, "  amr:           {}", amr.join(" "))?;
         }
-        println!("  ID token:      valid (issuer {})", c.iss);
+        writeln!(w, "  ID token:      valid (issuer {})", c.iss)?;
     }
     if let Some(scope) = &tokens.scope {
-        println!("  scope:         {scope}");
+        writeln!(w, "  scope:         {scope}")?;
     }
-    println!(
+    writeln!(
+        w,
         "  access token:  {} (expires in {} s)",
         tokens.token_type, tokens.expires_in
-    );
+    )?;
     if let Some(d) = &tokens.authorization_details {
-        println!("  authorization_details: {d}");
+        writeln!(w, "  authorization_details: {d}")?;
     }
-    println!();
+    writeln!(w)
 }
 
-async fn connect(
-    conn: &Connection,
-) -> Result<CibaClient, Box<dyn std::error::Error + Send + Sync>> {
+async fn connect(conn: &Connection) -> Result<CibaClient, BoxError> {
     let auth = client_auth(conn)?;
     let metadata = discover(&conn.issuer).await?;
     Ok(CibaClient::new(metadata, conn.client_id.clone(), auth))
 }
 
-fn client_auth(conn: &Connection) -> Result<ClientAuth, Box<dyn std::error::Error + Send + Sync>> {
+fn client_auth(conn: &Connection) -> Result<ClientAuth, BoxError> {
     match (
         &conn.credential.client_secret,
         &conn.credential.private_key,
@@ -273,9 +280,7 @@ fn client_auth(conn: &Connection) -> Result<ClientAuth, Box<dyn std::error::Erro
     }
 }
 
-fn initiate_request(
-    a: &InitiateArgs,
-) -> Result<InitiateRequest, Box<dyn std::error::Error + Send + Sync>> {
+fn initiate_request(a: &InitiateArgs) -> Result<InitiateRequest, BoxError> {
     let authorization_details = match &a.authorization_details {
         Some(s) => Some(
             serde_json::from_str::<serde_json::Value>(s)
@@ -296,29 +301,18 @@ fn initiate_request(
     })
 }
 
-/// One JSON object on stdout: compact with `--json`, indented otherwise.
-fn print_json<T: serde::Serialize>(
-    value: &T,
-    json: bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let text = if json {
-        serde_json::to_string(value)?
-    } else {
-        serde_json::to_string_pretty(value)?
-    };
-    println!("{text}");
-    Ok(())
-}
-
-/// Reports a failed request on stderr (the OAuth error object with `--json`) and exits non-zero.
-fn fail(e: ClientError, json: bool) -> CmdResult {
-    match (&e, json) {
-        (ClientError::OAuth { error, .. }, true) => eprintln!("{}", serde_json::to_string(error)?),
-        (ClientError::Expired, true) => eprintln!(
-            "{}",
-            serde_json::json!({"error": "expired_token", "error_description": e.to_string()})
-        ),
-        _ => eprintln!("error: {e}"),
+/// Reports a failed request on stderr and exits non-zero. A script that asked for `--json` gets
+/// the OAuth error object when the server sent one, or the `expired_token` one the server
+/// would have sent; a failure without one is a message either way.
+fn fail(e: ClientError, out: Output) -> CmdResult {
+    let message = format!("error: {e}\n");
+    match &e {
+        ClientError::OAuth { error, .. } => out.eprint(error, |w, _| w.write_str(&message))?,
+        ClientError::Expired => {
+            let error = json!({"error": "expired_token", "error_description": e.to_string()});
+            out.eprint(&error, |w, _| w.write_str(&message))?;
+        }
+        _ => eprint!("{message}"),
     }
     Ok(ExitCode::FAILURE)
 }

@@ -14,7 +14,9 @@ use backchannel_authenticator::{
 };
 use tokio::sync::mpsc;
 
-use super::{WatchArgs, open_device, show_challenge};
+use super::args::WatchArgs;
+use super::open_device;
+use super::render;
 use crate::CmdResult;
 
 /// After a lost stream, the first reconnect waits this long, each failed one twice as long up
@@ -185,8 +187,9 @@ pub(super) async fn watch_cmd(a: WatchArgs) -> CmdResult {
     let mut w = Watch::default();
     loop {
         if let Some(c) = w.next_prompt() {
-            println!();
-            show_challenge(c, SystemClock.now_secs());
+            let mut shown = String::new();
+            render::challenge(&mut shown, c, SystemClock.now_secs())?;
+            print!("\n{shown}");
             prompt()?;
         }
         let prompting = w.current.is_some();
