@@ -10,8 +10,9 @@ use backchannel_protocol::jose::Jwks;
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::config::Config;
 use backchannel_server::domain::Domain;
-use backchannel_server::domain::admin::{ClientView, NewClient, NewUser, UserView};
+use backchannel_server::domain::admin::{NewClient, NewUser};
 use backchannel_server::domain::clock::SystemClock;
+use backchannel_server::domain::directory::UserCreated;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
@@ -244,10 +245,9 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
             })?;
         }
         ClientCommand::List(f) => {
-            let clients = domain.stores.clients.list_clients().await?;
-            let views: Vec<ClientView> = clients.iter().map(ClientView::from).collect();
-            Output::from_flag(f.json).print(&json!({ "clients": views }), |w, _| {
-                for v in &views {
+            let list = domain.list_clients().await?;
+            Output::from_flag(f.json).print(&sorted(&list)?, |w, _| {
+                for v in &list.clients {
                     writeln!(
                         w,
                         "{}  {}  {}  {}{}",
@@ -262,27 +262,13 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
             })?;
         }
         ClientCommand::Get(a) => {
-            let client = domain
-                .stores
-                .clients
-                .get_client(&a.id)
-                .await?
-                .ok_or("no such client")?;
-            print_json(&sorted(&ClientView::from(&client))?)?;
+            print_json(&sorted(&domain.client_view(&a.id).await?)?)?;
         }
         ClientCommand::Disable(a) => {
-            if !domain
-                .stores
-                .clients
-                .set_client_disabled(&a.id, true)
-                .await?
-            {
-                return Err("no such client".into());
-            }
-            Output::from_flag(a.json)
-                .print(&json!({ "client_id": a.id, "disabled": true }), |w, _| {
-                    writeln!(w, "client {} disabled", a.id)
-                })?;
+            let disabled = domain.disable_client(&a.id).await?;
+            Output::from_flag(a.json).print(&sorted(&disabled)?, |w, _| {
+                writeln!(w, "client {} disabled", a.id)
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -307,15 +293,13 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
                 user_code: u.user_code,
             };
             let user = domain.create_user(new).await?;
-            Output::from_flag(u.json).print(&json!({ "sub": user.sub }), |w, _| {
-                writeln!(w, "sub: {}", user.sub)
-            })?;
+            let created = UserCreated { sub: user.sub };
+            Output::from_flag(u.json).print(&created, |w, c| writeln!(w, "sub: {}", c.sub))?;
         }
         UserCommand::List(f) => {
-            let users = domain.stores.users.list_users().await?;
-            let views: Vec<UserView> = users.iter().map(UserView::from).collect();
-            Output::from_flag(f.json).print(&json!({ "users": views }), |w, _| {
-                for v in &views {
+            let list = domain.list_users().await?;
+            Output::from_flag(f.json).print(&sorted(&list)?, |w, _| {
+                for v in &list.users {
                     let hint = [&v.email, &v.nric, &v.username, &v.phone]
                         .into_iter()
                         .find_map(Option::as_deref)
@@ -332,22 +316,13 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
             })?;
         }
         UserCommand::Get(a) => {
-            let user = domain
-                .stores
-                .users
-                .get_user(&a.id)
-                .await?
-                .ok_or("no such user")?;
-            print_json(&sorted(&UserView::from(&user))?)?;
+            print_json(&sorted(&domain.user_view(&a.id).await?)?)?;
         }
         UserCommand::Disable(a) => {
-            if !domain.stores.users.set_user_disabled(&a.id, true).await? {
-                return Err("no such user".into());
-            }
-            Output::from_flag(a.json)
-                .print(&json!({ "sub": a.id, "disabled": true }), |w, _| {
-                    writeln!(w, "user {} disabled", a.id)
-                })?;
+            let disabled = domain.disable_user(&a.id).await?;
+            Output::from_flag(a.json).print(&sorted(&disabled)?, |w, _| {
+                writeln!(w, "user {} disabled", a.id)
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -358,12 +333,12 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
 async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
     match cmd {
         DeviceCommand::List(a) => {
-            let devices = domain.list_user_devices(&a.user).await?;
-            Output::from_flag(a.json).print(&json!({ "devices": devices }), |w, _| {
-                if devices.is_empty() {
+            let list = domain.user_devices(&a.user).await?;
+            Output::from_flag(a.json).print(&sorted(&list)?, |w, _| {
+                if list.devices.is_empty() {
                     return writeln!(w, "user {} has no devices", a.user);
                 }
-                for d in &devices {
+                for d in &list.devices {
                     let mut channels = Vec::new();
                     for (name, set) in [
                         ("apns", d.push.apns_token.is_some()),
@@ -392,9 +367,8 @@ async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
             })?;
         }
         DeviceCommand::Disable(a) => {
-            domain.disable_device(&a.device).await?;
-            let disabled = json!({ "device_id": a.device, "disabled": true });
-            Output::from_flag(a.json).print(&disabled, |w, _| {
+            let disabled = domain.disable_device_by_operator(&a.device).await?;
+            Output::from_flag(a.json).print(&sorted(&disabled)?, |w, _| {
                 writeln!(w, "device {} disabled", a.device)
             })?;
         }

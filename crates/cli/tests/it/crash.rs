@@ -62,6 +62,8 @@ fn push_env(base_url: &str, key_file: &str) -> Vec<(String, String)> {
             "BACKCHANNEL_OUTBOUND_ALLOWED_PRIVATE_NETWORKS",
             "127.0.0.0/8",
         ),
+        // The stand-in speaks h2c: plain HTTP, which outbound calls use only when allowed.
+        ("BACKCHANNEL_OUTBOUND_ALLOW_HTTP", "true"),
     ])
 }
 

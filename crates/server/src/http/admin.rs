@@ -1,184 +1,115 @@
 //! The admin REST API (`/admin/v1/...`), behind the admin bearer token: the same operations
-//! as `backchannel admin`.
+//! as `backchannel admin`, through the same domain functions and answers.
 
-use axum::Extension;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use subtle::ConstantTimeEq;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::{AuthScheme, HttpError};
-use super::extract::{TraceId, authorization_credential, read_json};
-use crate::domain::Domain;
-use crate::domain::admin::{ClientView, NewClient, NewUser, UserView};
-use crate::domain::error::AuthError;
+use super::error::HttpError;
+use super::extract::{Admin, JsonBody, TraceId};
+use crate::domain::admin::{NewClient, NewUser};
+use crate::domain::directory::UserCreated;
+use crate::domain::error::AuthResult;
 
-fn authorize(state: &AppState, headers: &HeaderMap, trace: &str) -> Result<(), HttpError> {
-    let presented = authorization_credential(headers, "Bearer").map(Domain::hash_hex);
-    let ok = match (&state.admin_token_hash, presented) {
-        (Some(expected), Some(p)) => bool::from(expected.as_bytes().ct_eq(p.as_bytes())),
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(HttpError::new(
-            AuthError::InvalidToken("a valid admin bearer token is required".into()),
-            trace,
-        )
-        .scheme(AuthScheme::Bearer))
-    }
-}
-
-fn fail(trace: &str) -> impl Fn(AuthError) -> HttpError + '_ {
-    move |e| HttpError::new(e, trace)
+/// A domain answer as JSON with `status`, or the request's error.
+fn answer<T: Serialize>(
+    trace: &TraceId,
+    status: StatusCode,
+    result: AuthResult<T>,
+) -> Result<Response, HttpError> {
+    result
+        .map(|value| (status, Json(value)).into_response())
+        .map_err(|e| trace.error(e))
 }
 
 pub async fn admin_clients_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    headers: HeaderMap,
-    body: Body,
+    _: Admin,
+    trace: TraceId,
+    JsonBody(new): JsonBody<NewClient>,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let new: NewClient = read_json(&headers, body, state.max_body, &trace).await?;
-    let created = state
-        .domain
-        .create_client(new)
-        .await
-        .map_err(fail(&trace))?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    answer(
+        &trace,
+        StatusCode::CREATED,
+        state.domain.create_client(new).await,
+    )
 }
 
 pub async fn admin_clients_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    headers: HeaderMap,
+    _: Admin,
+    trace: TraceId,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let clients = state
-        .domain
-        .stores
-        .clients
-        .list_clients()
-        .await
-        .map_err(|e| fail(&trace)(e.into()))?;
-    let views: Vec<ClientView> = clients.iter().map(ClientView::from).collect();
-    Ok(Json(serde_json::json!({ "clients": views })).into_response())
+    answer(&trace, StatusCode::OK, state.domain.list_clients().await)
 }
 
 pub async fn admin_client_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
+    _: Admin,
+    trace: TraceId,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let client = state
-        .domain
-        .stores
-        .clients
-        .get_client(&id)
-        .await
-        .map_err(|e| fail(&trace)(e.into()))?;
-    let client =
-        client.ok_or_else(|| fail(&trace)(AuthError::NotFound("no such client".into())))?;
-    Ok(Json(ClientView::from(&client)).into_response())
+    answer(&trace, StatusCode::OK, state.domain.client_view(&id).await)
 }
 
 pub async fn admin_client_disable_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
+    _: Admin,
+    trace: TraceId,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let found = state
-        .domain
-        .stores
-        .clients
-        .set_client_disabled(&id, true)
-        .await
-        .map_err(|e| fail(&trace)(e.into()))?;
-    if !found {
-        return Err(fail(&trace)(AuthError::NotFound("no such client".into())));
-    }
-    Ok(Json(serde_json::json!({ "client_id": id, "disabled": true })).into_response())
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.disable_client(&id).await,
+    )
 }
 
 pub async fn admin_users_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    headers: HeaderMap,
-    body: Body,
+    _: Admin,
+    trace: TraceId,
+    JsonBody(new): JsonBody<NewUser>,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let new: NewUser = read_json(&headers, body, state.max_body, &trace).await?;
-    let user = state.domain.create_user(new).await.map_err(fail(&trace))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "sub": user.sub })),
-    )
-        .into_response())
+    let created = state
+        .domain
+        .create_user(new)
+        .await
+        .map(|user| UserCreated { sub: user.sub });
+    answer(&trace, StatusCode::CREATED, created)
 }
 
 pub async fn admin_users_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    headers: HeaderMap,
+    _: Admin,
+    trace: TraceId,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let users = state
-        .domain
-        .stores
-        .users
-        .list_users()
-        .await
-        .map_err(|e| fail(&trace)(e.into()))?;
-    let views: Vec<UserView> = users.iter().map(UserView::from).collect();
-    Ok(Json(serde_json::json!({ "users": views })).into_response())
+    answer(&trace, StatusCode::OK, state.domain.list_users().await)
 }
 
 pub async fn admin_user_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
+    _: Admin,
+    trace: TraceId,
     Path(sub): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let user = state
-        .domain
-        .stores
-        .users
-        .get_user(&sub)
-        .await
-        .map_err(|e| fail(&trace)(e.into()))?;
-    let user = user.ok_or_else(|| fail(&trace)(AuthError::NotFound("no such user".into())))?;
-    Ok(Json(UserView::from(&user)).into_response())
+    answer(&trace, StatusCode::OK, state.domain.user_view(&sub).await)
 }
 
 pub async fn admin_user_disable_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
+    _: Admin,
+    trace: TraceId,
     Path(sub): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let found = state
-        .domain
-        .stores
-        .users
-        .set_user_disabled(&sub, true)
-        .await
-        .map_err(|e| fail(&trace)(e.into()))?;
-    if !found {
-        return Err(fail(&trace)(AuthError::NotFound("no such user".into())));
-    }
-    Ok(Json(serde_json::json!({ "sub": sub, "disabled": true })).into_response())
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.disable_user(&sub).await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -189,46 +120,33 @@ pub struct NewEnrolment {
 
 pub async fn admin_enrolments_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    headers: HeaderMap,
-    body: Body,
+    _: Admin,
+    trace: TraceId,
+    JsonBody(req): JsonBody<NewEnrolment>,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let req: NewEnrolment = read_json(&headers, body, state.max_body, &trace).await?;
-    let created = state
-        .domain
-        .create_enrolment(&req.user)
-        .await
-        .map_err(fail(&trace))?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    let created = state.domain.create_enrolment(&req.user).await;
+    answer(&trace, StatusCode::CREATED, created)
 }
 
 pub async fn admin_user_devices_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
+    _: Admin,
+    trace: TraceId,
     Path(sub): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    let devices = state
-        .domain
-        .list_user_devices(&sub)
-        .await
-        .map_err(fail(&trace))?;
-    Ok(Json(serde_json::json!({ "devices": devices })).into_response())
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.user_devices(&sub).await,
+    )
 }
 
 pub async fn admin_device_disable_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
+    _: Admin,
+    trace: TraceId,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    authorize(&state, &headers, &trace)?;
-    state
-        .domain
-        .disable_device(&id)
-        .await
-        .map_err(fail(&trace))?;
-    Ok(Json(serde_json::json!({ "device_id": id, "disabled": true })).into_response())
+    let disabled = state.domain.disable_device_by_operator(&id).await;
+    answer(&trace, StatusCode::OK, disabled)
 }

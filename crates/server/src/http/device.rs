@@ -1,19 +1,17 @@
 //! The authenticator device API (`/device/v1/...`): enrolment and device-signed calls.
 
-use axum::Extension;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use backchannel_protocol::device::{
-    ChallengeList, DEVICE_AUTH_SCHEME, DecisionRequest, EnrolRequest, PushRegistration,
+    ChallengeList, DecisionRequest, EnrolRequest, PushRegistration,
 };
 
 use super::AppState;
-use super::error::{AuthScheme, HttpError};
-use super::extract::{TraceId, authorization_credential, read_json};
+use super::error::HttpError;
+use super::extract::{AuthenticatedDevice, JsonBody, TraceId};
 use crate::domain::device_admin::device_info;
 use crate::domain::error::AuthError;
 use crate::domain::events::StreamEvent;
@@ -22,88 +20,56 @@ use crate::domain::wake::device_key;
 
 pub async fn device_enrol_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    headers: HeaderMap,
-    body: Body,
+    trace: TraceId,
+    JsonBody(req): JsonBody<EnrolRequest>,
 ) -> Result<Response, HttpError> {
-    let req: EnrolRequest = read_json(&headers, body, state.max_body, &trace).await?;
     let answer = state
         .domain
         .enrol_device(req)
         .await
-        .map_err(|e| HttpError::new(e, &trace))?;
+        .map_err(|e| trace.error(e))?;
     Ok((StatusCode::CREATED, Json(answer)).into_response())
-}
-
-async fn authenticate(
-    state: &AppState,
-    trace: &str,
-    headers: &HeaderMap,
-    method: &Method,
-    uri: &Uri,
-) -> Result<Device, HttpError> {
-    let fail = |e: AuthError| HttpError::new(e, trace).scheme(AuthScheme::Device);
-    let jwt = authorization_credential(headers, DEVICE_AUTH_SCHEME).ok_or_else(|| {
-        fail(AuthError::InvalidToken(
-            "Authorization: Device <jwt> is required".into(),
-        ))
-    })?;
-    state
-        .domain
-        .authenticate_device(jwt, method.as_str(), uri.path())
-        .await
-        .map_err(fail)
 }
 
 pub async fn device_challenges_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
-    headers: HeaderMap,
+    trace: TraceId,
+    AuthenticatedDevice(device): AuthenticatedDevice,
 ) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
     let challenges = state
         .domain
         .list_device_challenges(&device)
         .await
-        .map_err(|e| HttpError::new(e, &trace))?;
+        .map_err(|e| trace.error(e))?;
     Ok(Json(ChallengeList { challenges }).into_response())
 }
 
 pub async fn device_challenge_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
+    trace: TraceId,
+    AuthenticatedDevice(device): AuthenticatedDevice,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
     let challenge = state
         .domain
         .get_device_challenge(&device, &id)
         .await
-        .map_err(|e| HttpError::new(e, &trace))?;
+        .map_err(|e| trace.error(e))?;
     Ok(Json(challenge).into_response())
 }
 
 pub async fn device_challenge_decision_post(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
+    trace: TraceId,
+    AuthenticatedDevice(device): AuthenticatedDevice,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(req): JsonBody<DecisionRequest>,
 ) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
-    let req: DecisionRequest = read_json(&headers, body, state.max_body, &trace).await?;
     let answer = state
         .domain
         .decide_challenge(&device, &id, &req.decision)
         .await
-        .map_err(|e| HttpError::new(e, &trace))?;
+        .map_err(|e| trace.error(e))?;
     Ok(Json(answer).into_response())
 }
 
@@ -168,13 +134,11 @@ impl Stream {
 /// heartbeats, and replay from `Last-Event-ID`.
 pub async fn device_events_get(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
+    trace: TraceId,
+    AuthenticatedDevice(device): AuthenticatedDevice,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
-    let fail = |e: AuthError| HttpError::new(e, &trace);
+    let fail = |e: AuthError| trace.error(e);
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -200,7 +164,7 @@ pub async fn device_events_get(
     let heartbeat =
         std::time::Duration::from_secs(state.domain.config.device.sse_heartbeat_secs.max(1));
     let wake = state.domain.waiters.handle(&device_key(&device.id));
-    tracing::info!(trace_id = %trace, device_id = %device.id, resume_after = last, "device event stream opened");
+    tracing::info!(trace_id = %trace.0, device_id = %device.id, resume_after = last, "device event stream opened");
     let stream = Stream {
         state,
         device,
@@ -218,47 +182,33 @@ pub async fn device_events_get(
         .into_response())
 }
 
-pub async fn device_self_get(
-    State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
-    Ok(Json(device_info(&device)).into_response())
+pub async fn device_self_get(AuthenticatedDevice(device): AuthenticatedDevice) -> Response {
+    Json(device_info(&device)).into_response()
 }
 
 pub async fn device_push_put(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
+    trace: TraceId,
+    AuthenticatedDevice(device): AuthenticatedDevice,
+    JsonBody(push): JsonBody<PushRegistration>,
 ) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
-    let push: PushRegistration = read_json(&headers, body, state.max_body, &trace).await?;
     let info = state
         .domain
         .update_device_push(&device, &push)
         .await
-        .map_err(|e| HttpError::new(e, &trace))?;
+        .map_err(|e| trace.error(e))?;
     Ok(Json(info).into_response())
 }
 
 pub async fn device_self_delete(
     State(state): State<AppState>,
-    Extension(TraceId(trace)): Extension<TraceId>,
-    uri: Uri,
-    method: Method,
-    headers: HeaderMap,
+    trace: TraceId,
+    AuthenticatedDevice(device): AuthenticatedDevice,
 ) -> Result<Response, HttpError> {
-    let device = authenticate(&state, &trace, &headers, &method, &uri).await?;
     state
         .domain
         .disable_device(&device.id)
         .await
-        .map_err(|e| HttpError::new(e, &trace))?;
+        .map_err(|e| trace.error(e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

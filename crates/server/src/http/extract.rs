@@ -1,22 +1,159 @@
-//! Request parsing that never fails with a framework rejection: form and JSON bodies, client
-//! credentials and the per-request trace id, each failure an OAuth-shaped [`HttpError`].
+//! The extractors every handler starts with, each failing with an OAuth-shaped [`HttpError`]
+//! and never a framework rejection: the request's trace id, form and JSON bodies, a client's
+//! credentials, an authenticated device, the admin bearer.
 
 use std::collections::BTreeMap;
 
 use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use backchannel_protocol::device::DEVICE_AUTH_SCHEME;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
 
+use super::AppState;
 use super::error::{AuthScheme, HttpError};
+use crate::domain::Domain;
 use crate::domain::backchannel::{CLIENT_AUTH_PARAMS, Params};
 use crate::domain::client_auth::ClientCredentials;
 use crate::domain::error::AuthError;
+use crate::domain::model::Device;
 
-/// The id that names one request in the logs and in its error body.
+/// The id that names one request in the logs and in its error body (set by the trace layer).
 #[derive(Debug, Clone)]
 pub struct TraceId(pub String);
+
+impl TraceId {
+    fn of(parts: &Parts) -> String {
+        parts
+            .extensions
+            .get::<TraceId>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default()
+    }
+
+    /// An error of this request.
+    pub fn error(&self, error: AuthError) -> HttpError {
+        HttpError::new(error, &self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TraceId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(TraceId(TraceId::of(parts)))
+    }
+}
+
+/// A form-encoded request from a client: its credentials taken out of the header and the
+/// body, the other parameters, and the endpoint's URL (the audience of a client assertion).
+pub struct ClientRequest {
+    pub trace: TraceId,
+    pub credentials: ClientCredentials,
+    /// How the client authenticated: a 401 over HTTP Basic carries a Basic challenge.
+    pub scheme: AuthScheme,
+    pub params: Params,
+    pub endpoint: String,
+}
+
+impl ClientRequest {
+    /// An error of this request, with the Basic challenge when the client used Basic.
+    pub fn error(&self, error: AuthError) -> HttpError {
+        self.trace.error(error).scheme(self.scheme)
+    }
+}
+
+impl FromRequest<AppState> for ClientRequest {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let trace = TraceId(TraceId::of(&parts));
+        let mut params = read_form(&parts.headers, body, state.max_body, &trace.0).await?;
+        let (credentials, scheme) = take_client_credentials(&parts.headers, &mut params, &trace.0)?;
+        Ok(ClientRequest {
+            endpoint: state.domain.url(parts.uri.path()),
+            trace,
+            credentials,
+            scheme,
+            params,
+        })
+    }
+}
+
+/// A JSON body of type `T`: `application/json`, within `server.max_body_bytes`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let trace = TraceId::of(&parts);
+        read_json(&parts.headers, body, state.max_body, &trace)
+            .await
+            .map(JsonBody)
+    }
+}
+
+/// The device that signed this request (`Authorization: Device <jwt>`, bound to the method
+/// and path).
+pub struct AuthenticatedDevice(pub Device);
+
+impl FromRequestParts<AppState> for AuthenticatedDevice {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let trace = TraceId::of(parts);
+        let fail = |e: AuthError| HttpError::new(e, &trace).scheme(AuthScheme::Device);
+        let jwt =
+            authorization_credential(&parts.headers, DEVICE_AUTH_SCHEME).ok_or_else(|| {
+                fail(AuthError::InvalidToken(
+                    "Authorization: Device <jwt> is required".into(),
+                ))
+            })?;
+        state
+            .domain
+            .authenticate_device(jwt, parts.method.as_str(), parts.uri.path())
+            .await
+            .map(AuthenticatedDevice)
+            .map_err(fail)
+    }
+}
+
+/// A request that carried the admin bearer token (compared by hash, in constant time).
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = authorization_credential(&parts.headers, "Bearer").map(Domain::hash_hex);
+        let ok = match (&state.admin_token_hash, presented) {
+            (Some(expected), Some(p)) => bool::from(expected.as_bytes().ct_eq(p.as_bytes())),
+            _ => false,
+        };
+        if ok {
+            Ok(Admin)
+        } else {
+            Err(HttpError::new(
+                AuthError::InvalidToken("a valid admin bearer token is required".into()),
+                &TraceId::of(parts),
+            )
+            .scheme(AuthScheme::Bearer))
+        }
+    }
+}
 
 async fn read_bytes(body: Body, limit: usize, trace: &str) -> Result<axum::body::Bytes, HttpError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
@@ -43,7 +180,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// An `application/x-www-form-urlencoded` body as a map; a repeated parameter is
 /// `invalid_request` (RFC 6749 §3.1).
-pub async fn read_form(
+async fn read_form(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -75,7 +212,7 @@ pub fn parse_form(bytes: &[u8]) -> Result<Params, AuthError> {
 }
 
 /// A JSON body; anything else is `invalid_request`.
-pub async fn read_json<T: DeserializeOwned>(
+async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -98,7 +235,7 @@ pub async fn read_json<T: DeserializeOwned>(
 
 /// Separates client authentication from the other parameters. The second value tells whether
 /// HTTP Basic was used (then a 401 carries a Basic challenge).
-pub fn take_client_credentials(
+fn take_client_credentials(
     headers: &HeaderMap,
     params: &mut Params,
     trace: &str,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -133,10 +133,11 @@ async fn trace_layer(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(TraceId(trace.clone()));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let route = route_label(&req);
     let started = std::time::Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    metrics::histogram!("backchannel_http_request_seconds", "path" => metric_path(&path))
+    metrics::histogram!("backchannel_http_request_seconds", "path" => route)
         .record(started.elapsed().as_secs_f64());
     tracing::info!(trace_id = %trace, %method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "http");
     response
@@ -147,15 +148,12 @@ fn process_tag() -> &'static str {
     TAG.get_or_init(|| Domain::random_id(8).unwrap_or_else(|_| "trace".into()))
 }
 
-/// Bounded label values: ids in paths are collapsed.
-fn metric_path(path: &str) -> String {
-    if path.starts_with("/device/v1/challenges/") {
-        "/device/v1/challenges/{id}".into()
-    } else if path.starts_with("/admin/") {
-        "/admin".into()
-    } else {
-        path.to_owned()
-    }
+/// The label of a request's route: the route's pattern (`/device/v1/challenges/{id}`), never
+/// the path itself, so ids and unknown paths cannot grow the metric's label set.
+fn route_label(req: &Request) -> String {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
 }
 
 fn trace_of(req: &Request) -> String {

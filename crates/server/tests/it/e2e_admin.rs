@@ -270,6 +270,46 @@ async fn discovery_lists_the_ciba_metadata() {
 }
 
 #[tokio::test]
+async fn request_metrics_are_labelled_by_route_never_by_path() {
+    let s = TestServer::start().await;
+    let unknown = format!("/nowhere-{}", std::process::id());
+    let challenge = "/device/v1/challenges/01JZ-some-challenge-id";
+    for path in [
+        unknown.as_str(),
+        challenge,
+        "/.well-known/openid-configuration",
+    ] {
+        s.http.get(s.url(path)).send().await.unwrap();
+    }
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let labels: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("backchannel_http_request_seconds"))
+        .filter_map(|l| l.split("path=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(labels.contains(&"unmatched"), "{labels:?}");
+    assert!(labels.contains(&"/device/v1/challenges/{id}"), "{labels:?}");
+    assert!(
+        labels.contains(&"/.well-known/openid-configuration"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.starts_with("/nowhere") || l.contains("01JZ")),
+        "{labels:?}"
+    );
+}
+
+#[tokio::test]
 async fn keys_clients_and_pending_requests_survive_a_restart() {
     let dir = temp_dir("restart");
     let config = test_config(&dir);

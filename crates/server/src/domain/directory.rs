@@ -1,0 +1,205 @@
+//! What operators list, look up and switch off (clients, users, devices): one domain function
+//! and one typed answer each, shared by the admin API and `backchannel admin`.
+
+use backchannel_protocol::device::DeviceInfo;
+use backchannel_protocol::jose::{Algorithm, Jwks};
+use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use serde::Serialize;
+
+use super::Domain;
+use super::error::{AuthError, AuthResult};
+use super::model::{Client, User};
+
+/// A client as the admin API shows it (never the secret hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub client_name: String,
+    pub token_endpoint_auth_method: ClientAuthMethod,
+    pub jwks: Option<Jwks>,
+    pub jwks_uri: Option<String>,
+    pub scope: String,
+    pub backchannel_token_delivery_mode: DeliveryMode,
+    pub backchannel_client_notification_endpoint: Option<String>,
+    pub backchannel_authentication_request_signing_alg: Option<Algorithm>,
+    pub backchannel_user_code_parameter: bool,
+    pub id_token_signed_response_alg: Algorithm,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl From<&Client> for ClientView {
+    fn from(c: &Client) -> Self {
+        ClientView {
+            client_id: c.id.clone(),
+            client_name: c.name.clone(),
+            token_endpoint_auth_method: c.auth_method,
+            jwks: c.jwks.clone(),
+            jwks_uri: c.jwks_uri.clone(),
+            scope: c.scopes.join(" "),
+            backchannel_token_delivery_mode: c.delivery_mode,
+            backchannel_client_notification_endpoint: c.notification_endpoint.clone(),
+            backchannel_authentication_request_signing_alg: c.request_signing_alg,
+            backchannel_user_code_parameter: c.user_code_required,
+            id_token_signed_response_alg: c.id_token_signing_alg,
+            disabled: c.disabled,
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// A user as the admin API shows it (never the user-code hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub sub: String,
+    pub email: Option<String>,
+    pub nric: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub has_user_code: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            sub: u.sub.clone(),
+            email: u.email.clone(),
+            nric: u.nric.clone(),
+            username: u.username.clone(),
+            phone: u.phone.clone(),
+            claims: u.claims.clone(),
+            has_user_code: u.user_code_hash.is_some(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// `GET /admin/v1/clients`, `admin client list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientList {
+    pub clients: Vec<ClientView>,
+}
+
+/// `GET /admin/v1/users`, `admin user list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+/// A user just created: its `sub`, which every later command names it by.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserCreated {
+    pub sub: String,
+}
+
+/// `GET /admin/v1/users/{sub}/devices`, `admin device list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceList {
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// A client switched off.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientDisabled {
+    pub client_id: String,
+    pub disabled: bool,
+}
+
+/// A user switched off.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserDisabled {
+    pub sub: String,
+    pub disabled: bool,
+}
+
+/// A device switched off.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceDisabled {
+    pub device_id: String,
+    pub disabled: bool,
+}
+
+fn no_such(what: &str) -> AuthError {
+    AuthError::NotFound(format!("no such {what}"))
+}
+
+impl Domain {
+    pub async fn list_clients(&self) -> AuthResult<ClientList> {
+        let clients = self.stores.clients.list_clients().await?;
+        Ok(ClientList {
+            clients: clients.iter().map(ClientView::from).collect(),
+        })
+    }
+
+    pub async fn client_view(&self, client_id: &str) -> AuthResult<ClientView> {
+        let client = self.stores.clients.get_client(client_id).await?;
+        client
+            .as_ref()
+            .map(ClientView::from)
+            .ok_or_else(|| no_such("client"))
+    }
+
+    /// Disables a client: it can no longer authenticate (its pending requests can no longer
+    /// be redeemed).
+    pub async fn disable_client(&self, client_id: &str) -> AuthResult<ClientDisabled> {
+        if !self
+            .stores
+            .clients
+            .set_client_disabled(client_id, true)
+            .await?
+        {
+            return Err(no_such("client"));
+        }
+        tracing::info!(client_id, "client disabled");
+        Ok(ClientDisabled {
+            client_id: client_id.to_owned(),
+            disabled: true,
+        })
+    }
+
+    pub async fn list_users(&self) -> AuthResult<UserList> {
+        let users = self.stores.users.list_users().await?;
+        Ok(UserList {
+            users: users.iter().map(UserView::from).collect(),
+        })
+    }
+
+    pub async fn user_view(&self, sub: &str) -> AuthResult<UserView> {
+        let user = self.stores.users.get_user(sub).await?;
+        user.as_ref()
+            .map(UserView::from)
+            .ok_or_else(|| no_such("user"))
+    }
+
+    /// Disables a user: no new request may name them.
+    pub async fn disable_user(&self, sub: &str) -> AuthResult<UserDisabled> {
+        if !self.stores.users.set_user_disabled(sub, true).await? {
+            return Err(no_such("user"));
+        }
+        tracing::info!(sub, "user disabled");
+        Ok(UserDisabled {
+            sub: sub.to_owned(),
+            disabled: true,
+        })
+    }
+
+    /// Every device of a user, disabled ones included.
+    pub async fn user_devices(&self, sub: &str) -> AuthResult<DeviceList> {
+        Ok(DeviceList {
+            devices: self.list_user_devices(sub).await?,
+        })
+    }
+
+    /// [`Domain::disable_device`] for an operator.
+    pub async fn disable_device_by_operator(&self, device_id: &str) -> AuthResult<DeviceDisabled> {
+        self.disable_device(device_id).await?;
+        Ok(DeviceDisabled {
+            device_id: device_id.to_owned(),
+            disabled: true,
+        })
+    }
+}
