@@ -62,6 +62,9 @@ fn push_env(base_url: &str, key_file: &str) -> Vec<(String, String)> {
             "BACKCHANNEL_OUTBOUND_ALLOWED_PRIVATE_NETWORKS",
             "127.0.0.0/8",
         ),
+        // The stand-in Apple listens on plain http, which needs allow_http since the outbound
+        // rewrite (0bc17c3).
+        ("BACKCHANNEL_OUTBOUND_ALLOW_HTTP", "true"),
     ])
 }
 
