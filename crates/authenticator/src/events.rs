@@ -241,7 +241,7 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::{DeviceState, FixedClock};
+    use crate::{DeviceState, ManualClock};
 
     const ISSUER: &str = "https://id.example";
 
@@ -359,7 +359,7 @@ mod tests {
         };
         Device::new(state)
             .unwrap()
-            .with_clock(Arc::new(FixedClock::new(1100)))
+            .with_clock(Arc::new(ManualClock::at_secs(1100)))
     }
 
     /// Cuts `text` into pieces at awkward places: inside field names, between CR and LF.

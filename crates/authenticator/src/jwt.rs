@@ -1,18 +1,29 @@
 //! The JWTs of the device API (SPEC §5): the device-request JWT bound to method and URL and
 //! the decision JWS bound to what was shown, both signed by the device key, and the checks a
-//! server-signed challenge must pass before it is shown.
+//! server-signed challenge must pass before it is shown. Signing and the time rule come from
+//! the protocol crate's `jose` module.
 
 use backchannel_protocol::device::{
     CHALLENGE_JWT_TYP, ChallengeClaims, ChallengeEnvelope, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
     Decision, DecisionClaims, DeviceAuthClaims,
 };
-use backchannel_protocol::jose::{self, Header, Jwks, SigningKey};
+use backchannel_protocol::jose::{self, Jwks, Kid, SigningKey, TimeClaims, TimeRules};
 
 use crate::AuthenticatorError;
 
 /// Lifetime of a device-request JWT: one call, so one minute is plenty, and well under the
 /// server's bound (`DEVICE_AUTH_MAX_LIFETIME_SECS`).
 const DEVICE_AUTH_LIFETIME_SECS: i64 = 60;
+
+/// A challenge is shown until its `exp`, with no skew: the server closes the challenge at that
+/// moment by its own clock, so a tolerance would only show the user a challenge whose decision
+/// the server refuses. `iat` is not read: the server stamped it, and a device clock running
+/// behind must not hide a fresh challenge.
+const CHALLENGE_RULES: TimeRules = TimeRules {
+    require_exp: true,
+    honour_nbf: false,
+    ..TimeRules::lenient(0)
+};
 
 /// A challenge whose signature, issuer, audience, expiry and id were checked: safe to show.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,21 +103,19 @@ pub fn sign_decision(
     sign_with_device_key(key, device_id, DECISION_JWT_TYP, &claims)
 }
 
+/// A device-signed JWT: `typ` as given, `kid` the device id (the server looks the key up by it).
 fn sign_with_device_key<T: serde::Serialize>(
     key: &SigningKey,
     device_id: &str,
     typ: &str,
     claims: &T,
 ) -> Result<String, AuthenticatorError> {
-    let header = Header {
-        alg: key.alg().as_str().to_owned(),
-        kid: Some(device_id.to_owned()),
-        typ: Some(typ.to_owned()),
-        ..Default::default()
-    };
-    let payload = serde_json::to_vec(claims)
-        .map_err(|e| jose::JoseError::Malformed(format!("claims: {e}")))?;
-    Ok(jose::sign_jws(&header, &payload, key)?)
+    Ok(jose::sign_jwt_with(
+        key,
+        Some(typ),
+        Kid::Named(device_id),
+        claims,
+    )?)
 }
 
 /// Why a challenge was rejected; `key_problem` when no server key verified it, which a fresh
@@ -154,9 +163,11 @@ pub(crate) fn verify_challenge(
     if claims.aud != device_id {
         return Err(bad(format!("aud {:?} is not this device", claims.aud)));
     }
-    if claims.exp <= now {
-        return Err(bad(format!("expired at {} (now {now})", claims.exp)));
-    }
+    let times = TimeClaims {
+        exp: Some(claims.exp),
+        ..TimeClaims::default()
+    };
+    jose::check_times(&times, &CHALLENGE_RULES, now).map_err(|e| bad(format!("challenge {e}")))?;
     if claims.jti != envelope.id {
         return Err(bad(format!(
             "jti {:?} is not the listed id {:?}",
@@ -328,6 +339,23 @@ mod tests {
             1000,
         );
         reject(envelope(&server, &challenge_claims(1000)), 1120);
+        // Shown up to its last second; a challenge stamped ahead of the device's clock too.
+        verify_challenge(
+            &envelope(&server, &challenge_claims(1000)),
+            &jwks,
+            ISSUER,
+            "dev-1",
+            1119,
+        )
+        .unwrap();
+        verify_challenge(
+            &envelope(&server, &challenge_claims(1000)),
+            &jwks,
+            ISSUER,
+            "dev-1",
+            900,
+        )
+        .unwrap();
         // Listed under another id.
         let mut env = envelope(&server, &challenge_claims(1000));
         env.id = "ch-2".into();

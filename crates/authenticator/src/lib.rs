@@ -30,7 +30,6 @@
 //! # }
 //! ```
 
-mod clock;
 mod device;
 mod error;
 mod events;
@@ -38,7 +37,6 @@ mod jwt;
 mod sse;
 mod state;
 
-pub use clock::{Clock, FixedClock, SystemClock};
 pub use device::{Device, default_http_client, enrol, enrol_with};
 pub use error::AuthenticatorError;
 pub use events::{DEFAULT_IDLE_TIMEOUT, DeviceEvent, EventStream};
@@ -47,6 +45,7 @@ pub use jwt::{
 };
 pub use state::DeviceState;
 
+pub use backchannel_protocol::clock::{Clock, ManualClock, SystemClock};
 pub use backchannel_protocol::device::{
     ChallengeClaims, ChallengeEnvelope, Decision, DecisionClaims, DecisionResponse, DeviceInfo,
     PushRegistration, WebPushKeys, WebPushSubscription,

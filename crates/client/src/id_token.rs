@@ -1,9 +1,9 @@
 //! ID-token validation (OpenID Connect Core 1.0 §3.1.3.7, CIBA Core §10.3): signature against
-//! the server's JWKS, `iss`, `aud`/`azp`, `exp` and `iat`.
+//! the server's JWKS, `iss`, `aud`/`azp`, and `exp`/`iat` under [`ID_TOKEN_RULES`].
 
 use std::sync::Arc;
 
-use backchannel_protocol::jose::{self, Algorithm, Jwks};
+use backchannel_protocol::jose::{self, Algorithm, Audience, Jwks, TimeClaims, TimeRules};
 use serde::{Deserialize, Serialize};
 
 use crate::ciba::{http_err, read_json};
@@ -12,29 +12,15 @@ use crate::{CibaClient, ClientError};
 /// Clock skew tolerated on `exp` and `iat`, in seconds.
 const LEEWAY_SECS: i64 = 60;
 
-/// `aud`: one string or an array of them (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    pub fn contains(&self, id: &str) -> bool {
-        match self {
-            Audience::One(a) => a == id,
-            Audience::Many(v) => v.iter().any(|a| a == id),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Audience::One(_) => 1,
-            Audience::Many(v) => v.len(),
-        }
-    }
-}
+/// OIDC Core §3.1.3.7 steps 9–10: `exp` and `iat` required, the token not expired and not
+/// issued in the future, each with [`LEEWAY_SECS`]. The lifetime is the server's to choose, so
+/// it is not bounded here; ID tokens carry no `nbf`.
+const ID_TOKEN_RULES: TimeRules = TimeRules {
+    require_exp: true,
+    require_iat: true,
+    honour_nbf: false,
+    ..TimeRules::lenient(LEEWAY_SECS)
+};
 
 /// The claims of a validated ID token. Claims not named here are kept in `other`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,14 +118,13 @@ pub(crate) fn check_claims(
     if let Some(azp) = claims.azp.as_deref().filter(|azp| *azp != client_id) {
         return invalid(format!("azp {azp:?} is not this client"));
     }
-    if claims.exp <= now - LEEWAY_SECS {
-        return invalid(format!("expired at {} (now {now})", claims.exp));
-    }
-    if claims.iat > now + LEEWAY_SECS {
-        return invalid(format!("issued in the future ({}; now {now})", claims.iat));
-    }
-    if claims.iat > claims.exp {
-        return invalid("iat is after exp".into());
+    let times = TimeClaims {
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        nbf: None,
+    };
+    if let Err(e) = jose::check_times(&times, &ID_TOKEN_RULES, now) {
+        return invalid(format!("the token {e}"));
     }
     if claims.sub.is_empty() {
         return invalid("empty sub".into());
@@ -191,6 +176,13 @@ mod tests {
             check(&claims(), 1000 - LEEWAY_SECS - 1).is_err(),
             "issued in the future"
         );
+        check(&claims(), 1300 + LEEWAY_SECS - 1).unwrap();
+        check(&claims(), 1000 - LEEWAY_SECS).unwrap();
+
+        let mut c = claims();
+        c.exp = c.iat - 1;
+        let err = check(&c, 1001).unwrap_err().to_string();
+        assert!(err.contains("expires before it was issued"), "{err}");
     }
 
     #[test]

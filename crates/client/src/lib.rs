@@ -24,15 +24,15 @@
 
 mod auth;
 mod ciba;
-mod clock;
 mod error;
 mod id_token;
 
 pub use auth::{AssertionClaims, ClientAuth, client_assertion_claims, client_secret_basic_header};
 pub use ciba::{CibaClient, InitiateRequest, PollOutcome, discover, discover_with};
-pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::ClientError;
-pub use id_token::{Audience, IdTokenClaims};
+pub use id_token::IdTokenClaims;
 
+pub use backchannel_protocol::clock::{Clock, ManualClock, SystemClock};
+pub use backchannel_protocol::jose::Audience;
 pub use backchannel_protocol::metadata::ProviderMetadata;
 pub use backchannel_protocol::oauth::{BackchannelAuthResponse, ErrorResponse, TokenResponse};

@@ -70,9 +70,13 @@ pub struct CibaConfig {
     pub interval: i64,
     pub binding_message_min: usize,
     pub binding_message_max: usize,
-    /// Longest accepted lifetime (`exp` − `iat`) of client assertions and request objects.
+    /// Longest accepted lifetime (`exp` − `iat`) of client assertions. Request objects share
+    /// it but are allowed at least FAPI's 60 minutes of `exp` − `nbf`
+    /// (`domain::jwt_rules::REQUEST_OBJECT_MIN_LIFETIME_BOUND_SECS`).
     pub assertion_max_lifetime_secs: i64,
-    /// Clock skew tolerated on `iat`/`nbf` of incoming JWTs (seconds).
+    /// Clock skew tolerated at both ends (after `exp`, before `iat`/`nbf`) of the JWTs clients
+    /// and devices send, in seconds. Decisions are allowed at least five minutes
+    /// (`domain::jwt_rules::DECISION_MIN_SKEW_SECS`).
     pub clock_skew_secs: i64,
 }
 

@@ -18,14 +18,65 @@ fn malformed(msg: &str) -> JoseError {
 /// `header.kid` filled from the key when absent. A `crit` header is refused, as our own
 /// decoder would refuse the result.
 pub fn sign_jws(header: &Header, payload: &[u8], key: &SigningKey) -> Result<String, JoseError> {
-    if header.crit.is_some() || header.extra.contains_key("crit") {
-        return Err(malformed("crit is not supported"));
-    }
     let mut header = header.clone();
-    header.alg = key.alg().as_str().to_owned();
     if header.kid.is_none() {
         header.kid = Some(key.kid().to_owned());
     }
+    frame(header, payload, key)
+}
+
+/// Which `kid` the header of a JWT signed by [`sign_jwt_with`] names (RFC 7515 §4.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kid<'a> {
+    /// The signing key's own `kid` (its JWKS entry).
+    #[default]
+    OfKey,
+    /// A `kid` the verifier knows the key by: a device id, Apple's key id, a Google service
+    /// account's `private_key_id`.
+    Named(&'a str),
+    /// No `kid`: the verifier has one key for this issuer.
+    Omitted,
+}
+
+/// Signs `claims` as a JWT (a compact JWS, RFC 7519 §7.1) with the header `{alg, kid?, typ?}`:
+/// `alg` is the key's, `kid` as chosen, `typ` when given (RFC 8725 §3.11 explicit typing).
+/// Every JWT Backchannel signs goes through here.
+pub fn sign_jwt_with<T: Serialize>(
+    key: &SigningKey,
+    typ: Option<&str>,
+    kid: Kid<'_>,
+    claims: &T,
+) -> Result<String, JoseError> {
+    let payload = serde_json::to_vec(claims).map_err(|_| malformed("claims are not JSON"))?;
+    let kid = match kid {
+        Kid::OfKey => Some(key.kid().to_owned()),
+        Kid::Named(kid) => Some(kid.to_owned()),
+        Kid::Omitted => None,
+    };
+    let header = Header {
+        kid,
+        typ: typ.map(str::to_owned),
+        ..Header::default()
+    };
+    frame(header, &payload, key)
+}
+
+/// [`sign_jwt_with`] naming the key's own `kid`.
+pub fn sign_jwt<T: Serialize>(
+    key: &SigningKey,
+    typ: Option<&str>,
+    claims: &T,
+) -> Result<String, JoseError> {
+    sign_jwt_with(key, typ, Kid::OfKey, claims)
+}
+
+/// `base64url(header) . base64url(payload) . base64url(signature)` (RFC 7515 §7.1) with the
+/// header exactly as given but for `alg`, which is the key's.
+fn frame(mut header: Header, payload: &[u8], key: &SigningKey) -> Result<String, JoseError> {
+    if header.crit.is_some() || header.extra.contains_key("crit") {
+        return Err(malformed("crit is not supported"));
+    }
+    header.alg = key.alg().as_str().to_owned();
     let header_json =
         serde_json::to_vec(&header).map_err(|_| malformed("header is not serialisable"))?;
     let mut token = b64::encode(&header_json);
@@ -35,20 +86,6 @@ pub fn sign_jws(header: &Header, payload: &[u8], key: &SigningKey) -> Result<Str
     token.push('.');
     token.push_str(&b64::encode(&signature));
     Ok(token)
-}
-
-/// Signs `claims` as a JWT with header `{alg, kid, typ?}`.
-pub fn sign_jwt<T: Serialize>(
-    key: &SigningKey,
-    typ: Option<&str>,
-    claims: &T,
-) -> Result<String, JoseError> {
-    let payload = serde_json::to_vec(claims).map_err(|_| malformed("claims are not JSON"))?;
-    let header = Header {
-        typ: typ.map(str::to_owned),
-        ..Header::default()
-    };
-    sign_jws(&header, &payload, key)
 }
 
 /// A compact JWS that parsed strictly but whose signature has not been checked yet. Nothing in
@@ -227,5 +264,39 @@ mod tests {
             ..Header::default()
         };
         assert!(sign_jws(&header, b"hi", &key).is_err());
+    }
+
+    #[test]
+    fn sign_jwt_with_sets_the_chosen_typ_and_kid() {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let claims = serde_json::json!({"iss": "me"});
+        let header_of = |typ, kid| {
+            let jws = decode_jws(&sign_jwt_with(&key, typ, kid, &claims).unwrap()).unwrap();
+            jws.verify(&key.verifying_key()).unwrap();
+            assert_eq!(jws.claims::<serde_json::Value>().unwrap(), claims);
+            serde_json::to_value(&jws.header).unwrap()
+        };
+        assert_eq!(
+            header_of(Some("device-auth+jwt"), Kid::Named("dev-1")),
+            serde_json::json!({"alg": "ES256", "kid": "dev-1", "typ": "device-auth+jwt"})
+        );
+        assert_eq!(
+            header_of(None, Kid::OfKey),
+            serde_json::json!({"alg": "ES256", "kid": key.kid()})
+        );
+        assert_eq!(
+            header_of(Some("JWT"), Kid::Omitted),
+            serde_json::json!({"alg": "ES256", "typ": "JWT"})
+        );
+        assert_eq!(
+            sign_jwt(&key, Some("JWT"), &claims)
+                .unwrap()
+                .split('.')
+                .next(),
+            sign_jwt_with(&key, Some("JWT"), Kid::OfKey, &claims)
+                .unwrap()
+                .split('.')
+                .next()
+        );
     }
 }

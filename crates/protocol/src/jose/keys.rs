@@ -132,6 +132,42 @@ impl SigningKey {
         Self::assemble(alg, jwk.kid.clone(), key, normalised)
     }
 
+    /// Loads a private key from DER, as key files ship it (RFC 7468 PEM with the armour taken
+    /// off): PKCS#8 (`PRIVATE KEY`, v1 or v2) for every algorithm, SEC1 (`EC PRIVATE KEY`,
+    /// RFC 5915) too for EC keys. `alg` says what the key signs with and must fit it (ES256 a
+    /// P-256 key, RS256/PS256 RSA of 2048 to 8192 bits, EdDSA Ed25519); the `kid` is `kid`, else
+    /// the thumbprint. Apple's `.p8` keys, VAPID keys and Google service-account keys load here.
+    pub fn from_der(alg: Algorithm, der: &[u8], kid: Option<&str>) -> Result<Self, JoseError> {
+        let (key, jwk) = match alg {
+            Algorithm::ES256 | Algorithm::ES384 | Algorithm::ES512 => {
+                let curve = curve_by_alg(alg).ok_or(JoseError::Crypto)?;
+                let pair =
+                    EcdsaKeyPair::from_private_key_der(curve.signing, der).map_err(|_| {
+                        invalid(&format!("not a {} private key (PKCS#8 or SEC1)", curve.crv))
+                    })?;
+                let jwk = ec_private_jwk(curve, &pair)?;
+                (PrivateKey::Ec(pair), jwk)
+            }
+            Algorithm::PS256 | Algorithm::RS256 => {
+                let pair = RsaKeyPair::from_pkcs8(der)
+                    .map_err(|_| invalid("not an RSA private key in PKCS#8"))?;
+                let jwk = rsa_private_jwk(&pair)?;
+                let bits = bit_len(&uint_member(&jwk.n, "n")?);
+                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+                    return Err(invalid("RSA modulus must be 2048 to 8192 bits"));
+                }
+                (PrivateKey::Rsa(pair), jwk)
+            }
+            Algorithm::EdDSA => {
+                let pair = Ed25519KeyPair::from_pkcs8(der)
+                    .map_err(|_| invalid("not an Ed25519 private key in PKCS#8"))?;
+                let jwk = ed25519_private_jwk(&pair)?;
+                (PrivateKey::Ed25519(pair), jwk)
+            }
+        };
+        Self::assemble(alg, kid.map(str::to_owned), key, jwk)
+    }
+
     fn assemble(
         alg: Algorithm,
         kid: Option<String>,
@@ -408,6 +444,46 @@ impl Jwks {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn der_keys_load_as_the_same_key() {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        use aws_lc_rs::signature::KeyPair as _;
+        let ec = EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let pkcs8 = ec.to_pkcs8v1().unwrap();
+        let sec1 = ec.private_key().as_der().unwrap();
+        for der in [pkcs8.as_ref(), sec1.as_ref()] {
+            let key = SigningKey::from_der(Algorithm::ES256, der, Some("K1")).unwrap();
+            assert_eq!((key.alg(), key.kid()), (Algorithm::ES256, "K1"));
+            let x = key.public_jwk().x.unwrap();
+            assert_eq!(b64::decode(&x).unwrap(), &ec.public_key().as_ref()[1..33]);
+        }
+        // A P-256 key is not an ES384 key, nor an RSA or Ed25519 one.
+        for alg in [Algorithm::ES384, Algorithm::RS256, Algorithm::EdDSA] {
+            assert!(
+                SigningKey::from_der(alg, pkcs8.as_ref(), None).is_err(),
+                "{alg:?}"
+            );
+        }
+
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let der: Pkcs8V1Der<'static> = rsa.as_der().unwrap();
+        let key = SigningKey::from_der(Algorithm::RS256, der.as_ref(), None).unwrap();
+        assert_eq!(key.kid(), thumbprint(&key.public_jwk()).unwrap());
+        let sig = key.sign(b"msg").unwrap();
+        key.verifying_key()
+            .verify(Algorithm::RS256, b"msg", &sig)
+            .unwrap();
+
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let der = ed.to_pkcs8v1().unwrap();
+        let key = SigningKey::from_der(Algorithm::EdDSA, der.as_ref(), None).unwrap();
+        assert_eq!(
+            b64::decode(&key.public_jwk().x.unwrap()).unwrap(),
+            ed.public_key().as_ref()
+        );
+        assert!(SigningKey::from_der(Algorithm::EdDSA, b"junk", None).is_err());
+    }
 
     #[test]
     fn debug_hides_private_material() {

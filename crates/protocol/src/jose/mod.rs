@@ -1,16 +1,22 @@
 //! A small JOSE implementation over aws-lc-rs: JWK/JWKS, compact JWS sign and verify for
-//! ES256/384/512, PS256, RS256 and EdDSA (Ed25519), key generation and RFC 7638 thumbprints.
+//! ES256/384/512, PS256, RS256 and EdDSA (Ed25519), key generation and RFC 7638 thumbprints,
+//! and the one set of JWT claim rules (`aud`, time claims, `jti`) every verifier applies.
 //! No primitive is hand-rolled: every signature and digest comes from aws-lc-rs.
 
 pub mod b64;
 mod der;
 mod jwk;
 mod jws;
+mod jwt;
 mod keys;
 mod primitives;
 
 pub use jwk::thumbprint;
-pub use jws::{MAX_JWS_LEN, UnverifiedJws, decode_jws, sign_jws, sign_jwt};
+pub use jws::{Kid, MAX_JWS_LEN, UnverifiedJws, decode_jws, sign_jws, sign_jwt, sign_jwt_with};
+pub use jwt::{
+    Audience, Claim, ClaimsError, LifetimeStart, MAX_JTI_LEN, TimeClaims, TimeRules, check_jti,
+    check_times,
+};
 pub use keys::{SigningKey, VerifyingKey};
 pub use primitives::{hash_half, random_bytes, random_token, sha256};
 

@@ -1,16 +1,16 @@
 //! The backchannel authentication request (CIBA Core §7): every validation rule, the signed
 //! request object (§7.1.1), the user lookup by hint, and the creation of the request with one
-//! challenge per active device, stored in one transaction before the answer.
+//! challenge per active device, stored in one transaction before the answer. The time rules
+//! of request objects and `login_hint_token`s are in `jwt_rules`.
 
 use std::collections::BTreeMap;
 
-use backchannel_protocol::jose::{self, Algorithm};
+use backchannel_protocol::jose::{self, Algorithm, Audience, ClaimsError, TimeClaims};
 use backchannel_protocol::oauth::{BackchannelAuthResponse, DeliveryMode};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Domain;
-use super::client_auth::Audience;
 use super::error::{AuthError, AuthResult};
 use super::external::is_external;
 use super::hint::parse_login_hint;
@@ -394,12 +394,19 @@ impl Domain {
             .map_err(|_| bad("is not signed by a key of this client"))?;
         let claims: serde_json::Map<String, Value> =
             jws.claims().map_err(|_| bad("is not a JSON object"))?;
-        if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
-            && exp <= self.now_secs()
-        {
-            return Err(AuthError::ExpiredLoginHintToken(
-                "the login_hint_token has expired".into(),
-            ));
+        // Only exp counts (see login_hint_token_rules).
+        let times = TimeClaims {
+            exp: claims.get("exp").and_then(Value::as_i64),
+            ..TimeClaims::default()
+        };
+        match jose::check_times(&times, &self.login_hint_token_rules(), self.now_secs()) {
+            Ok(()) => {}
+            Err(e @ ClaimsError::Expired { .. }) => {
+                return Err(AuthError::ExpiredLoginHintToken(format!(
+                    "the login_hint_token {e}"
+                )));
+            }
+            Err(e) => return Err(bad(&e.to_string())),
         }
         let sub_id = claims
             .get("sub_id")
@@ -451,9 +458,6 @@ impl Domain {
         let claims: serde_json::Map<String, Value> = jws
             .claims()
             .map_err(|_| bad("request payload is not a JSON object"))?;
-        let now = self.now_secs();
-        let skew = self.config.ciba.clock_skew_secs;
-        let num = |name: &str| claims.get(name).and_then(Value::as_i64);
         if claims.get("iss").and_then(Value::as_str) != Some(client.id.as_str()) {
             return Err(bad("request iss must be the client_id"));
         }
@@ -464,23 +468,19 @@ impl Domain {
         if !aud.is_some_and(|a| a.contains(&self.issuer)) {
             return Err(bad("request aud must be the issuer"));
         }
-        let exp = num("exp").ok_or_else(|| bad("request exp is required"))?;
-        let iat = num("iat").ok_or_else(|| bad("request iat is required"))?;
-        let nbf = num("nbf").ok_or_else(|| bad("request nbf is required"))?;
-        if exp <= now - skew {
-            return Err(bad("request has expired"));
-        }
-        if iat > now + skew || nbf > now + skew {
-            return Err(bad("request is not yet valid"));
-        }
-        if exp - nbf > self.config.ciba.assertion_max_lifetime_secs.max(3600) {
-            return Err(bad("request lifetime (exp - nbf) is too long"));
-        }
-        let jti = claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .filter(|j| !j.is_empty() && j.len() <= 256);
-        let jti = jti.ok_or_else(|| bad("request jti is required"))?;
+        // A claim that is not an integer counts as absent.
+        let num = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let times = TimeClaims {
+            exp: num("exp"),
+            iat: num("iat"),
+            nbf: num("nbf"),
+        };
+        let rules = self.request_object_rules();
+        jose::check_times(&times, &rules, self.now_secs())
+            .map_err(|e| bad(&format!("request {e}")))?;
+        let exp = times.exp.ok_or_else(|| bad("request has no exp"))?;
+        let jti = jose::check_jti(claims.get("jti").and_then(Value::as_str))
+            .map_err(|e| bad(&format!("request {e}")))?;
         if claims
             .get("client_id")
             .and_then(Value::as_str)
@@ -490,12 +490,8 @@ impl Domain {
                 "request client_id differs from the authenticated client",
             ));
         }
-        let fresh = self
-            .stores
-            .replay
-            .remember_jti(&format!("request:{}", client.id), jti, (exp + skew) * 1000)
-            .await?;
-        if !fresh {
+        let scope = format!("request:{}", client.id);
+        if !self.remember_jti(&scope, jti, exp, &rules).await? {
             return Err(bad("request jti was already used"));
         }
         let mut params = Params::new();

@@ -1,8 +1,9 @@
 //! Client authentication at the token and backchannel endpoints (RFC 6749 §2.3, RFC 7523,
 //! OIDC Core §9): `client_secret_basic`, `client_secret_post` and `private_key_jwt`, with
-//! `jti` replay protection and the CIBA §7.1 audience rule.
+//! `jti` replay protection and the CIBA §7.1 audience rule. The assertion's time rules are
+//! [`Domain::client_assertion_rules`].
 
-use backchannel_protocol::jose::{self, UnverifiedJws, VerifyingKey};
+use backchannel_protocol::jose::{self, Audience, TimeClaims, UnverifiedJws, VerifyingKey};
 use backchannel_protocol::oauth::{CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -32,30 +33,6 @@ struct AssertionClaims {
     iat: Option<i64>,
     nbf: Option<i64>,
     jti: Option<String>,
-}
-
-/// `aud`: a string or an array of strings (RFC 7519 §4.1.3).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    pub fn contains_any(&self, accepted: &[String]) -> bool {
-        match self {
-            Audience::One(a) => accepted.contains(a),
-            Audience::Many(v) => v.iter().any(|a| accepted.contains(a)),
-        }
-    }
-
-    pub fn contains(&self, value: &str) -> bool {
-        match self {
-            Audience::One(a) => a == value,
-            Audience::Many(v) => v.iter().any(|a| a == value),
-        }
-    }
 }
 
 fn invalid_client(msg: &str) -> AuthError {
@@ -194,39 +171,24 @@ impl Domain {
                 "client_assertion aud must be the issuer or the endpoint URL",
             ));
         }
-        let now = self.now_secs();
-        let skew = self.config.ciba.clock_skew_secs;
-        let exp = claims
-            .exp
-            .ok_or_else(|| invalid_client("client_assertion has no exp"))?;
-        if exp <= now - skew {
-            return Err(invalid_client("client_assertion has expired"));
-        }
-        let start = claims.iat.or(claims.nbf).unwrap_or(now);
-        if start > now + skew || claims.nbf.is_some_and(|nbf| nbf > now + skew) {
-            return Err(invalid_client("client_assertion is not yet valid"));
-        }
-        if exp - start > self.config.ciba.assertion_max_lifetime_secs {
-            return Err(invalid_client("client_assertion lifetime is too long"));
-        }
-        let jti = claims
-            .jti
-            .as_deref()
-            .filter(|j| !j.is_empty() && j.len() <= 256);
-        let jti = jti.ok_or_else(|| invalid_client("client_assertion has no usable jti"))?;
+        let rules = self.client_assertion_rules();
+        let times = TimeClaims {
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+        };
+        jose::check_times(&times, &rules, self.now_secs())
+            .map_err(|e| invalid_client(&format!("client_assertion {e}")))?;
+        let jti = jose::check_jti(claims.jti.as_deref())
+            .map_err(|e| invalid_client(&format!("client_assertion {e}")))?;
         self.verify_client_signature(&client, &jws)
             .await
             .map_err(|_| invalid_client("client_assertion signature is invalid"))?;
-        let fresh = self
-            .stores
-            .replay
-            .remember_jti(
-                &format!("assertion:{}", client.id),
-                jti,
-                (exp + skew) * 1000,
-            )
-            .await?;
-        if !fresh {
+        let exp = times
+            .exp
+            .ok_or_else(|| invalid_client("client_assertion has no exp"))?;
+        let scope = format!("assertion:{}", client.id);
+        if !self.remember_jti(&scope, jti, exp, &rules).await? {
             return Err(invalid_client("client_assertion jti was already used"));
         }
         Ok(client)

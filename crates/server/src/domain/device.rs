@@ -1,15 +1,15 @@
 //! Authenticator devices (SPEC §5): enrolment with a one-time code, device-signed API calls
 //! bound to method and URL with `jti` replay protection, server-signed challenges, and the
-//! device-signed decision bound to a hash of exactly what was shown.
+//! device-signed decision bound to a hash of exactly what was shown. The time rules of device
+//! tokens and decisions are in `jwt_rules`.
 
 use std::collections::HashMap;
 
 use backchannel_protocol::device::{
     CHALLENGE_JWT_TYP, ChallengeClaims, ChallengeEnvelope, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
-    DEVICE_AUTH_MAX_LIFETIME_SECS, Decision, DecisionClaims, DecisionResponse, DeviceAuthClaims,
-    EnrolRequest, EnrolResponse,
+    Decision, DecisionClaims, DecisionResponse, DeviceAuthClaims, EnrolRequest, EnrolResponse,
 };
-use backchannel_protocol::jose::{self, Algorithm, SigningKey, VerifyingKey, b64};
+use backchannel_protocol::jose::{self, Algorithm, SigningKey, TimeClaims, VerifyingKey, b64};
 
 use super::Domain;
 use super::error::{AuthError, AuthResult};
@@ -116,35 +116,24 @@ impl Domain {
         let claims: DeviceAuthClaims = jws
             .claims()
             .map_err(|_| invalid_token("the device token claims are malformed"))?;
-        let now = self.now_secs();
-        let skew = self.config.ciba.clock_skew_secs;
         if claims.iss != device.id {
             return Err(invalid_token("iss must be the device id"));
         }
         if !claims.htm.eq_ignore_ascii_case(method) || claims.htu != self.url(path) {
             return Err(invalid_token("htm/htu do not match this request"));
         }
-        if claims.exp <= now
-            || claims.iat > now + skew
-            || claims.exp - claims.iat > DEVICE_AUTH_MAX_LIFETIME_SECS
-        {
-            return Err(invalid_token(
-                "the device token is expired or too long-lived",
-            ));
-        }
-        if claims.jti.is_empty() || claims.jti.len() > 256 {
-            return Err(invalid_token("the device token has no usable jti"));
-        }
-        let fresh = self
-            .stores
-            .replay
-            .remember_jti(
-                &format!("device:{}", device.id),
-                &claims.jti,
-                (claims.exp + skew) * 1000,
-            )
-            .await?;
-        if !fresh {
+        let rules = self.device_auth_rules();
+        let times = TimeClaims {
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            nbf: None,
+        };
+        jose::check_times(&times, &rules, self.now_secs())
+            .map_err(|e| invalid_token(&format!("the device token {e}")))?;
+        let jti = jose::check_jti(Some(&claims.jti))
+            .map_err(|e| invalid_token(&format!("the device token {e}")))?;
+        let scope = format!("device:{}", device.id);
+        if !self.remember_jti(&scope, jti, claims.exp, &rules).await? {
             return Err(invalid_token("the device token was already used"));
         }
         Ok(device)
@@ -276,10 +265,12 @@ impl Domain {
         if claims.iss != device.id || claims.challenge_id != challenge.id {
             return Err(bad("the decision names another device or challenge"));
         }
-        let skew = self.config.ciba.clock_skew_secs;
-        if (claims.iat - now.div_euclid(1000)).abs() > skew.max(300) {
-            return Err(bad("the decision iat is too far from now"));
-        }
+        let times = TimeClaims {
+            iat: Some(claims.iat),
+            ..TimeClaims::default()
+        };
+        jose::check_times(&times, &self.decision_rules(), now.div_euclid(1000))
+            .map_err(|e| bad(&format!("the decision {e}")))?;
         // Dynamic linking: the hash must match the challenge as this server signed it.
         let shown = self.challenge_jwt(
             &self.keys.signer(CHALLENGE_ALG)?,
@@ -351,5 +342,91 @@ impl Domain {
             challenge_id: challenge.id.clone(),
             state: state.into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backchannel_protocol::device::{DEVICE_AUTH_JWT_TYP, Decision, DeviceAuthClaims};
+    use backchannel_protocol::jose::{self, Kid};
+
+    use super::super::testing::{Fixture, fixture};
+
+    const PATH: &str = "/device/v1/challenges";
+
+    fn device_token(f: &Fixture, iat: i64, exp: i64) -> String {
+        let claims = DeviceAuthClaims {
+            iss: f.device.id.clone(),
+            htm: "GET".into(),
+            htu: f.domain.url(PATH),
+            iat,
+            exp,
+            jti: jose::random_token(16).unwrap(),
+        };
+        jose::sign_jwt_with(
+            &f.device_key,
+            Some(DEVICE_AUTH_JWT_TYP),
+            Kid::Named(&f.device.id),
+            &claims,
+        )
+        .unwrap()
+    }
+
+    async fn auth(f: &Fixture, token: &str) -> Result<(), &'static str> {
+        f.domain
+            .authenticate_device(token, "GET", PATH)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code())
+    }
+
+    #[tokio::test]
+    async fn device_tokens_are_accepted_within_the_skew_after_exp_and_only_once() {
+        let f = fixture().await;
+        let skew = f.domain.config.ciba.clock_skew_secs;
+        let now = f.domain.now_secs();
+        // A device clock 10 s behind: its token's exp passed 10 s ago by ours.
+        let late = device_token(&f, now - 70, now - 10);
+        assert_eq!(auth(&f, &late).await, Ok(()));
+        assert_eq!(auth(&f, &late).await, Err("invalid_token"), "replay");
+        // At exp + skew the token is refused as expired (its jti is remembered until then).
+        let token = device_token(&f, now - 60, now);
+        f.clock.advance_secs(skew);
+        assert_eq!(auth(&f, &token).await, Err("invalid_token"));
+        let now = f.domain.now_secs();
+        for (iat, exp) in [
+            (now + skew + 1, now + skew + 61), // issued in the future
+            (now, now + 121),                  // lives longer than 120 s
+            (now, now - skew),                 // expired beyond the skew
+        ] {
+            let token = device_token(&f, iat, exp);
+            assert_eq!(auth(&f, &token).await, Err("invalid_token"), "{iat} {exp}");
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_allow_five_minutes_of_clock_difference_either_way() {
+        let f = fixture().await;
+        f.start(&[]).await;
+        let c = f.challenge().await;
+        let now = f.domain.now_secs();
+        let code = |r: Result<(), super::AuthError>| r.map_err(|e| e.code());
+        for iat in [now - 301, now + 301] {
+            assert_eq!(
+                code(f.decide_at(&c, Decision::Approve, iat).await),
+                Err("invalid_decision"),
+                "{iat}"
+            );
+        }
+        assert_eq!(
+            code(f.decide_at(&c, Decision::Deny, now + 300).await),
+            Ok(())
+        );
+        f.start(&[]).await;
+        let c = f.challenge().await;
+        assert_eq!(
+            code(f.decide_at(&c, Decision::Deny, now - 300).await),
+            Ok(())
+        );
     }
 }

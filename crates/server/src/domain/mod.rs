@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod external;
 pub mod hint;
+pub mod jwt_rules;
 pub mod keys;
 pub mod model;
 pub mod notification;

@@ -178,13 +178,23 @@ impl Fixture {
         c: &ChallengeEnvelope,
         decision: Decision,
     ) -> Result<(), super::error::AuthError> {
+        self.decide_at(c, decision, self.domain.now_secs()).await
+    }
+
+    /// The device decides a challenge with a decision stamped `iat` by the device's clock.
+    pub async fn decide_at(
+        &self,
+        c: &ChallengeEnvelope,
+        decision: Decision,
+        iat: i64,
+    ) -> Result<(), super::error::AuthError> {
         let claims = DecisionClaims {
             iss: self.device.id.clone(),
             challenge_id: c.id.clone(),
             decision,
             user_verified: false,
             shown_hash: b64::encode(&jose::sha256(c.challenge.as_bytes())),
-            iat: self.domain.now_secs(),
+            iat,
             jti: jose::random_token(8).unwrap(),
         };
         let jws = jose::sign_jwt(&self.device_key, Some(DECISION_JWT_TYP), &claims).unwrap();

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use backchannel_protocol::jose::{self, SigningKey};
+use backchannel_protocol::jose::{self, Kid, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
@@ -105,8 +105,9 @@ impl ApnsSender {
             iss: &self.team_id,
             iat: now,
         };
-        // Header {alg: ES256, kid: key id}: sign_jwt fills `kid` from the key.
-        let jwt = jose::sign_jwt(&self.key, None, &claims)
+        // Header {alg: ES256, kid: key id} and no typ, as Apple documents it: the key was
+        // loaded under the key id, so it is the key's own kid.
+        let jwt = jose::sign_jwt_with(&self.key, None, Kid::OfKey, &claims)
             .map_err(|e| format!("cannot sign the provider token: {e}"))?;
         *cached = Some(ProviderToken {
             jwt: jwt.clone(),

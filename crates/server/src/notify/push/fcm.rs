@@ -6,14 +6,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use backchannel_protocol::jose::{self, Kid, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
 use super::http::{code, failed};
 use super::{
-    NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired,
-    keys::Rs256Key, observe, seconds_left,
+    NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys,
+    observe, seconds_left,
 };
 use crate::config::FcmConfig;
 use crate::domain::clock::Clock;
@@ -106,7 +107,11 @@ pub struct FcmSender {
     /// `token_uri` exactly as the key file gives it: the assertion's `aud`.
     token_uri: String,
     client_email: String,
-    key: Rs256Key,
+    /// The service account's RSA key, which signs the RS256 assertion.
+    key: SigningKey,
+    /// The key file's `private_key_id`: the assertion's `kid`, by which Google finds the
+    /// public key; without one the header names no `kid`.
+    key_id: Option<String>,
     clock: Arc<dyn Clock>,
     /// An async lock: one token request at a time, the others wait for its result.
     access: tokio::sync::Mutex<Option<AccessToken>>,
@@ -126,7 +131,7 @@ impl FcmSender {
         let account: ServiceAccount = serde_json::from_str(&text).map_err(|e| {
             format!("service_account_file {file} is not a service-account key: {e}")
         })?;
-        let key = Rs256Key::from_pem(&account.private_key, account.private_key_id.clone())
+        let key = keys::rs256_signing_key(&account.private_key)
             .map_err(|e| format!("service_account_file {file}: private_key: {e}"))?;
         let http = outbound.clone();
         let token_uri = account
@@ -157,6 +162,7 @@ impl FcmSender {
             token_uri,
             client_email: account.client_email,
             key,
+            key_id: account.private_key_id,
             clock,
             access: tokio::sync::Mutex::new(None),
         })
@@ -171,16 +177,16 @@ impl FcmSender {
         {
             return Ok(t.token.clone());
         }
-        let assertion = self
-            .key
-            .sign_jwt(&AssertionClaims {
-                iss: &self.client_email,
-                scope: FCM_SCOPE,
-                aud: &self.token_uri,
-                iat: now,
-                exp: now + ASSERTION_LIFETIME_SECS,
-            })
-            .map_err(PushOutcome::Failed)?;
+        let claims = AssertionClaims {
+            iss: &self.client_email,
+            scope: FCM_SCOPE,
+            aud: &self.token_uri,
+            iat: now,
+            exp: now + ASSERTION_LIFETIME_SECS,
+        };
+        let kid = self.key_id.as_deref().map_or(Kid::Omitted, Kid::Named);
+        let assertion = jose::sign_jwt_with(&self.key, Some("JWT"), kid, &claims)
+            .map_err(|e| PushOutcome::Failed(format!("cannot sign the assertion: {e}")))?;
         let request = self.http.post(self.token_url.clone()).form(&[
             ("grant_type", GRANT_TYPE_JWT_BEARER),
             ("assertion", assertion.as_str()),

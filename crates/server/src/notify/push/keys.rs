@@ -1,16 +1,10 @@
-//! The push services' key files: PEM (RFC 7468) unwrapped to DER, P-256 keys (Apple's `.p8`
-//! PKCS#8, a VAPID key as PKCS#8 or SEC1) turned into jose signing keys, and the RS256 signer
-//! of a Google service account's PKCS#8 key. aws-lc-rs parses every key and makes every
-//! signature; only the PEM armour and the JWS framing happen here.
+//! The push services' key files: PEM (RFC 7468) unwrapped to DER and loaded as jose signing
+//! keys (Apple's `.p8` and a VAPID key as P-256 PKCS#8 or SEC1, a Google service account's RSA
+//! PKCS#8). aws-lc-rs parses every key and the jose module signs every token; only the PEM
+//! armour is taken off here.
 
-use aws_lc_rs::encoding::AsBigEndian;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair,
-};
-use backchannel_protocol::jose::{Jwk, SigningKey, b64};
+use backchannel_protocol::jose::{Algorithm, SigningKey, b64};
 use base64::Engine as _;
-use serde::Serialize;
 
 /// Length of an uncompressed SEC1 P-256 point (`0x04 || x || y`).
 const P256_POINT_LEN: usize = 65;
@@ -47,26 +41,14 @@ pub(crate) fn pem_decode(text: &str, labels: &[&str]) -> Result<Vec<u8>, String>
 /// jose key with `kid` (its RFC 7638 thumbprint when `None`).
 pub(crate) fn p256_signing_key(pem: &str, kid: Option<&str>) -> Result<SigningKey, String> {
     let der = pem_decode(pem, &["PRIVATE KEY", "EC PRIVATE KEY"])?;
-    let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
-        .map_err(|_| "not a P-256 private key (PKCS#8 or SEC1)".to_owned())?;
-    let point = pair.public_key().as_ref();
-    if point.len() != P256_POINT_LEN {
-        return Err("unexpected P-256 public key encoding".into());
-    }
-    let d = pair
-        .private_key()
-        .as_be_bytes()
-        .map_err(|_| "cannot read the P-256 private scalar".to_owned())?;
-    let jwk = Jwk {
-        kty: "EC".into(),
-        kid: kid.map(str::to_owned),
-        crv: Some("P-256".into()),
-        x: Some(b64::encode(&point[1..33])),
-        y: Some(b64::encode(&point[33..])),
-        d: Some(b64::encode(d.as_ref())),
-        ..Jwk::default()
-    };
-    SigningKey::from_jwk(&jwk).map_err(|e| e.to_string())
+    SigningKey::from_der(Algorithm::ES256, &der, kid).map_err(|e| e.to_string())
+}
+
+/// An RSA private key from PKCS#8 PEM (`PRIVATE KEY`, as a service-account file holds it) as
+/// an RS256 jose key (RFC 7518 §3.3).
+pub(crate) fn rs256_signing_key(pem: &str) -> Result<SigningKey, String> {
+    let der = pem_decode(pem, &["PRIVATE KEY"])?;
+    SigningKey::from_der(Algorithm::RS256, &der, None).map_err(|e| e.to_string())
 }
 
 /// The uncompressed public point of a P-256 jose key, as VAPID's `k` wants it (RFC 8292 §3.2).
@@ -85,63 +67,14 @@ pub(crate) fn p256_public_point(key: &SigningKey) -> Result<Vec<u8>, String> {
     Ok(point)
 }
 
-/// An RSA key that signs RS256 JWTs (RFC 7518 §3.3). The jose module reads keys from JWKs;
-/// a service account ships its key as PKCS#8 PEM, which aws-lc-rs loads directly, so this
-/// signer frames the compact JWS itself and leaves the signature to aws-lc-rs.
-pub(crate) struct Rs256Key {
-    pair: RsaKeyPair,
-    kid: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Rs256Header<'a> {
-    alg: &'static str,
-    typ: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<&'a str>,
-}
-
-impl Rs256Key {
-    pub(crate) fn from_pem(pem: &str, kid: Option<String>) -> Result<Self, String> {
-        let der = pem_decode(pem, &["PRIVATE KEY"])?;
-        let pair = RsaKeyPair::from_pkcs8(&der)
-            .map_err(|_| "not an RSA private key in PKCS#8".to_owned())?;
-        Ok(Rs256Key { pair, kid })
-    }
-
-    pub(crate) fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, String> {
-        let header = Rs256Header {
-            alg: "RS256",
-            typ: "JWT",
-            kid: self.kid.as_deref(),
-        };
-        let mut token = b64::encode(&to_json(&header)?);
-        token.push('.');
-        token.push_str(&b64::encode(&to_json(claims)?));
-        let mut signature = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                token.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| "RS256 signing failed".to_owned())?;
-        token.push('.');
-        token.push_str(&b64::encode(&signature));
-        Ok(token)
-    }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(value).map_err(|_| "cannot serialise a JWT part".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_lc_rs::encoding::AsDer;
-    use backchannel_protocol::jose::{Algorithm, decode_jws};
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RsaKeyPair,
+    };
+    use backchannel_protocol::jose::{self, Kid, decode_jws};
 
     fn pem(label: &str, der: &[u8]) -> String {
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -169,8 +102,7 @@ mod tests {
             assert_eq!(key.alg(), Algorithm::ES256);
             assert_eq!(key.kid(), "KEY123");
             assert_eq!(p256_public_point(&key).unwrap(), pair.public_key().as_ref());
-            let jwt =
-                backchannel_protocol::jose::sign_jwt(&key, None, &serde_json::json!({})).unwrap();
+            let jwt = jose::sign_jwt(&key, None, &serde_json::json!({})).unwrap();
             decode_jws(&jwt)
                 .unwrap()
                 .verify(&key.verifying_key())
@@ -192,16 +124,21 @@ mod tests {
         let rsa_pem = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----";
         assert!(p256_signing_key(rsa_pem, None).is_err());
         assert!(p256_signing_key(&pem("PRIVATE KEY", b"junk"), None).is_err());
-        assert!(Rs256Key::from_pem(&pem("PRIVATE KEY", b"junk"), None).is_err());
+        assert!(rs256_signing_key(&pem("PRIVATE KEY", b"junk")).is_err());
+        // An EC key is not a service account's RSA key.
+        let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let ec_pem = pem("PRIVATE KEY", ec.to_pkcs8v1().unwrap().as_ref());
+        assert!(rs256_signing_key(&ec_pem).is_err());
     }
 
     #[test]
     fn rs256_jwts_verify_with_the_public_key() {
         let pair = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let pkcs8 = pair.as_der().unwrap();
-        let key =
-            Rs256Key::from_pem(&pem("PRIVATE KEY", pkcs8.as_ref()), Some("k1".into())).unwrap();
-        let jwt = key.sign_jwt(&serde_json::json!({"iss": "sa"})).unwrap();
+        let key = rs256_signing_key(&pem("PRIVATE KEY", pkcs8.as_ref())).unwrap();
+        assert_eq!(key.alg(), Algorithm::RS256);
+        let claims = serde_json::json!({"iss": "sa"});
+        let jwt = jose::sign_jwt_with(&key, Some("JWT"), Kid::Named("k1"), &claims).unwrap();
         let parts: Vec<&str> = jwt.split('.').collect();
         let header: serde_json::Value =
             serde_json::from_slice(&b64::decode(parts[0]).unwrap()).unwrap();
@@ -209,6 +146,7 @@ mod tests {
             header,
             serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "k1"})
         );
+        // Checked by aws-lc-rs directly against the key file's public key, not by our verifier.
         let public = aws_lc_rs::signature::UnparsedPublicKey::new(
             &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
             pair.public_key().as_ref(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use backchannel_protocol::device::WebPushSubscription;
-use backchannel_protocol::jose::{self, SigningKey, b64};
+use backchannel_protocol::jose::{self, Kid, SigningKey, b64};
 use base64::Engine as _;
 use serde::Serialize;
 use web_push_native::Auth;
@@ -82,7 +82,8 @@ impl WebPushSender {
             exp: self.clock.now_secs() + VAPID_LIFETIME_SECS,
             sub: &self.subject,
         };
-        let jwt = jose::sign_jwt(&self.key, Some("JWT"), &claims)
+        // RFC 8292 §2: `typ` JWT; the key's thumbprint as `kid`, which push services ignore.
+        let jwt = jose::sign_jwt_with(&self.key, Some("JWT"), Kid::OfKey, &claims)
             .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
         Ok(format!("vapid t={jwt}, k={}", self.public_key))
     }
