@@ -1,17 +1,22 @@
-//! PostgreSQL store: the scale-out backend that many nodes share (SPEC §7). The SQL and the
-//! trait implementations are shared with SQLite ([`super::sql`]); this file owns connecting,
-//! migrating (under sqlx's advisory lock, so nodes starting together migrate once) and
-//! isolated schemas for tests.
+//! PostgreSQL store: the scale-out backend that many nodes share (SPEC §7), on sqlx. The SQL
+//! text is shared with SQLite ([`super::sql`], [`super::sql_delivery`]); this file owns
+//! connecting, migrating (under sqlx's advisory lock, so nodes starting together migrate
+//! once), isolated schemas for tests and the query helpers; the trait implementations are in
+//! `postgres/`, one module per group of traits as in `sqlite/`.
+
+mod accounts;
+mod delivery;
+mod replay_keys;
+mod requests;
 
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Database, Executor, PgConnection, Postgres};
 
 use super::rows::db_error;
-use super::sql::{self, impl_stores};
-use super::sql_delivery::impl_delivery_stores;
 use super::{StoreError, StoreResult};
+use crate::domain::model::Notification;
 
 const INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -83,7 +88,7 @@ impl PgStore {
             .connect_with(connect_options(url)?)
             .await
             .map_err(db_error)?;
-        if let Err(e) = sql::migrator(MIGRATIONS).run(&pool).await {
+        if let Err(e) = migrator(MIGRATIONS).run(&pool).await {
             // The failed migrator's connection may still hold the advisory lock: closing the
             // pool ends that session, so other nodes are not left waiting on it.
             pool.close().await;
@@ -111,5 +116,71 @@ fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {
         .map_err(|_| StoreError::Backend("invalid PostgreSQL URL".to_owned()))
 }
 
-impl_stores!(PgStore, sqlx::Postgres);
-impl_delivery_stores!(PgStore, sqlx::Postgres);
+// Query helpers for the trait implementations.
+
+pub(super) type DbRow = <Postgres as Database>::Row;
+pub(super) type Query<'q> = sqlx::query::Query<'q, Postgres, <Postgres as Database>::Arguments>;
+pub(super) type Decode<T> = fn(&DbRow) -> StoreResult<T>;
+
+/// How many rows the statement changed.
+pub(super) async fn affected<'c>(
+    ex: impl Executor<'c, Database = Postgres>,
+    q: Query<'_>,
+) -> StoreResult<u64> {
+    Ok(q.execute(ex).await.map_err(db_error)?.rows_affected())
+}
+
+pub(super) async fn one<'c, T>(
+    ex: impl Executor<'c, Database = Postgres>,
+    q: Query<'_>,
+    decode: Decode<T>,
+) -> StoreResult<Option<T>> {
+    let row = q.fetch_optional(ex).await.map_err(db_error)?;
+    row.as_ref().map(decode).transpose()
+}
+
+pub(super) async fn all<'c, T>(
+    ex: impl Executor<'c, Database = Postgres>,
+    q: Query<'_>,
+    decode: Decode<T>,
+) -> StoreResult<Vec<T>> {
+    let rows = q.fetch_all(ex).await.map_err(db_error)?;
+    rows.iter().map(decode).collect()
+}
+
+pub(super) fn insert_notification(n: &Notification) -> Query<'_> {
+    sqlx::query(crate::store::sql_delivery::INSERT_NOTIFICATION)
+        .bind(&n.id)
+        .bind(&n.auth_request_id)
+        .bind(&n.client_id)
+        .bind(n.kind.as_str())
+        .bind(&n.payload)
+        .bind(n.state.as_str())
+        .bind(n.attempts)
+        .bind(n.next_attempt_at)
+        .bind(n.deadline)
+        .bind(&n.last_error)
+        .bind(n.created_at)
+        .bind(n.delivered_at)
+}
+
+/// The migrations, embedded in the binary, as sqlx runs them: in order, each
+/// once, recorded in `_sqlx_migrations` (with a checksum that refuses an edited migration).
+fn migrator(scripts: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        scripts
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
