@@ -279,7 +279,7 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
     config.server.data_dir = dir.to_string_lossy().into_owned();
-    config.admin.token = jose::random_token(16)?;
+    config.admin.token = jose::random_token(16)?.into();
     config.database.url = args
         .database_url
         .clone()

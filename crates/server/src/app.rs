@@ -82,7 +82,7 @@ async fn open_domain_with(
 /// The admin token: configured, or read from / generated into `{data_dir}/admin-token`.
 fn admin_token(config: &Config) -> Result<(String, bool), StartError> {
     if !config.admin.token.is_empty() {
-        return Ok((config.admin.token.clone(), false));
+        return Ok((config.admin.token.expose().to_owned(), false));
     }
     let path = Path::new(&config.server.data_dir).join("admin-token");
     if let Ok(existing) = std::fs::read_to_string(&path) {

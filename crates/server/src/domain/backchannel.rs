@@ -1,21 +1,19 @@
-//! The backchannel authentication request (CIBA Core §7): every validation rule, the signed
-//! request object (§7.1.1), the user lookup by hint, and the creation of the request with one
-//! challenge per active device, stored in one transaction before the answer. The time rules
-//! of request objects and `login_hint_token`s are in `jwt_rules`.
+//! The backchannel authentication request (CIBA Core §7): every validation rule and the
+//! creation of the request with one challenge per active device, stored in one transaction
+//! before the answer. The signed request object (§7.1.1) is opened in `request_object`, the
+//! user found by hint in `hint`; their time rules are in `jwt_rules`.
 
 use std::collections::BTreeMap;
 
-use backchannel_protocol::jose::{self, Algorithm, Audience, ClaimsError, TimeClaims};
 use backchannel_protocol::oauth::{BackchannelAuthResponse, DeliveryMode};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::Domain;
 use super::error::{AuthError, AuthResult};
-use super::external::is_external;
 use super::hint::parse_login_hint;
 use super::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User, UserLookup,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User,
 };
 
 /// The parameters of a request, by name (each at most once: RFC 6749 §3.1).
@@ -27,21 +25,6 @@ pub const CLIENT_AUTH_PARAMS: [&str; 4] = [
     "client_secret",
     "client_assertion",
     "client_assertion_type",
-];
-
-/// Parameters of an authentication request that a signed request object must carry inside.
-const AUTH_PARAMS: [&str; 11] = [
-    "scope",
-    "login_hint",
-    "id_token_hint",
-    "login_hint_token",
-    "binding_message",
-    "user_code",
-    "requested_expiry",
-    "request_expiry",
-    "acr_values",
-    "authorization_details",
-    "client_notification_token",
 ];
 
 /// Longest accepted `client_notification_token` (SPEC §4).
@@ -59,15 +42,6 @@ pub struct ValidatedRequest {
     pub authorization_details: Option<Value>,
     pub expires_in: i64,
     pub client_notification_token: Option<String>,
-}
-
-fn claim_to_param(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Array(_) | Value::Object(_) => Some(value.to_string()),
-        _ => None,
-    }
 }
 
 impl Domain {
@@ -325,183 +299,6 @@ impl Domain {
         }
         Ok(value)
     }
-
-    /// The user the hint names and their active devices; `unknown_user_id` if either is
-    /// missing.
-    async fn find_active_user(
-        &self,
-        lookup: &UserLookup,
-        client: &Client,
-    ) -> AuthResult<(User, Vec<Device>)> {
-        let unknown = || {
-            AuthError::UnknownUserId(
-                "no active user with an enrolled authenticator matches the hint".into(),
-            )
-        };
-        let user = match self.stores.users.find_user(lookup).await? {
-            Some(u) if !u.disabled => u,
-            _ => return Err(unknown()),
-        };
-        let mut devices = self.stores.devices.list_devices(&user.sub).await?;
-        // The external channel's stand-in counts only for the clients the channel serves.
-        devices.retain(|d| !d.disabled && !is_external(d));
-        if self.config.external.serves(&client.id) {
-            let external = self.external_device(&user).await?;
-            if !external.disabled {
-                devices.push(external);
-            }
-        }
-        if devices.is_empty() {
-            return Err(unknown());
-        }
-        Ok((user, devices))
-    }
-
-    /// OIDC Core §3.1.2.1 / CIBA §7.1: an ID token this server issued (possibly expired)
-    /// naming the user; it must have been issued to this client.
-    fn lookup_from_id_token_hint(&self, client: &Client, token: &str) -> AuthResult<UserLookup> {
-        let bad = |m: &str| AuthError::invalid_request(format!("id_token_hint {m}"));
-        let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
-        jws.verify_any(&self.keys.verifiers())
-            .map_err(|_| bad("was not issued by this server"))?;
-        #[derive(serde::Deserialize)]
-        struct HintClaims {
-            iss: String,
-            sub: String,
-            aud: Audience,
-        }
-        let claims: HintClaims = jws.claims().map_err(|_| bad("lacks iss, sub or aud"))?;
-        if claims.iss != self.issuer {
-            return Err(bad("was issued by another issuer"));
-        }
-        if !claims.aud.contains(&client.id) {
-            return Err(bad("was issued to another client"));
-        }
-        Ok(UserLookup::Sub(claims.sub))
-    }
-
-    /// CIBA §7.1 `login_hint_token`: a JWT the client signs naming the user by a subject
-    /// identifier (`sub_id`, RFC 9493 formats `email`, `phone_number`, `iss_sub`, `opaque`).
-    async fn lookup_from_login_hint_token(
-        &self,
-        client: &Client,
-        token: &str,
-    ) -> AuthResult<UserLookup> {
-        let bad = |m: &str| AuthError::invalid_request(format!("login_hint_token {m}"));
-        let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
-        self.verify_client_signature(client, &jws)
-            .await
-            .map_err(|_| bad("is not signed by a key of this client"))?;
-        let claims: serde_json::Map<String, Value> =
-            jws.claims().map_err(|_| bad("is not a JSON object"))?;
-        // Only exp counts (see login_hint_token_rules).
-        let times = TimeClaims {
-            exp: claims.get("exp").and_then(Value::as_i64),
-            ..TimeClaims::default()
-        };
-        match jose::check_times(&times, &self.login_hint_token_rules(), self.now_secs()) {
-            Ok(()) => {}
-            Err(e @ ClaimsError::Expired { .. }) => {
-                return Err(AuthError::ExpiredLoginHintToken(format!(
-                    "the login_hint_token {e}"
-                )));
-            }
-            Err(e) => return Err(bad(&e.to_string())),
-        }
-        let sub_id = claims
-            .get("sub_id")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad("has no sub_id"))?;
-        let field = |name: &str| sub_id.get(name).and_then(Value::as_str).map(str::to_owned);
-        let lookup = match sub_id.get("format").and_then(Value::as_str) {
-            Some("email") => field("email").map(|e| UserLookup::Email(e.to_lowercase())),
-            Some("phone_number") => field("phone_number").map(UserLookup::Phone),
-            Some("iss_sub") if field("iss").as_deref() == Some(self.issuer.as_str()) => {
-                field("sub").map(UserLookup::Sub)
-            }
-            Some("opaque") => match field("id") {
-                Some(id) => Some(parse_login_hint(&id)?),
-                None => None,
-            },
-            _ => None,
-        };
-        lookup.ok_or_else(|| bad("has an unsupported or incomplete sub_id"))
-    }
-
-    /// CIBA Core §7.1.1: verifies the signed request object and returns the parameters it
-    /// carries. Authentication parameters may not also appear outside it.
-    async fn open_request_object(
-        &self,
-        client: &Client,
-        request: &str,
-        outer: &Params,
-    ) -> AuthResult<Params> {
-        let bad = |m: &str| AuthError::InvalidRequestObject(m.to_owned());
-        if let Some(name) = outer.keys().find(|k| AUTH_PARAMS.contains(&k.as_str())) {
-            return Err(AuthError::invalid_request(format!(
-                "{name} must be inside the signed request object, not beside it"
-            )));
-        }
-        let jws = jose::decode_jws(request)
-            .map_err(|e| bad(&format!("request is not a valid JWS: {e}")))?;
-        if let Some(required) = client.request_signing_alg
-            && jws.alg() != required
-        {
-            return Err(bad(&format!(
-                "request must be signed with {}",
-                required.as_str()
-            )));
-        }
-        self.verify_client_signature(client, &jws)
-            .await
-            .map_err(|_| bad("request signature is invalid"))?;
-        let claims: serde_json::Map<String, Value> = jws
-            .claims()
-            .map_err(|_| bad("request payload is not a JSON object"))?;
-        if claims.get("iss").and_then(Value::as_str) != Some(client.id.as_str()) {
-            return Err(bad("request iss must be the client_id"));
-        }
-        let aud: Option<Audience> = claims
-            .get("aud")
-            .cloned()
-            .and_then(|a| serde_json::from_value(a).ok());
-        if !aud.is_some_and(|a| a.contains(&self.issuer)) {
-            return Err(bad("request aud must be the issuer"));
-        }
-        // A claim that is not an integer counts as absent.
-        let num = |name: &str| claims.get(name).and_then(Value::as_i64);
-        let times = TimeClaims {
-            exp: num("exp"),
-            iat: num("iat"),
-            nbf: num("nbf"),
-        };
-        let rules = self.request_object_rules();
-        jose::check_times(&times, &rules, self.now_secs())
-            .map_err(|e| bad(&format!("request {e}")))?;
-        let exp = times.exp.ok_or_else(|| bad("request has no exp"))?;
-        let jti = jose::check_jti(claims.get("jti").and_then(Value::as_str))
-            .map_err(|e| bad(&format!("request {e}")))?;
-        if claims
-            .get("client_id")
-            .and_then(Value::as_str)
-            .is_some_and(|id| id != client.id)
-        {
-            return Err(bad(
-                "request client_id differs from the authenticated client",
-            ));
-        }
-        let scope = format!("request:{}", client.id);
-        if !self.remember_jti(&scope, jti, exp, &rules).await? {
-            return Err(bad("request jti was already used"));
-        }
-        let mut params = Params::new();
-        for name in AUTH_PARAMS {
-            if let Some(value) = claims.get(name).and_then(claim_to_param) {
-                params.insert(name.to_owned(), value);
-            }
-        }
-        Ok(params)
-    }
 }
 
 /// RFC 6750 §2.1 `b64token`.
@@ -511,11 +308,6 @@ fn is_b64token(s: &str) -> bool {
         && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
-}
-
-/// The algorithms a client may sign request objects and assertions with.
-pub fn supported_client_algs() -> Vec<&'static str> {
-    Algorithm::ALL.iter().map(|a| a.as_str()).collect()
 }
 
 #[cfg(test)]

@@ -8,9 +8,6 @@ use super::Domain;
 use super::error::{AuthError, AuthResult};
 use super::model::Device;
 
-/// Push channel names, as `PushRegistration::disabled` records them.
-pub const CHANNELS: [&str; 3] = ["apns", "fcm", "webpush"];
-
 pub fn device_info(d: &Device) -> DeviceInfo {
     DeviceInfo {
         device_id: d.id.clone(),

@@ -1,8 +1,15 @@
-//! `login_hint` forms (SPEC §4): NRIC/FIN with its check letter, UUID `sub`, e-mail, username
-//! and phone number, parsed into a normalised [`UserLookup`].
+//! How a backchannel request names its user (CIBA Core §7.1): `login_hint` forms (SPEC §4:
+//! NRIC/FIN with its check letter, UUID `sub`, e-mail, username, phone number) parsed into a
+//! normalised [`UserLookup`], `id_token_hint`, `login_hint_token`, and the active user and
+//! devices a lookup finds.
 
-use super::error::AuthError;
-use super::model::UserLookup;
+use backchannel_protocol::jose::{self, Audience, ClaimsError, TimeClaims};
+use serde_json::Value;
+
+use super::Domain;
+use super::error::{AuthError, AuthResult};
+use super::external::is_external;
+use super::model::{Client, Device, User, UserLookup};
 
 const WEIGHTS: [u32; 7] = [2, 7, 6, 5, 4, 3, 2];
 
@@ -138,6 +145,114 @@ pub fn parse_login_hint(hint: &str) -> Result<UserLookup, AuthError> {
     Err(AuthError::invalid_request(
         "login_hint has no recognised form",
     ))
+}
+
+impl Domain {
+    /// The user the hint names and their active devices; `unknown_user_id` if either is
+    /// missing.
+    pub(super) async fn find_active_user(
+        &self,
+        lookup: &UserLookup,
+        client: &Client,
+    ) -> AuthResult<(User, Vec<Device>)> {
+        let unknown = || {
+            AuthError::UnknownUserId(
+                "no active user with an enrolled authenticator matches the hint".into(),
+            )
+        };
+        let user = match self.stores.users.find_user(lookup).await? {
+            Some(u) if !u.disabled => u,
+            _ => return Err(unknown()),
+        };
+        let mut devices = self.stores.devices.list_devices(&user.sub).await?;
+        // The external channel's stand-in counts only for the clients the channel serves.
+        devices.retain(|d| !d.disabled && !is_external(d));
+        if self.config.external.serves(&client.id) {
+            let external = self.external_device(&user).await?;
+            if !external.disabled {
+                devices.push(external);
+            }
+        }
+        if devices.is_empty() {
+            return Err(unknown());
+        }
+        Ok((user, devices))
+    }
+
+    /// OIDC Core §3.1.2.1 / CIBA §7.1: an ID token this server issued (possibly expired)
+    /// naming the user; it must have been issued to this client.
+    pub(super) fn lookup_from_id_token_hint(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> AuthResult<UserLookup> {
+        let bad = |m: &str| AuthError::invalid_request(format!("id_token_hint {m}"));
+        let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
+        jws.verify_any(&self.keys.verifiers())
+            .map_err(|_| bad("was not issued by this server"))?;
+        #[derive(serde::Deserialize)]
+        struct HintClaims {
+            iss: String,
+            sub: String,
+            aud: Audience,
+        }
+        let claims: HintClaims = jws.claims().map_err(|_| bad("lacks iss, sub or aud"))?;
+        if claims.iss != self.issuer {
+            return Err(bad("was issued by another issuer"));
+        }
+        if !claims.aud.contains(&client.id) {
+            return Err(bad("was issued to another client"));
+        }
+        Ok(UserLookup::Sub(claims.sub))
+    }
+
+    /// CIBA §7.1 `login_hint_token`: a JWT the client signs naming the user by a subject
+    /// identifier (`sub_id`, RFC 9493 formats `email`, `phone_number`, `iss_sub`, `opaque`).
+    pub(super) async fn lookup_from_login_hint_token(
+        &self,
+        client: &Client,
+        token: &str,
+    ) -> AuthResult<UserLookup> {
+        let bad = |m: &str| AuthError::invalid_request(format!("login_hint_token {m}"));
+        let jws = jose::decode_jws(token).map_err(|_| bad("is not a valid JWS"))?;
+        self.verify_client_signature(client, &jws)
+            .await
+            .map_err(|_| bad("is not signed by a key of this client"))?;
+        let claims: serde_json::Map<String, Value> =
+            jws.claims().map_err(|_| bad("is not a JSON object"))?;
+        // Only exp counts (see login_hint_token_rules).
+        let times = TimeClaims {
+            exp: claims.get("exp").and_then(Value::as_i64),
+            ..TimeClaims::default()
+        };
+        match jose::check_times(&times, &self.login_hint_token_rules(), self.now_secs()) {
+            Ok(()) => {}
+            Err(e @ ClaimsError::Expired { .. }) => {
+                return Err(AuthError::ExpiredLoginHintToken(format!(
+                    "the login_hint_token {e}"
+                )));
+            }
+            Err(e) => return Err(bad(&e.to_string())),
+        }
+        let sub_id = claims
+            .get("sub_id")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("has no sub_id"))?;
+        let field = |name: &str| sub_id.get(name).and_then(Value::as_str).map(str::to_owned);
+        let lookup = match sub_id.get("format").and_then(Value::as_str) {
+            Some("email") => field("email").map(|e| UserLookup::Email(e.to_lowercase())),
+            Some("phone_number") => field("phone_number").map(UserLookup::Phone),
+            Some("iss_sub") if field("iss").as_deref() == Some(self.issuer.as_str()) => {
+                field("sub").map(UserLookup::Sub)
+            }
+            Some("opaque") => match field("id") {
+                Some(id) => Some(parse_login_hint(&id)?),
+                None => None,
+            },
+            _ => None,
+        };
+        lookup.ok_or_else(|| bad("has an unsupported or incomplete sub_id"))
+    }
 }
 
 #[cfg(test)]

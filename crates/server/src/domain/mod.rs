@@ -26,6 +26,7 @@ pub mod jwt_rules;
 pub mod keys;
 pub mod model;
 pub mod notification;
+mod request_object;
 #[cfg(test)]
 pub mod testing;
 pub mod token;
@@ -45,8 +46,8 @@ pub trait JwksFetcher: Send + Sync {
     async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, String>;
 }
 
-/// Where the domain announces events that something outside the request must act on. Live
-/// device delivery and client notifications (later issues) plug in here.
+/// Where the domain announces events that something outside the request must act on: held
+/// polls, device event streams, the push worker and the client-notification outbox wake on it.
 pub trait Notifier: Send + Sync {
     /// A backchannel request was stored with these challenges; `pushed`: some of them were
     /// queued for a push.

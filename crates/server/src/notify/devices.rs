@@ -194,7 +194,7 @@ impl PushWorker {
         let cfg = &d.config.external;
         let body = serde_json::to_string(&d.external_challenge(challenge, request).await?)
             .map_err(crate::domain::error::AuthError::internal)?;
-        let token = (!cfg.token.is_empty()).then_some(cfg.token.as_str());
+        let token = (!cfg.token.is_empty()).then_some(cfg.token.expose());
         let outcome = match self.http.post_json(&cfg.url, token, body).await {
             Ok(status) if (200..300).contains(&status) => Ok(()),
             Ok(status) if status >= 500 => Err((true, format!("external: HTTP {status}"))),

@@ -220,10 +220,6 @@ fn valid_device_token(token: &str) -> bool {
 
 #[async_trait::async_trait]
 impl PushSender for ApnsSender {
-    fn kind(&self) -> &'static str {
-        "apns"
-    }
-
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
         let started = Instant::now();
         let (outcome, status) = match target {

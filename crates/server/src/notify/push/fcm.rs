@@ -337,10 +337,6 @@ impl FcmSender {
 
 #[async_trait::async_trait]
 impl PushSender for FcmSender {
-    fn kind(&self) -> &'static str {
-        "fcm"
-    }
-
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
         let started = Instant::now();
         let (outcome, status) = match target {

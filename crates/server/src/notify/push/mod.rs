@@ -9,7 +9,7 @@
 //! never at or past the request's expiry), and [`send_with_retries`] runs that schedule in
 //! memory for callers without a durable queue.
 //!
-//! Payloads carry no personal data (SPEC §5, issue 3): the challenge id and the issuer, so
+//! Payloads carry no personal data (SPEC §5): the challenge id and the issuer, so
 //! the device knows which server to ask; the device fetches everything else over the device
 //! API with its own key.
 
@@ -134,7 +134,6 @@ impl PushOutcome {
 /// timeout.
 #[async_trait::async_trait]
 pub trait PushSender: Send + Sync {
-    fn kind(&self) -> &'static str;
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome;
 }
 
@@ -181,11 +180,6 @@ impl PushSenders {
         })
     }
 
-    /// Whether no channel is configured.
-    pub fn is_empty(&self) -> bool {
-        self.apns.is_none() && self.fcm.is_none() && self.webpush.is_none()
-    }
-
     /// One attempt through the target's channel; `Failed` when that channel is not configured.
     pub async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
         let sender: Option<&dyn PushSender> = match target {
@@ -210,10 +204,6 @@ impl PushSenders {
 
 #[async_trait::async_trait]
 impl PushSender for PushSenders {
-    fn kind(&self) -> &'static str {
-        "push"
-    }
-
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
         PushSenders::send(self, target, msg).await
     }

@@ -180,10 +180,6 @@ fn valid_topic(topic: &str) -> bool {
 
 #[async_trait::async_trait]
 impl PushSender for WebPushSender {
-    fn kind(&self) -> &'static str {
-        "webpush"
-    }
-
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
         let started = Instant::now();
         let (outcome, status) = match target {
