@@ -18,7 +18,7 @@ use backchannel_server::domain::admin::NewUser;
 use serde_json::Value;
 
 use crate::push::{P256, write};
-use crate::support::{Auth, TestServer, temp_dir, test_config};
+use crate::support::{Auth, Recorder, TestServer, temp_dir, test_config};
 
 const HINT: &str = "pia@example.com";
 const TOKEN: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -32,7 +32,7 @@ struct Pushed {
 
 #[derive(Clone, Default)]
 struct Apple {
-    pushes: Arc<Mutex<Vec<Pushed>>>,
+    pushes: Recorder<Pushed>,
     script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
 }
 
@@ -44,7 +44,7 @@ async fn apns_post(
     body: String,
 ) -> impl IntoResponse {
     assert_eq!(version, Version::HTTP_2, "APNs speaks HTTP/2 only");
-    apple.pushes.lock().unwrap().push(Pushed {
+    apple.pushes.record(Pushed {
         token,
         collapse_id: headers
             .get("apns-collapse-id")
@@ -98,19 +98,11 @@ impl Push {
     }
 
     fn pushes(&self) -> Vec<Pushed> {
-        self.apple.pushes.lock().unwrap().clone()
+        self.apple.pushes.all()
     }
 
     async fn wait(&self, n: usize) -> Vec<Pushed> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let p = self.pushes();
-            if p.len() >= n {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "expected {n} pushes, got {p:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.apple.pushes.wait(n).await
     }
 }
 

@@ -16,7 +16,7 @@ use backchannel_server::domain::admin::NewClient;
 use backchannel_server::domain::model::NotificationState;
 use serde_json::{Value, json};
 
-use crate::support::{Auth, TestServer, temp_dir, test_config};
+use crate::support::{Auth, Recorder, TestServer, temp_dir, test_config};
 
 const HINT: &str = "nina@example.com";
 const TOKEN: &str = "ping-token-8e1f.~+/";
@@ -33,7 +33,7 @@ type Scripted = (u16, Option<&'static str>);
 
 #[derive(Clone, Default)]
 struct Shared {
-    calls: Arc<Mutex<Vec<Call>>>,
+    calls: Recorder<Call>,
     /// Scripted answers (status, Location); 200 once the script is used up.
     script: Arc<Mutex<VecDeque<Scripted>>>,
 }
@@ -49,7 +49,7 @@ async fn record(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
-    shared.calls.lock().unwrap().push(Call {
+    shared.calls.record(Call {
         path: uri.path().to_owned(),
         authorization: headers
             .get("authorization")
@@ -84,7 +84,7 @@ impl Receiver {
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.shared.calls.lock().unwrap().clone()
+        self.shared.calls.all()
     }
 
     pub fn answer_next(&self, status: u16) {
@@ -95,20 +95,9 @@ impl Receiver {
         self.shared.script.lock().unwrap().clear();
     }
 
-    /// Waits (up to 10 s) until `n` calls arrived.
+    /// Waits until `n` calls arrived.
     pub async fn wait_calls(&self, n: usize) -> Vec<Call> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let calls = self.calls();
-            if calls.len() >= n {
-                return calls;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} calls, got {calls:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.shared.calls.wait(n).await
     }
 }
 

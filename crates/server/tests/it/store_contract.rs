@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backchannel_protocol::device::PushRegistration;
@@ -23,6 +23,8 @@ use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
 use backchannel_server::store::{PollGate, StoreError, Stores};
 use serde_json::json;
+
+use crate::support::temp_dir;
 
 mod accounts;
 mod delivery;
@@ -96,20 +98,16 @@ contract!(
     writes::push_rows_only_for_devices_that_are_pushed_to,
 );
 
-/// A database file under the temp dir, removed (with its WAL files) when dropped.
+/// A database file in a fresh temp dir, removed (with its WAL files) when dropped.
 struct TempDb {
     dir: PathBuf,
 }
 
 impl TempDb {
     fn new(name: &str) -> Self {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "backchannel-store-{}-{}-{name}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        TempDb { dir }
+        TempDb {
+            dir: temp_dir(&format!("store-{name}")),
+        }
     }
 
     /// A file in a directory that does not exist yet: opening must create both.

@@ -2,9 +2,6 @@
 //! and a device written straight from the wire protocol (not from the client/authenticator
 //! crates), so the tests check the protocol itself.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use backchannel_protocol::device::{
     ChallengeClaims, ChallengeEnvelope, ChallengeList, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
     Decision, DecisionClaims, EnrolRequest, EnrolResponse, PushRegistration,
@@ -24,15 +21,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-static DIRS: AtomicU64 = AtomicU64::new(0);
-
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let n = DIRS.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("bc-it-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+#[path = "../../../../test-support/common.rs"]
+mod common;
+pub use common::{Recorder, temp_dir};
 
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
