@@ -1,14 +1,11 @@
 //! The store contract suite: each test is written once against [`Stores`] and runs on SQLite
-//! (a fresh file per test) always, and on PostgreSQL (a fresh schema per test) when
-//! `BACKCHANNEL_TEST_POSTGRES_URL` is set or `postgres://postgres@127.0.0.1:5432/test` answers.
-//! `BACKCHANNEL_REQUIRE_POSTGRES=1` (CI) turns an unreachable PostgreSQL into a failure, as
-//! does an explicit URL that does not answer.
+//! (a fresh file per test) always, and on PostgreSQL (a fresh schema per test) whenever it is
+//! usable or required ([`PgSchema::open`] says when).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backchannel_protocol::device::PushRegistration;
@@ -19,12 +16,11 @@ use backchannel_server::domain::model::{
     Enrolment, Notification, NotificationKind, NotificationState, StoredKey, User, UserLookup,
     VerifiedDecision,
 };
-use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
 use backchannel_server::store::{PollGate, StoreError, Stores};
 use serde_json::json;
 
-use crate::support::temp_dir;
+use crate::support::{PgSchema, temp_dir};
 
 mod accounts;
 mod delivery;
@@ -36,7 +32,6 @@ mod writes;
 /// A fixed "now" (Unix ms); tests move time by passing other values, never by sleeping.
 const T0: i64 = 1_700_000_000_000;
 const SEC: i64 = 1_000;
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -141,37 +136,12 @@ where
     F: FnOnce(Stores) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    static UNREACHABLE: AtomicBool = AtomicBool::new(false);
-    let explicit = std::env::var("BACKCHANNEL_TEST_POSTGRES_URL").ok();
-    let required =
-        explicit.is_some() || std::env::var("BACKCHANNEL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    let url = explicit.unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-    if UNREACHABLE.load(Ordering::Relaxed) && !required {
+    let Some(pg) = PgSchema::open().await else {
         return;
-    }
-    let opened = tokio::time::timeout(Duration::from_secs(15), PgStore::open_isolated(&url)).await;
-    let (store, schema) = match opened {
-        Ok(Ok(opened)) => opened,
-        failed => {
-            let why = match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".to_owned(),
-            };
-            assert!(!required, "PostgreSQL required but not usable: {why}");
-            if !UNREACHABLE.swap(true, Ordering::Relaxed) {
-                eprintln!("PostgreSQL not reachable ({why}): skipping its contract tests");
-            }
-            return;
-        }
     };
-    let store = Arc::new(store);
     // Run the test as a task so that its schema is dropped even when it fails.
-    let outcome = tokio::spawn(test(Stores::from_backend(store.clone()))).await;
-    let drop_schema = format!("DROP SCHEMA \"{schema}\" CASCADE");
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(drop_schema))
-        .execute(store.pool())
-        .await;
-    store.pool().close().await;
+    let outcome = tokio::spawn(test(Stores::from_backend(pg.store.clone()))).await;
+    let dropped = pg.remove().await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
