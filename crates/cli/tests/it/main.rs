@@ -6,3 +6,4 @@
 mod authenticator_device;
 mod crash;
 mod serve_admin;
+mod support;
