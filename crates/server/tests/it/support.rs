@@ -2,6 +2,8 @@
 //! and a device written straight from the wire protocol (not from the client/authenticator
 //! crates), so the tests check the protocol itself.
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,9 +19,10 @@ use std::sync::Arc;
 
 use backchannel_server::app::{RunningServer, start_with_clock};
 use backchannel_server::config::Config;
+use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use backchannel_server::domain::clock::{Clock, ManualClock, SystemClock};
-use backchannel_server::domain::model::User;
+use backchannel_server::domain::model::{AuthRequestState, User};
 use backchannel_server::store::postgres::PgStore;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -27,7 +30,28 @@ use serde_json::{Value, json};
 
 #[path = "../../../../test-support/common.rs"]
 mod common;
-pub use common::{Recorder, temp_dir};
+pub use common::{HANG_GUARD, Recorder, temp_dir};
+
+/// Re-checks `check` until it gives `Ok`: for a state the code under test must reach. Fails
+/// the test after [`HANG_GUARD`] with `what` and the last `Err` seen; never asserts how soon.
+pub async fn eventually<T, E, F, Fut>(what: &str, mut check: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: still {last:?} after {HANG_GUARD:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// The PostgreSQL the tests use unless `BACKCHANNEL_TEST_POSTGRES_URL` names another.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -338,6 +362,13 @@ impl TestServer {
             ],
         )
         .await
+    }
+
+    /// The stored state of the request behind `auth_req_id`.
+    pub async fn request_state(&self, auth_req_id: &str) -> AuthRequestState {
+        let id = Domain::auth_request_key(auth_req_id);
+        let stored = self.server.domain.stores.requests.get_auth_request(&id);
+        stored.await.unwrap().unwrap().state
     }
 
     /// Starts a request and returns its auth_req_id.
