@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
@@ -20,7 +19,7 @@ use backchannel_server::store::sqlite::SqliteStore;
 use backchannel_server::store::{PollGate, StoreError, Stores};
 use serde_json::json;
 
-use crate::support::{PgSchema, temp_dir};
+use crate::support::{PgSchema, eventually, temp_dir};
 
 mod accounts;
 mod delivery;
@@ -385,9 +384,9 @@ async fn sqlite_processes_starting_together_migrate_once() {
 }
 
 /// `backchannel admin` writes from another process: a running server's store, which answers
-/// hot reads from memory, sees them within two seconds.
+/// hot reads from memory, sees them (its caches are dropped when the file changes under it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_sees_another_processs_writes_within_two_seconds() {
+async fn sqlite_sees_another_processs_writes() {
     let db = TempDb::new("two-processes");
     let server = Stores::from_backend(Arc::new(SqliteStore::open(&db.url()).await.unwrap()));
     world(&server, 1).await;
@@ -444,43 +443,45 @@ async fn sqlite_sees_another_processs_writes_within_two_seconds() {
         .await
         .unwrap();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let client = server
-            .clients
-            .get_client("client-1")
-            .await
-            .unwrap()
-            .unwrap();
-        let user = server.users.find_user(&by_nric).await.unwrap().unwrap();
-        let devices = server.devices.list_devices("user-1").await.unwrap();
-        let device = server
-            .devices
-            .get_device("device-1")
-            .await
-            .unwrap()
-            .unwrap();
-        let new_client = server.clients.get_client("client-2").await.unwrap();
-        if client.disabled
-            && user.disabled
-            && devices.len() == 2
-            && device.disabled
-            && new_client.is_some()
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after 2 s the server still sees client disabled={}, user disabled={}, {} devices, \
-             device disabled={}, new client {}",
-            client.disabled,
-            user.disabled,
-            devices.len(),
-            device.disabled,
-            new_client.is_some()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The writer notices the foreign commit on its next change check; how soon is for the
+    // benchmarks, that it happens at all is the contract.
+    eventually(
+        "the server store sees the other process's writes",
+        || async {
+            let client = server
+                .clients
+                .get_client("client-1")
+                .await
+                .unwrap()
+                .unwrap();
+            let user = server.users.find_user(&by_nric).await.unwrap().unwrap();
+            let devices = server.devices.list_devices("user-1").await.unwrap().len();
+            let device = server
+                .devices
+                .get_device("device-1")
+                .await
+                .unwrap()
+                .unwrap();
+            let new_client = server.clients.get_client("client-2").await.unwrap();
+            let seen = (
+                client.disabled,
+                user.disabled,
+                devices,
+                device.disabled,
+                new_client.is_some(),
+            );
+            if seen == (true, true, 2, true, true) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "client disabled={}, user disabled={}, {} devices, device disabled={}, \
+                 new client {}",
+                    seen.0, seen.1, seen.2, seen.3, seen.4
+                ))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
