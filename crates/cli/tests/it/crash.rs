@@ -1,7 +1,8 @@
 //! Killed, not stopped: what a `backchannel serve` process that dies by SIGKILL keeps. A push
-//! answered but not yet delivered, or in flight to APNs at the kill, goes out within 10 s of the
-//! restart, and so does a ping in flight to a client; every `/bc-authorize` it answered 200 is
-//! still there; and no approval yields two tokens across the crash.
+//! answered but not yet delivered goes out after the restart; one in flight to APNs at the
+//! kill goes out again without waiting for the dead process's lease to run out, and so does a
+//! ping in flight to a client; every `/bc-authorize` it answered 200 is still there; and no
+//! approval yields two tokens across the crash.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,15 +16,23 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::support::{
-    Killed, Recorder, Reply, Rp, admin, admin_with, authenticator_json, enrol, free_port, new_user,
-    runtime, serve_with, temp_dir,
+    HANG_GUARD, Killed, Recorder, Reply, Rp, admin, admin_with, authenticator_json, enrol,
+    free_port, new_user, runtime, serve_with, temp_dir,
 };
 
 const APNS_TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const PING_TOKEN: &str = "ping-token-crash-8e1f";
 
-/// After a restart, every queued or in-flight delivery goes out within this.
-const AFTER_RESTART: Duration = Duration::from_secs(10);
+/// How long a delivery that must go out after a restart is waited for: only a guard against
+/// hanging, as no test asserts how soon it goes out.
+const AFTER_RESTART: Duration = HANG_GUARD;
+
+/// Outbound timeouts so long that the lease of an attempt cut off by the kill (the send budget
+/// plus a margin) would hold its row far longer than [`AFTER_RESTART`]: a delivery that goes
+/// out again at all was released when the restarted process started.
+fn long_leases_env() -> Vec<(String, String)> {
+    settings(&[("BACKCHANNEL_OUTBOUND_TIMEOUT_MS", "600000")])
+}
 
 fn p8(dir: &std::path::Path) -> String {
     let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
@@ -145,8 +154,9 @@ impl StandIn {
         self.seen.all()
     }
 
-    /// Request `n` (from 1), which must arrive within [`AFTER_RESTART`] of `ready`, when the
-    /// restarted server had bound its listener; prints how long after `ready` it came.
+    /// Request `n` (from 1), which must come after the restart (waited for up to
+    /// [`AFTER_RESTART`]); prints, for the record only, how long after `ready`, when the
+    /// restarted server had bound its listener, it came.
     fn after_restart(
         &self,
         rt: &tokio::runtime::Runtime,
@@ -157,7 +167,7 @@ impl StandIn {
         let Some(seen) = rt.block_on(self.seen.wait_for(n, AFTER_RESTART)) else {
             let paths: Vec<String> = self.seen().into_iter().map(|s| s.path).collect();
             panic!(
-                "{what} did not go out within {AFTER_RESTART:?} of the restart; \
+                "{what} did not go out after the restart (waited {AFTER_RESTART:?}); \
                  requests so far: {paths:?}"
             )
         };
@@ -232,12 +242,12 @@ fn a_push_survives_a_kill_between_the_answer_and_the_delivery() {
 }
 
 #[test]
-fn a_push_in_flight_at_a_kill_goes_out_again_within_10_s_of_the_restart() {
+fn a_push_in_flight_at_a_kill_goes_out_again_without_waiting_out_its_lease() {
     let dir = temp_dir("crash-push-held");
     let key_file = p8(&dir);
     let rt = runtime();
     let apple = StandIn::start(&rt, First::Held);
-    let env = push_env(&apple.base, &key_file);
+    let env = [push_env(&apple.base, &key_file), long_leases_env()].concat();
     let port = free_port();
     let (server, issuer) = start_with(&dir, port, &env);
     let (client, state) = client_and_user(
@@ -262,11 +272,11 @@ fn a_push_in_flight_at_a_kill_goes_out_again_within_10_s_of_the_restart() {
 }
 
 #[test]
-fn a_ping_in_flight_at_a_kill_goes_out_again_within_10_s_of_the_restart() {
+fn a_ping_in_flight_at_a_kill_goes_out_again_without_waiting_out_its_lease() {
     let dir = temp_dir("crash-ping-held");
     let rt = runtime();
     let endpoint = StandIn::start(&rt, First::Held);
-    let env = loopback_callbacks_env();
+    let env = [loopback_callbacks_env(), long_leases_env()].concat();
     let port = free_port();
     let (server, issuer) = start_with(&dir, port, &env);
     let client = admin_with(
