@@ -5,51 +5,20 @@
 //! server restarts).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::serve_admin::{Served, admin, bin, free_port, serve, serve_on, temp_dir};
-
-/// A child process killed when the test ends, passed or not.
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{
+    Killed, Rp, Served, admin, authenticator, authenticator_json, bin, enrol, envs, free_port,
+    new_user, runtime, serve, serve_on, temp_dir,
+};
 
 fn started(served: Served) -> (Killed, String) {
     (Killed(served.child), served.issuer)
-}
-
-fn authenticator(args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("authenticator")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Runs an `authenticator` command that must succeed and print one JSON object.
-pub fn authenticator_json(args: &[&str]) -> Value {
-    let out = authenticator(args);
-    assert!(
-        out.status.success(),
-        "authenticator {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not one JSON object: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 /// Runs an `authenticator` command that must fail; returns its stderr.
@@ -63,45 +32,11 @@ fn admin_fails(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(bin())
         .arg("admin")
         .args(args)
-        .envs(crate::serve_admin::envs(dir, 0))
+        .envs(envs(dir, 0))
         .output()
         .unwrap();
     assert!(!out.status.success(), "admin {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-pub fn new_user(dir: &Path, email: &str) -> String {
-    admin(dir, &["user", "create", "--email", email, "--json"])["sub"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Enrols a device for `sub` through the CLI; returns its state file and id.
-pub fn enrol(dir: &Path, issuer: &str, sub: &str, name: &str, extra: &[&str]) -> (PathBuf, String) {
-    let code = admin(dir, &["enrolment", "create", "--user", sub, "--json"])["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let state = dir.join(format!("{name}.json"));
-    let mut args = vec![
-        "enrol",
-        "--server",
-        issuer,
-        "--code",
-        &code,
-        "--state",
-        state.to_str().unwrap(),
-        "--name",
-        name,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let id = authenticator_json(&args)["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (state, id)
 }
 
 // RFC 8291 §5's example subscription keys.
@@ -315,62 +250,32 @@ impl Watcher {
     }
 }
 
-struct Rp {
-    issuer: String,
-    client_id: String,
-    secret: String,
+/// The relying party of the watch tests: a poll client, driven from blocking test code.
+struct Bank {
+    rp: Rp,
     rt: tokio::runtime::Runtime,
 }
 
-impl Rp {
-    fn new(dir: &Path, issuer: &str) -> Rp {
+impl Bank {
+    fn new(dir: &Path, issuer: &str) -> Bank {
         let client = admin(dir, &["client", "create", "--name", "Watch Bank", "--json"]);
-        Rp {
-            issuer: issuer.to_owned(),
-            client_id: client["client_id"].as_str().unwrap().to_owned(),
-            secret: client["client_secret"].as_str().unwrap().to_owned(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
+        Bank {
+            rp: Rp::new(issuer, &client),
+            rt: runtime(),
         }
-    }
-
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        self.rt.block_on(async {
-            let r = reqwest::Client::new()
-                .post(format!("{}{path}", self.issuer))
-                .basic_auth(&self.client_id, Some(&self.secret))
-                .form(form)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.json().await.unwrap())
-        })
     }
 
     /// Starts a backchannel request; returns its auth_req_id.
     fn initiate(&self, hint: &str, message: &str) -> String {
-        let (status, body) = self.post(
-            "/bc-authorize",
-            &[
-                ("scope", "openid"),
-                ("login_hint", hint),
-                ("binding_message", message),
-            ],
-        );
+        let extra = [("binding_message", message)];
+        let started = self.rp.bc_authorize(hint, &extra);
+        let (status, body) = self.rt.block_on(started).answered();
         assert_eq!(status, 200, "{body}");
         body["auth_req_id"].as_str().unwrap().to_owned()
     }
 
     fn token(&self, auth_req_id: &str) -> (u16, Value) {
-        self.post(
-            "/token",
-            &[
-                ("grant_type", "urn:openid:params:grant-type:ciba"),
-                ("auth_req_id", auth_req_id),
-            ],
-        )
+        self.rt.block_on(self.rp.token(auth_req_id)).answered()
     }
 }
 
@@ -378,7 +283,7 @@ impl Rp {
 fn watch_approves_a_live_challenge_on_y_and_withdraws_one_decided_elsewhere() {
     let dir = temp_dir("auth-watch");
     let (_server, issuer) = started(serve(&dir));
-    let rp = Rp::new(&dir, &issuer);
+    let rp = Bank::new(&dir, &issuer);
     let sub = new_user(&dir, "watch@example.com");
     let (phone, _) = enrol(&dir, &issuer, &sub, "phone", &[]);
     let (tablet, _) = enrol(&dir, &issuer, &sub, "tablet", &[]);
@@ -433,7 +338,7 @@ fn watch_reconnects_after_the_server_restarts_and_still_gets_challenges() {
     let dir = temp_dir("auth-watch-restart");
     let port = free_port();
     let (server, issuer) = started(serve_on(&dir, port));
-    let rp = Rp::new(&dir, &issuer);
+    let rp = Bank::new(&dir, &issuer);
     let sub = new_user(&dir, "restart@example.com");
     let (phone, _) = enrol(&dir, &issuer, &sub, "phone", &[]);
     let mut watch = Watcher::start(&phone);

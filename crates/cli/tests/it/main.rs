@@ -7,3 +7,4 @@ mod authenticator_device;
 mod crash;
 mod outbound_proxy;
 mod serve_admin;
+mod support;

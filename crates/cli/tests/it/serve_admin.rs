@@ -1,142 +1,9 @@
 //! `backchannel serve` and `backchannel admin` through the real binary.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_backchannel")
-}
-
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bc-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `backchannel serve` child process on a free port, configured by environment only.
-pub struct Served {
-    pub child: Child,
-    pub issuer: String,
-    pub banner: Vec<String>,
-}
-
-pub fn envs(dir: &Path, port: u16) -> Vec<(String, String)> {
-    vec![
-        (
-            "BACKCHANNEL_SERVER_LISTEN".into(),
-            format!("127.0.0.1:{port}"),
-        ),
-        (
-            "BACKCHANNEL_SERVER_DATA_DIR".into(),
-            dir.display().to_string(),
-        ),
-        (
-            "BACKCHANNEL_DATABASE_URL".into(),
-            format!("sqlite://{}/db.sqlite", dir.display()),
-        ),
-    ]
-}
-
-pub fn serve(dir: &Path) -> Served {
-    serve_on(dir, free_port())
-}
-
-/// `serve` on a given port: a restart on the same address.
-pub fn serve_on(dir: &Path, port: u16) -> Served {
-    serve_with(dir, port, &[])
-}
-
-/// `serve` with further `BACKCHANNEL_*` settings.
-pub fn serve_with(dir: &Path, port: u16, extra: &[(String, String)]) -> Served {
-    let mut child = Command::new(bin())
-        .arg("serve")
-        .envs(envs(dir, port))
-        .envs(extra.iter().cloned())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut banner = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        let done = line.starts_with("Next,");
-        banner.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Served {
-        child,
-        issuer: format!("http://127.0.0.1:{port}"),
-        banner,
-    }
-}
-
-/// `POST /bc-authorize` with `client_secret_basic` for a client made by `admin client create
-/// --json`; the answer's JSON body.
-pub fn bc_authorize(
-    rt: &tokio::runtime::Runtime,
-    issuer: &str,
-    client: &serde_json::Value,
-    hint: &str,
-) -> serde_json::Value {
-    rt.block_on(async {
-        reqwest::Client::new()
-            .post(format!("{issuer}/bc-authorize"))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[("scope", "openid"), ("login_hint", hint)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    })
-}
-
-pub fn admin(dir: &Path, args: &[&str]) -> serde_json::Value {
-    admin_with(dir, &[], args)
-}
-
-/// `admin` with further `BACKCHANNEL_*` settings (those its checks read, such as
-/// `BACKCHANNEL_OUTBOUND_ALLOW_HTTP`).
-pub fn admin_with(dir: &Path, extra: &[(String, String)], args: &[&str]) -> serde_json::Value {
-    let out = Command::new(bin())
-        .arg("admin")
-        .args(args)
-        .envs(envs(dir, 0))
-        .envs(extra.iter().cloned())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "not one JSON object: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
+use crate::support::{Rp, admin, bin, envs, runtime, serve, temp_dir};
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -209,11 +76,10 @@ fn serve_prints_the_issuer_admin_works_on_the_store_and_sigterm_stops_cleanly() 
 
     // ...and the server sees it at once: the client authenticates (unknown_user_id, since the
     // user has no device yet, proves the secret was accepted).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let body = bc_authorize(&rt, &served.issuer, &client, "S1234567D");
+    let rp = Rp::new(&served.issuer, &client);
+    let (_, body) = runtime()
+        .block_on(rp.bc_authorize("S1234567D", &[]))
+        .answered();
     assert_eq!(body["error"], "unknown_user_id", "{body}");
 
     sigterm(&served.child);

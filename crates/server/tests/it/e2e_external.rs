@@ -2,8 +2,7 @@
 //! its bearer token, the decision posted back to the authenticated callback; forged, repeated
 //! and late callbacks refused.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -12,7 +11,7 @@ use backchannel_server::domain::admin::NewUser;
 use backchannel_server::domain::clock::{Clock, ManualClock, SystemClock};
 use serde_json::{Value, json};
 
-use crate::support::{Answer, TestServer};
+use crate::support::{Answer, Recorder, TestServer};
 
 const HINT: &str = "quinn@example.com";
 
@@ -21,7 +20,7 @@ type Received = (Option<String>, Value);
 
 #[derive(Clone, Default)]
 struct Org {
-    received: Arc<Mutex<Vec<Received>>>,
+    received: Recorder<Received>,
 }
 
 async fn org_post(State(org): State<Org>, headers: HeaderMap, body: String) -> &'static str {
@@ -30,9 +29,7 @@ async fn org_post(State(org): State<Org>, headers: HeaderMap, body: String) -> &
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     org.received
-        .lock()
-        .unwrap()
-        .push((bearer, serde_json::from_str(&body).unwrap()));
+        .record((bearer, serde_json::from_str(&body).unwrap()));
     "ok"
 }
 
@@ -45,24 +42,6 @@ async fn org() -> (Org, String) {
         .with_state(org.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (org, url)
-}
-
-impl Org {
-    async fn wait(&self, n: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let r = self.received.lock().unwrap().clone();
-            if r.len() >= n {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the external system received {} of {n}",
-                r.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 async fn callback(s: &TestServer, msg: &Value, token: &str, decision: &str) -> Answer {
@@ -112,7 +91,7 @@ async fn the_external_channel_round_trip() {
             ],
         )
         .await;
-    let got = org.wait(1).await;
+    let got = org.received.wait(1).await;
     let (bearer, msg) = &got[0];
     assert_eq!(bearer.as_deref(), Some("Bearer org-secret"));
     assert_eq!(msg["user"]["email"], HINT);
@@ -163,7 +142,7 @@ async fn the_external_channel_round_trip() {
             ],
         )
         .await;
-    let got = org.wait(2).await;
+    let got = org.received.wait(2).await;
     let (_, msg2) = &got[1];
     // A token for one challenge does not open another.
     callback(&s, msg2, token, "approve")

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Version};
@@ -18,7 +17,7 @@ use backchannel_server::domain::admin::NewUser;
 use serde_json::Value;
 
 use crate::push::{P256, write};
-use crate::support::{Auth, TestServer, temp_dir, test_config};
+use crate::support::{Auth, Recorder, TestServer, eventually, temp_dir, test_config};
 
 const HINT: &str = "pia@example.com";
 const TOKEN: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -32,7 +31,7 @@ struct Pushed {
 
 #[derive(Clone, Default)]
 struct Apple {
-    pushes: Arc<Mutex<Vec<Pushed>>>,
+    pushes: Recorder<Pushed>,
     script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
 }
 
@@ -44,7 +43,7 @@ async fn apns_post(
     body: String,
 ) -> impl IntoResponse {
     assert_eq!(version, Version::HTTP_2, "APNs speaks HTTP/2 only");
-    apple.pushes.lock().unwrap().push(Pushed {
+    apple.pushes.record(Pushed {
         token,
         collapse_id: headers
             .get("apns-collapse-id")
@@ -98,19 +97,11 @@ impl Push {
     }
 
     fn pushes(&self) -> Vec<Pushed> {
-        self.apple.pushes.lock().unwrap().clone()
+        self.apple.pushes.all()
     }
 
     async fn wait(&self, n: usize) -> Vec<Pushed> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let p = self.pushes();
-            if p.len() >= n {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "expected {n} pushes, got {p:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.apple.pushes.wait(n).await
     }
 }
 
@@ -186,34 +177,35 @@ async fn a_503_is_retried_and_an_unregistered_token_is_disabled() {
     s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
         .await;
     push.wait(3).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let d = s
-            .server
-            .domain
-            .stores
+    let stores = &s.server.domain.stores;
+    let d = eventually("the registration is disabled", || async {
+        let d = stores
             .devices
             .get_device(&device.id)
             .await
             .unwrap()
             .unwrap();
-        if d.push.disabled == ["apns"] {
-            assert!(!d.disabled);
-            break;
+        match d.push.disabled == ["apns"] {
+            true => Ok(d),
+            false => Err(d.push),
         }
-        assert!(
-            Instant::now() < deadline,
-            "the registration was not disabled: {:?}",
-            d.push
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Still reachable (live or when it asks), so not unknown_user_id; no more pushes.
+    })
+    .await;
+    assert!(!d.disabled, "the device stays");
+    // Still reachable (live or when it asks), so not unknown_user_id; but no push is queued
+    // for it, so none can go out.
+    let before = device.challenges(&s).await;
     s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
         .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let challenges = device.challenges(&s).await;
+    assert_eq!(challenges.len(), 3);
+    let new = challenges
+        .iter()
+        .find(|c| before.iter().all(|b| b.id != c.id));
+    let new = &new.unwrap().id;
+    assert_eq!(stores.pushes.get_push_delivery(new).await.unwrap(), None);
+    assert_eq!(stores.pushes.next_push_delivery_at().await.unwrap(), None);
     assert_eq!(push.pushes().len(), 3);
-    assert_eq!(device.challenges(&s).await.len(), 3);
 }
 
 #[tokio::test]

@@ -1,9 +1,8 @@
-//! Ping and push modes and long polling over HTTP, against a local receiver that records what
-//! the server sends and answers as each test scripts it.
+//! Ping and push modes over HTTP, against a local receiver that records what the server sends
+//! and answers as each test scripts it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -12,11 +11,13 @@ use backchannel_protocol::device::Decision;
 use backchannel_protocol::jose::{self, Algorithm};
 use backchannel_protocol::oauth::DeliveryMode;
 use backchannel_server::app::start;
+use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::NewClient;
-use backchannel_server::domain::model::NotificationState;
+use backchannel_server::domain::clock::Clock;
+use backchannel_server::domain::model::{AuthRequestState, NotificationState};
 use serde_json::{Value, json};
 
-use crate::support::{Auth, TestServer, temp_dir, test_config};
+use crate::support::{Auth, Recorder, TestServer, eventually, temp_dir, test_config};
 
 const HINT: &str = "nina@example.com";
 const TOKEN: &str = "ping-token-8e1f.~+/";
@@ -33,7 +34,7 @@ type Scripted = (u16, Option<&'static str>);
 
 #[derive(Clone, Default)]
 struct Shared {
-    calls: Arc<Mutex<Vec<Call>>>,
+    calls: Recorder<Call>,
     /// Scripted answers (status, Location); 200 once the script is used up.
     script: Arc<Mutex<VecDeque<Scripted>>>,
 }
@@ -49,7 +50,7 @@ async fn record(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
-    shared.calls.lock().unwrap().push(Call {
+    shared.calls.record(Call {
         path: uri.path().to_owned(),
         authorization: headers
             .get("authorization")
@@ -84,7 +85,7 @@ impl Receiver {
     }
 
     pub fn calls(&self) -> Vec<Call> {
-        self.shared.calls.lock().unwrap().clone()
+        self.shared.calls.all()
     }
 
     pub fn answer_next(&self, status: u16) {
@@ -95,20 +96,9 @@ impl Receiver {
         self.shared.script.lock().unwrap().clear();
     }
 
-    /// Waits (up to 10 s) until `n` calls arrived.
+    /// Waits until `n` calls arrived.
     pub async fn wait_calls(&self, n: usize) -> Vec<Call> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let calls = self.calls();
-            if calls.len() >= n {
-                return calls;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} calls, got {calls:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.shared.calls.wait(n).await
     }
 }
 
@@ -138,7 +128,7 @@ async fn start_notified(s: &TestServer, auth: &Auth) -> String {
 }
 
 async fn notification_state(s: &TestServer, auth_req_id: &str) -> (NotificationState, i64) {
-    let id = backchannel_server::domain::Domain::auth_request_key(auth_req_id);
+    let id = Domain::auth_request_key(auth_req_id);
     let n = s
         .server
         .domain
@@ -151,16 +141,29 @@ async fn notification_state(s: &TestServer, auth_req_id: &str) -> (NotificationS
     (n.state, n.attempts)
 }
 
+/// Waits until the request's notification is in `want`; its attempts then.
 async fn wait_state(s: &TestServer, auth_req_id: &str, want: NotificationState) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (state, attempts) = notification_state(s, auth_req_id).await;
-        if state == want {
-            return attempts;
+    eventually(&format!("the notification reaches {want:?}"), || async {
+        match notification_state(s, auth_req_id).await {
+            (state, attempts) if state == want => Ok(attempts),
+            other => Err(other),
         }
-        assert!(Instant::now() < deadline, "notification stuck in {state:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+}
+
+/// Nothing is left to send: no notification is pending. Delivered and failed are final, and
+/// a request never gets a second notification, so a receiver's count is then the last word.
+async fn assert_outbox_drained(s: &TestServer) {
+    let next = s
+        .server
+        .domain
+        .stores
+        .outbox
+        .next_notification_at()
+        .await
+        .unwrap();
+    assert_eq!(next, None, "a notification is still pending");
 }
 
 #[tokio::test]
@@ -221,20 +224,8 @@ async fn push_mode_delivers_the_tokens_once_with_the_hashes() {
         .await
         .expect_error(400, "unauthorized_client");
     assert_eq!(wait_state(&s, &id, NotificationState::Delivered).await, 1);
-    let stored = s
-        .server
-        .domain
-        .stores
-        .requests
-        .get_auth_request(&backchannel_server::domain::Domain::auth_request_key(&id))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        stored.state,
-        backchannel_server::domain::model::AuthRequestState::Redeemed
-    );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(s.request_state(&id).await, AuthRequestState::Redeemed);
+    assert_outbox_drained(&s).await;
     assert_eq!(rx.calls().len(), 1);
 }
 
@@ -269,7 +260,25 @@ async fn push_mode_reports_denial_and_expiry() {
         calls[1].body,
         json!({ "error": "expired_token", "auth_req_id": expiring })
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Each was delivered in one attempt, and the expired request is not queued again.
+    assert_eq!(
+        wait_state(&s, &denied, NotificationState::Delivered).await,
+        1
+    );
+    assert_eq!(
+        wait_state(&s, &expiring, NotificationState::Delivered).await,
+        1
+    );
+    let unnotified = s
+        .server
+        .domain
+        .stores
+        .outbox
+        .expired_unnotified_push(clock.now_ms())
+        .await
+        .unwrap();
+    assert!(unnotified.is_empty(), "{unnotified:?}");
+    assert_outbox_drained(&s).await;
     assert_eq!(rx.calls().len(), 2, "the expiry is pushed once");
 }
 
@@ -301,7 +310,10 @@ async fn a_401_is_final_and_a_redirect_is_not_followed() {
             1,
             "HTTP {status} is final"
         );
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Failed is final and nothing else is pending: no retry can come. A followed
+        // redirect would have reached the receiver within the attempt, before its end was
+        // recorded.
+        assert_outbox_drained(&s).await;
         let calls = rx.calls();
         assert_eq!(
             calls.len(),
@@ -435,73 +447,4 @@ async fn http_endpoints_need_allow_http() {
         refused.map(|_| ()).map_err(|e| e.code()),
         Err("invalid_request")
     );
-}
-
-#[tokio::test]
-async fn a_held_poll_answers_within_100_ms_of_the_approval() {
-    let s = TestServer::start_with(|c| c.token.long_poll_seconds = 10).await;
-    let (_, device) = s.user_with_device(HINT).await;
-    let auth = s
-        .secret_client(
-            backchannel_protocol::oauth::ClientAuthMethod::ClientSecretBasic,
-            "openid",
-        )
-        .await;
-    let id = s
-        .start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
-        .await;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let poll = {
-        let auth = auth.clone();
-        let s = &s;
-        async move {
-            let answer = s.token(&auth, &id).await;
-            let _ = tx.send(Instant::now());
-            answer
-        }
-    };
-    let approve = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let a = device.decide_only(&s, Decision::Approve).await;
-        assert_eq!(a.status, 200);
-        Instant::now()
-    };
-    let (answer, approved_at) = tokio::join!(poll, approve);
-    let answered_at = rx.await.unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    let lag = answered_at.saturating_duration_since(approved_at);
-    assert!(
-        lag < Duration::from_millis(100),
-        "held poll answered {lag:?} after the approval"
-    );
-}
-
-#[tokio::test]
-async fn a_held_poll_times_out_as_pending_and_counts_from_its_answer() {
-    let s = TestServer::start_with(|c| {
-        c.token.long_poll_seconds = 1;
-        c.ciba.interval = 1;
-    })
-    .await;
-    s.user_with_device(HINT).await;
-    let auth = s
-        .secret_client(
-            backchannel_protocol::oauth::ClientAuthMethod::ClientSecretBasic,
-            "openid",
-        )
-        .await;
-    let id = s
-        .start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
-        .await;
-    let started = Instant::now();
-    s.token(&auth, &id)
-        .await
-        .expect_error(400, "authorization_pending");
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "the poll was held"
-    );
-    // The interval (1 s) runs from the answer, not from when the poll arrived: polling again
-    // at once is too soon although a second has passed since the held poll came in.
-    s.token(&auth, &id).await.expect_error(400, "slow_down");
 }

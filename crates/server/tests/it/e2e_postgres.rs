@@ -1,35 +1,21 @@
 //! The whole poll flow over HTTP with PostgreSQL as the store (an isolated schema per run):
 //! the same server, the scale-out backend. Skipped only when PostgreSQL is unreachable and not
-//! required (`BACKCHANNEL_REQUIRE_POSTGRES=1` in CI).
+//! required ([`PgSchema::open`]).
 
 use std::sync::Arc;
 
 use backchannel_protocol::device::Decision;
 use backchannel_protocol::oauth::ClientAuthMethod;
 use backchannel_server::domain::clock::SystemClock;
-use backchannel_server::store::postgres::PgStore;
 
-use crate::support::TestServer;
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use crate::support::{PgSchema, TestServer};
 
 #[tokio::test]
 async fn poll_flow_on_postgres() {
-    let explicit = std::env::var("BACKCHANNEL_TEST_POSTGRES_URL").ok();
-    let required =
-        explicit.is_some() || std::env::var("BACKCHANNEL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    let url = explicit.unwrap_or_else(|| DEFAULT_URL.to_owned());
-    let (store, schema) = match PgStore::open_isolated(&url).await {
-        Ok(opened) => opened,
-        Err(e) if !required => {
-            eprintln!("PostgreSQL unreachable ({e}); skipping");
-            return;
-        }
-        Err(e) => panic!("PostgreSQL is required: {e}"),
+    let Some(pg) = PgSchema::open().await else {
+        return;
     };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let server_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-    let s = TestServer::start_on(|c| c.database.url = server_url, Arc::new(SystemClock)).await;
+    let s = TestServer::start_on(|c| c.database.url = pg.url(), Arc::new(SystemClock)).await;
     let (_, device) = s.user_with_device("pg@example.com").await;
     let auth = s
         .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
@@ -49,10 +35,5 @@ async fn poll_flow_on_postgres() {
     assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1);
     let TestServer { server, .. } = s;
     server.shutdown().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA \"{schema}\" CASCADE"
-    )))
-    .execute(store.pool())
-    .await
-    .unwrap();
+    pg.remove().await.unwrap();
 }

@@ -6,6 +6,7 @@
 
 mod apns;
 mod fcm;
+mod retries;
 mod webpush;
 
 use std::net::SocketAddr;

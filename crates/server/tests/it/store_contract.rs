@@ -1,15 +1,11 @@
 //! The store contract suite: each test is written once against [`Stores`] and runs on SQLite
-//! (a fresh file per test) always, and on PostgreSQL (a fresh schema per test) when
-//! `BACKCHANNEL_TEST_POSTGRES_URL` is set or `postgres://postgres@127.0.0.1:5432/test` answers.
-//! `BACKCHANNEL_REQUIRE_POSTGRES=1` (CI) turns an unreachable PostgreSQL into a failure, as
-//! does an explicit URL that does not answer.
+//! (a fresh file per test) always, and on PostgreSQL (a fresh schema per test) whenever it is
+//! usable or required ([`PgSchema::open`] says when).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
@@ -19,10 +15,11 @@ use backchannel_server::domain::model::{
     Enrolment, Notification, NotificationKind, NotificationState, StoredKey, User, UserLookup,
     VerifiedDecision,
 };
-use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
 use backchannel_server::store::{PollGate, StoreError, Stores};
 use serde_json::json;
+
+use crate::support::{PgSchema, eventually, temp_dir};
 
 mod accounts;
 mod delivery;
@@ -34,7 +31,6 @@ mod writes;
 /// A fixed "now" (Unix ms); tests move time by passing other values, never by sleeping.
 const T0: i64 = 1_700_000_000_000;
 const SEC: i64 = 1_000;
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -96,20 +92,16 @@ contract!(
     writes::push_rows_only_for_devices_that_are_pushed_to,
 );
 
-/// A database file under the temp dir, removed (with its WAL files) when dropped.
+/// A database file in a fresh temp dir, removed (with its WAL files) when dropped.
 struct TempDb {
     dir: PathBuf,
 }
 
 impl TempDb {
     fn new(name: &str) -> Self {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "backchannel-store-{}-{}-{name}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        TempDb { dir }
+        TempDb {
+            dir: temp_dir(&format!("store-{name}")),
+        }
     }
 
     /// A file in a directory that does not exist yet: opening must create both.
@@ -143,37 +135,12 @@ where
     F: FnOnce(Stores) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    static UNREACHABLE: AtomicBool = AtomicBool::new(false);
-    let explicit = std::env::var("BACKCHANNEL_TEST_POSTGRES_URL").ok();
-    let required =
-        explicit.is_some() || std::env::var("BACKCHANNEL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    let url = explicit.unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
-    if UNREACHABLE.load(Ordering::Relaxed) && !required {
+    let Some(pg) = PgSchema::open().await else {
         return;
-    }
-    let opened = tokio::time::timeout(Duration::from_secs(15), PgStore::open_isolated(&url)).await;
-    let (store, schema) = match opened {
-        Ok(Ok(opened)) => opened,
-        failed => {
-            let why = match failed {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".to_owned(),
-            };
-            assert!(!required, "PostgreSQL required but not usable: {why}");
-            if !UNREACHABLE.swap(true, Ordering::Relaxed) {
-                eprintln!("PostgreSQL not reachable ({why}): skipping its contract tests");
-            }
-            return;
-        }
     };
-    let store = Arc::new(store);
     // Run the test as a task so that its schema is dropped even when it fails.
-    let outcome = tokio::spawn(test(Stores::from_backend(store.clone()))).await;
-    let drop_schema = format!("DROP SCHEMA \"{schema}\" CASCADE");
-    let dropped = sqlx::query(sqlx::AssertSqlSafe(drop_schema))
-        .execute(store.pool())
-        .await;
-    store.pool().close().await;
+    let outcome = tokio::spawn(test(Stores::from_backend(pg.store.clone()))).await;
+    let dropped = pg.remove().await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
@@ -417,9 +384,9 @@ async fn sqlite_processes_starting_together_migrate_once() {
 }
 
 /// `backchannel admin` writes from another process: a running server's store, which answers
-/// hot reads from memory, sees them within two seconds.
+/// hot reads from memory, sees them (its caches are dropped when the file changes under it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_sees_another_processs_writes_within_two_seconds() {
+async fn sqlite_sees_another_processs_writes() {
     let db = TempDb::new("two-processes");
     let server = Stores::from_backend(Arc::new(SqliteStore::open(&db.url()).await.unwrap()));
     world(&server, 1).await;
@@ -476,43 +443,45 @@ async fn sqlite_sees_another_processs_writes_within_two_seconds() {
         .await
         .unwrap();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let client = server
-            .clients
-            .get_client("client-1")
-            .await
-            .unwrap()
-            .unwrap();
-        let user = server.users.find_user(&by_nric).await.unwrap().unwrap();
-        let devices = server.devices.list_devices("user-1").await.unwrap();
-        let device = server
-            .devices
-            .get_device("device-1")
-            .await
-            .unwrap()
-            .unwrap();
-        let new_client = server.clients.get_client("client-2").await.unwrap();
-        if client.disabled
-            && user.disabled
-            && devices.len() == 2
-            && device.disabled
-            && new_client.is_some()
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after 2 s the server still sees client disabled={}, user disabled={}, {} devices, \
-             device disabled={}, new client {}",
-            client.disabled,
-            user.disabled,
-            devices.len(),
-            device.disabled,
-            new_client.is_some()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The writer notices the foreign commit on its next change check; how soon is for the
+    // benchmarks, that it happens at all is the contract.
+    eventually(
+        "the server store sees the other process's writes",
+        || async {
+            let client = server
+                .clients
+                .get_client("client-1")
+                .await
+                .unwrap()
+                .unwrap();
+            let user = server.users.find_user(&by_nric).await.unwrap().unwrap();
+            let devices = server.devices.list_devices("user-1").await.unwrap().len();
+            let device = server
+                .devices
+                .get_device("device-1")
+                .await
+                .unwrap()
+                .unwrap();
+            let new_client = server.clients.get_client("client-2").await.unwrap();
+            let seen = (
+                client.disabled,
+                user.disabled,
+                devices,
+                device.disabled,
+                new_client.is_some(),
+            );
+            if seen == (true, true, 2, true, true) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "client disabled={}, user disabled={}, {} devices, device disabled={}, \
+                 new client {}",
+                    seen.0, seen.1, seen.2, seen.3, seen.4
+                ))
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

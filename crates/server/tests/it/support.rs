@@ -2,8 +2,10 @@
 //! and a device written straight from the wire protocol (not from the client/authenticator
 //! crates), so the tests check the protocol itself.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use backchannel_protocol::device::{
     ChallengeClaims, ChallengeEnvelope, ChallengeList, DECISION_JWT_TYP, DEVICE_AUTH_JWT_TYP,
@@ -17,21 +19,104 @@ use std::sync::Arc;
 
 use backchannel_server::app::{RunningServer, start_with_clock};
 use backchannel_server::config::Config;
+use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use backchannel_server::domain::clock::{Clock, ManualClock, SystemClock};
-use backchannel_server::domain::model::User;
+use backchannel_server::domain::model::{AuthRequestState, User};
+use backchannel_server::store::postgres::PgStore;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-static DIRS: AtomicU64 = AtomicU64::new(0);
+#[path = "../../../../test-support/common.rs"]
+mod common;
+pub use common::{HANG_GUARD, Recorder, temp_dir};
 
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let n = DIRS.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!("bc-it-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// Re-checks `check` until it gives `Ok`: for a state the code under test must reach. Fails
+/// the test after [`HANG_GUARD`] with `what` and the last `Err` seen; never asserts how soon.
+pub async fn eventually<T, E, F, Fut>(what: &str, mut check: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: still {last:?} after {HANG_GUARD:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The PostgreSQL the tests use unless `BACKCHANNEL_TEST_POSTGRES_URL` names another.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh schema of its own on the test PostgreSQL, for one test.
+pub struct PgSchema {
+    pub store: Arc<PgStore>,
+    pub schema: String,
+    url: String,
+}
+
+impl PgSchema {
+    /// A fresh schema, or `None` (the caller skips) when PostgreSQL is not usable and not
+    /// required. `BACKCHANNEL_REQUIRE_POSTGRES=1` (CI) or an explicit
+    /// `BACKCHANNEL_TEST_POSTGRES_URL` makes it required: then it fails the test instead.
+    /// Once it was found unusable, later calls skip without trying again.
+    pub async fn open() -> Option<PgSchema> {
+        static UNUSABLE: AtomicBool = AtomicBool::new(false);
+        let explicit = std::env::var("BACKCHANNEL_TEST_POSTGRES_URL").ok();
+        let required = explicit.is_some()
+            || std::env::var("BACKCHANNEL_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let url = explicit.unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+        if UNUSABLE.load(Ordering::Relaxed) && !required {
+            return None;
+        }
+        let opened =
+            tokio::time::timeout(Duration::from_secs(15), PgStore::open_isolated(&url)).await;
+        let why = match opened {
+            Ok(Ok((store, schema))) => {
+                return Some(PgSchema {
+                    store: Arc::new(store),
+                    schema,
+                    url,
+                });
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        assert!(!required, "PostgreSQL required but not usable: {why}");
+        if !UNUSABLE.swap(true, Ordering::Relaxed) {
+            eprintln!("PostgreSQL not usable ({why}): skipping the tests that need it");
+        }
+        None
+    }
+
+    /// A database URL whose connections work in this schema (for a server under test).
+    pub fn url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}options=-c%20search_path%3D{}",
+            self.url, self.schema
+        )
+    }
+
+    /// Drops the schema with everything in it and closes the pool.
+    pub async fn remove(&self) -> Result<(), sqlx::Error> {
+        let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{}\" CASCADE",
+            self.schema
+        )))
+        .execute(self.store.pool())
+        .await;
+        self.store.pool().close().await;
+        dropped.map(|_| ())
+    }
 }
 
 pub fn now_secs() -> i64 {
@@ -277,6 +362,13 @@ impl TestServer {
             ],
         )
         .await
+    }
+
+    /// The stored state of the request behind `auth_req_id`.
+    pub async fn request_state(&self, auth_req_id: &str) -> AuthRequestState {
+        let id = Domain::auth_request_key(auth_req_id);
+        let stored = self.server.domain.stores.requests.get_auth_request(&id);
+        stored.await.unwrap().unwrap().state
     }
 
     /// Starts a request and returns its auth_req_id.

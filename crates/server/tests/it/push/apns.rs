@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -36,7 +36,6 @@ struct Seen {
     headers: HeaderMap,
     jwt: String,
     payload: Value,
-    at: Instant,
 }
 
 /// A scripted answer: status, `reason`, `Retry-After`.
@@ -86,7 +85,6 @@ async fn device_post(
         headers: headers.clone(),
         jwt: jwt.clone(),
         payload: payload.clone(),
-        at: Instant::now(),
     });
     if version != Version::HTTP_2 {
         return reason(505, "HTTP2Required", None);
@@ -362,8 +360,10 @@ async fn apns_dead_tokens_disable_the_registration() {
     );
 }
 
+/// How long the loop waits between attempts is `send_with_retries`' own test (on a paused
+/// clock, in `retries`); here, that APNs' answers and `Retry-After` reach it.
 #[tokio::test]
-async fn apns_retries_after_503_honouring_retry_after_within_the_expiry() {
+async fn apns_retries_a_503_and_gives_up_when_retry_after_passes_the_expiry() {
     let h = Harness::start().await;
     let token = device_token();
     h.script(&token, &[(503, "ServiceUnavailable", Some(1))]);
@@ -375,21 +375,16 @@ async fn apns_retries_after_503_honouring_retry_after_within_the_expiry() {
     assert_eq!(outcome, PushOutcome::Delivered);
     let seen = h.seen();
     assert_eq!(seen.len(), 2);
-    let gap = seen[1].at - seen[0].at;
-    assert!(
-        gap >= Duration::from_secs(1),
-        "Retry-After honoured: {gap:?}"
-    );
     assert_eq!(seen[0].payload, seen[1].payload);
     assert_eq!(
         header(&seen[1].headers, "apns-collapse-id"),
         Some(msg.challenge_id.as_str())
     );
 
-    // A Retry-After past the request's expiry ends the attempts at once.
+    // A Retry-After past the request's expiry ends the attempts after this one: APNs' header
+    // is passed on, and no further request is made.
     h.script(&token, &[(429, "TooManyRequests", Some(30))]);
     let short = message(h.clock.now_secs(), 5);
-    let started = Instant::now();
     let outcome = send_with_retries(&h.sender, &target, &short, &h.clock, 10).await;
     assert_eq!(
         outcome,
@@ -397,7 +392,6 @@ async fn apns_retries_after_503_honouring_retry_after_within_the_expiry() {
             after: Some(Duration::from_secs(30))
         }
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(h.seen().len(), 3);
 
     // Nothing is sent for a request that has already expired.

@@ -1,0 +1,81 @@
+//! Test helpers shared by the integration-test binaries of more than one crate (the server's
+//! and the CLI's). Not a crate, so it costs no build of its own: each binary's support module
+//! includes this file with `#[path]`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// How long a test waits for something that must happen before it fails instead of hanging.
+/// Only a guard against hanging forever: no test asserts how soon anything happens.
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// A fresh, empty directory under the system temp dir, unique to this process and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static DIRS: AtomicU64 = AtomicU64::new(0);
+    let n = DIRS.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("bc-it-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a local stand-in server (a client's notification endpoint, APNs, an organisation's
+/// system) received, in arrival order, for a test to wait on.
+pub struct Recorder<T> {
+    seen: Arc<watch::Sender<Vec<T>>>,
+}
+
+impl<T> Clone for Recorder<T> {
+    fn clone(&self) -> Self {
+        Recorder {
+            seen: self.seen.clone(),
+        }
+    }
+}
+
+impl<T> Default for Recorder<T> {
+    fn default() -> Self {
+        Recorder {
+            seen: Arc::new(watch::Sender::new(Vec::new())),
+        }
+    }
+}
+
+impl<T: Clone + std::fmt::Debug> Recorder<T> {
+    /// Records one request; how many there are now.
+    pub fn record(&self, request: T) -> usize {
+        let mut count = 0;
+        self.seen.send_modify(|seen| {
+            seen.push(request);
+            count = seen.len();
+        });
+        count
+    }
+
+    /// Everything received so far.
+    pub fn all(&self) -> Vec<T> {
+        self.seen.borrow().clone()
+    }
+
+    /// Everything received once there are at least `n`, or `None` if `within` passes first.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Option<Vec<T>> {
+        let mut rx = self.seen.subscribe();
+        let arrived = rx.wait_for(|seen| seen.len() >= n);
+        match tokio::time::timeout(within, arrived).await {
+            Ok(Ok(seen)) => Some(seen.clone()),
+            _ => None,
+        }
+    }
+
+    /// Everything received once there are at least `n`; fails the test after [`HANG_GUARD`].
+    pub async fn wait(&self, n: usize) -> Vec<T> {
+        match self.wait_for(n, HANG_GUARD).await {
+            Some(seen) => seen,
+            None => panic!("expected {n} requests, got {:?}", self.all()),
+        }
+    }
+}
