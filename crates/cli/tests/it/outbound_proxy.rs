@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::authenticator_device::{Killed, authenticator_json, enrol, new_user};
-use crate::serve_admin::{admin_with, free_port, serve_with, temp_dir};
+use crate::support::{
+    HANG_GUARD, Killed, Recorder, Reply, Rp, admin_with, authenticator_json, enrol, free_port,
+    new_user, runtime, serve_with, temp_dir,
+};
 
 const PING_TOKEN: &str = "ping-token-proxy-5c2a";
 
@@ -47,17 +47,17 @@ impl Listener {
 /// A notification endpoint that records the paths it is POSTed to and answers 204.
 struct Endpoint {
     base: String,
-    paths: Arc<std::sync::Mutex<Vec<String>>>,
+    paths: Recorder<String>,
 }
 
 impl Endpoint {
     fn start(rt: &tokio::runtime::Runtime, ip: &str) -> Endpoint {
-        let paths = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let paths = Recorder::default();
         let seen = paths.clone();
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
             let seen = seen.clone();
             async move {
-                seen.lock().unwrap().push(uri.path().to_owned());
+                seen.record(uri.path().to_owned());
                 axum::http::StatusCode::NO_CONTENT
             }
         });
@@ -69,15 +69,11 @@ impl Endpoint {
         });
         Endpoint { base, paths }
     }
-
-    fn paths(&self) -> Vec<String> {
-        self.paths.lock().unwrap().clone()
-    }
 }
 
-/// Polls `until` every 50 ms; panics with `what` after 15 s.
+/// Polls `until` every 50 ms; fails the test with `what` after [`HANG_GUARD`].
 fn wait(what: &str, until: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + HANG_GUARD;
     while !until() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
@@ -104,13 +100,13 @@ fn pings(rt: &tokio::runtime::Runtime, issuer: &str, outcome: &str) -> u64 {
         .sum()
 }
 
-/// A ping client towards `endpoint`, started and approved once; its `auth_req_id`.
+/// A ping client towards `endpoint`, with one request started and approved.
 fn approved_ping(
     rt: &tokio::runtime::Runtime,
     (dir, issuer, env): (&std::path::Path, &str, &[(String, String)]),
     state: &str,
     endpoint: &str,
-) -> String {
+) {
     let client = admin_with(
         dir,
         env,
@@ -126,29 +122,12 @@ fn approved_ping(
             "--json",
         ],
     );
-    let answer: Value = rt.block_on(async {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .post(format!("{issuer}/bc-authorize"))
-            .basic_auth(
-                client["client_id"].as_str().unwrap(),
-                client["client_secret"].as_str(),
-            )
-            .form(&[
-                ("scope", "openid"),
-                ("login_hint", "proxy@example.com"),
-                ("client_notification_token", PING_TOKEN),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
-    let id = answer["auth_req_id"].as_str().expect("an auth_req_id");
+    let rp = Rp::new(issuer, &client);
+    let started = rt.block_on(rp.bc_authorize(
+        "proxy@example.com",
+        &[("client_notification_token", PING_TOKEN)],
+    ));
+    assert!(matches!(started, Reply::Answered(200, _)), "{started:?}");
     let approved = authenticator_json(&[
         "approve", "--state", state, "--all", "--wait", "10", "--json",
     ]);
@@ -157,16 +136,11 @@ fn approved_ping(
         1,
         "{approved}"
     );
-    id.to_owned()
 }
 
 #[test]
 fn outbound_calls_ignore_proxy_variables_and_private_targets_stay_refused() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = temp_dir("outbound-proxy");
     let proxy = Listener::start(&rt, "127.0.0.1");
     let allowed = Endpoint::start(&rt, "127.0.0.1");
@@ -209,9 +183,7 @@ fn outbound_calls_ignore_proxy_variables_and_private_targets_stay_refused() {
         state,
         &format!("{}/ciba/ping", allowed.base),
     );
-    wait("the ping to the allowed endpoint", || {
-        allowed.paths() == ["/ciba/ping"]
-    });
+    assert_eq!(rt.block_on(allowed.paths.wait(1)), ["/ciba/ping"]);
 
     approved_ping(
         &rt,
@@ -222,7 +194,12 @@ fn outbound_calls_ignore_proxy_variables_and_private_targets_stay_refused() {
     wait("the refused ping to end as failed", || {
         pings(&rt, &issuer, "failed") == 1
     });
-    assert!(forbidden.paths().is_empty(), "{:?}", forbidden.paths());
+    assert!(
+        forbidden.paths.all().is_empty(),
+        "{:?}",
+        forbidden.paths.all()
+    );
+    assert_eq!(allowed.paths.all().len(), 1);
     assert_eq!(pings(&rt, &issuer, "delivered"), 1);
     assert_eq!(proxy.connections(), 0, "an outbound call went to the proxy");
 }

@@ -37,10 +37,6 @@ impl Scripted {
 
 #[async_trait::async_trait]
 impl PushSender for Scripted {
-    fn kind(&self) -> &'static str {
-        "scripted"
-    }
-
     async fn send(&self, _: &PushTarget, _: &PushMessage) -> PushOutcome {
         self.sent_at.lock().unwrap().push(Instant::now());
         let next = self.outcomes.lock().unwrap().pop_front();
