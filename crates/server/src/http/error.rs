@@ -65,10 +65,18 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let AuthError::Internal(detail) = &self.error {
-            tracing::error!(trace_id = %self.trace_id, %detail, "internal error");
-        } else {
-            tracing::info!(trace_id = %self.trace_id, error = self.error.code(), "request refused");
+        match &self.error {
+            AuthError::Internal(detail) => {
+                tracing::error!(trace_id = %self.trace_id, %detail, "internal error");
+            }
+            // A poll of a pending request is the protocol working, not a refusal: the request
+            // line (status 400) says enough, and polls are the most frequent request.
+            AuthError::AuthorizationPending | AuthError::SlowDown { .. } => {
+                tracing::debug!(trace_id = %self.trace_id, error = self.error.code(), "poll answered");
+            }
+            _ => {
+                tracing::info!(trace_id = %self.trace_id, error = self.error.code(), "request refused");
+            }
         }
         let body = ErrorResponse {
             error: self.error.code().to_owned(),
