@@ -341,13 +341,44 @@ pub struct DeviceEvent {
     pub created_at: i64,
 }
 
+/// Where a challenge's push delivery stands (`push_deliveries.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushDeliveryState {
+    /// Due now or after a backoff (or leased by a worker).
+    Pending,
+    /// Every live channel was reached, or there was nothing left to push (decided, expired,
+    /// device disabled).
+    Done,
+    /// Given up: a final refusal, the challenge is gone, or no time left before expiry.
+    Failed,
+}
+
+impl PushDeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushDeliveryState::Pending => "pending",
+            PushDeliveryState::Done => "done",
+            PushDeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(PushDeliveryState::Pending),
+            "done" => Some(PushDeliveryState::Done),
+            "failed" => Some(PushDeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// A challenge's pushes to its device's registered channels (the durable fan-out queue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushDelivery {
     pub challenge_id: String,
     pub device_id: String,
-    /// `pending`, `done` or `failed`.
-    pub state: String,
+    pub state: PushDeliveryState,
     /// Channels already delivered (`apns`, `fcm`, `webpush`).
     pub delivered: Vec<String>,
     pub attempts: i64,
