@@ -73,6 +73,15 @@ pub struct Device {
 }
 
 impl Device {
+    /// The `kty` that marks the external channel's stand-in device: no usable key, so it can
+    /// never authenticate to the device API.
+    pub const EXTERNAL_KTY: &'static str = "external";
+
+    /// Whether this is the external channel's stand-in (see [`super::external`]).
+    pub fn is_external(&self) -> bool {
+        self.public_jwk.kty == Self::EXTERNAL_KTY
+    }
+
     /// Whether a challenge for this device is pushed: it registered a channel (APNs, FCM, Web
     /// Push) the server has not found dead, or it is the external channel's stand-in. Other
     /// devices learn of challenges from their event stream or by listing them.
@@ -81,7 +90,7 @@ impl Device {
         let live = |channel: &str, registered: bool| {
             registered && !reg.disabled.iter().any(|d| d == channel)
         };
-        super::external::is_external(self)
+        self.is_external()
             || live("apns", reg.apns_token.is_some())
             || live("fcm", reg.fcm_token.is_some())
             || live("webpush", reg.webpush.is_some())

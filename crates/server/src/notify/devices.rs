@@ -14,7 +14,6 @@ use tokio::task::JoinHandle;
 use super::push::{PushMessage, PushOutcome, PushSenders, PushTarget, next_attempt_at};
 use crate::domain::Domain;
 use crate::domain::error::AuthResult;
-use crate::domain::external::is_external;
 use crate::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, PushDelivery, PushDeliveryState,
 };
@@ -147,7 +146,7 @@ impl PushWorker {
                 .await
                 .map_err(Into::into);
         };
-        if is_external(&device) {
+        if device.is_external() {
             return self.deliver_external(&delivery, &challenge, &request).await;
         }
         let targets: Vec<PushTarget> = PushTarget::from_registration(&device.push)
