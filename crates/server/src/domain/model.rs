@@ -2,6 +2,7 @@
 //! authentication requests and their per-device challenges. All timestamps are Unix
 //! milliseconds (`i64`), taken from the injected [`Clock`](super::clock::Clock).
 
+pub use backchannel_protocol::device::ChallengeState;
 use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
@@ -165,37 +166,6 @@ pub struct AuthRequest {
     /// The `auth_req_id` itself, kept only for ping and push clients, which must be sent it
     /// (CIBA Core §10.2, §10.3); poll requests store only its hash (`id`).
     pub auth_req_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChallengeState {
-    Pending,
-    Approved,
-    Denied,
-    /// Another device decided, the request expired, or the device was disabled.
-    Closed,
-}
-
-impl ChallengeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengeState::Pending => "pending",
-            ChallengeState::Approved => "approved",
-            ChallengeState::Denied => "denied",
-            ChallengeState::Closed => "closed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(ChallengeState::Pending),
-            "approved" => Some(ChallengeState::Approved),
-            "denied" => Some(ChallengeState::Denied),
-            "closed" => Some(ChallengeState::Closed),
-            _ => None,
-        }
-    }
 }
 
 /// One device's copy of a backchannel request.
