@@ -28,11 +28,53 @@ use serde::Serialize;
 
 use crate::config::PushConfig;
 use crate::domain::clock::{Clock, SystemClock};
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, Refusal};
 
 pub use apns::{ApnsSender, PROVIDER_TOKEN_REFRESH_SECS};
 pub use fcm::{ACCESS_TOKEN_MARGIN_SECS, FCM_SCOPE, FcmSender};
+pub use keys::KeyFileError;
 pub use webpush::WebPushSender;
+
+/// Why a `[push.*]` section cannot make its sender: the server refuses to start. `setting`
+/// names the configuration value (and file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PushSetupError {
+    #[error("cannot read {setting}: {source}")]
+    Read {
+        setting: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{setting}: {source}")]
+    Key {
+        setting: String,
+        #[source]
+        source: KeyFileError,
+    },
+    #[error("{setting} is not a service-account key: {source}")]
+    ServiceAccount {
+        setting: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A URL the outbound policy refuses.
+    #[error("{setting} {source}")]
+    Url {
+        setting: String,
+        #[source]
+        source: Refusal,
+    },
+    /// A value of the wrong shape (an APNs topic, an FCM project id).
+    #[error("{0}")]
+    Invalid(String),
+    /// Any of the above, in the section it came from.
+    #[error("[push.{section}]: {source}")]
+    Section {
+        section: &'static str,
+        #[source]
+        source: Box<PushSetupError>,
+    },
+}
 
 /// The neutral text a device shows before it has fetched the details. It names no user,
 /// client or transaction; apps replace it (APNs `mutable-content`, FCM data handling).
@@ -149,7 +191,7 @@ pub struct PushSenders {
 impl PushSenders {
     /// The senders of every configured `[push.*]` section, reading their key files now so a
     /// bad key stops the server at start rather than at the first push.
-    pub fn from_config(cfg: &PushConfig, outbound: &Outbound) -> Result<Self, String> {
+    pub fn from_config(cfg: &PushConfig, outbound: &Outbound) -> Result<Self, PushSetupError> {
         Self::from_config_with_clock(cfg, outbound, Arc::new(SystemClock))
     }
 
@@ -158,9 +200,12 @@ impl PushSenders {
         cfg: &PushConfig,
         outbound: &Outbound,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
-        fn section(name: &'static str) -> impl Fn(String) -> String {
-            move |e| format!("[push.{name}]: {e}")
+    ) -> Result<Self, PushSetupError> {
+        fn section(section: &'static str) -> impl Fn(PushSetupError) -> PushSetupError {
+            move |e| PushSetupError::Section {
+                section,
+                source: Box::new(e),
+            }
         }
         Ok(PushSenders {
             apns: cfg

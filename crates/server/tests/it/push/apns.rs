@@ -427,7 +427,7 @@ async fn apns_base_url_must_pass_the_outbound_policy() {
     let err = ApnsSender::new(&cfg, &closed, Arc::new(clock()))
         .err()
         .unwrap();
-    assert!(err.contains("base_url"), "{err}");
+    assert!(err.to_string().contains("base_url"), "{err}");
     let missing = ApnsConfig {
         key_file: dir.join("absent.p8").to_string_lossy().into_owned(),
         ..cfg.clone()
