@@ -35,8 +35,9 @@ pub struct ExternalChallenge {
     pub scope: String,
     pub acr_values: Option<String>,
     pub authorization_details: Option<serde_json::Value>,
-    /// Unix seconds.
-    pub expires_at: i64,
+    /// The request's expiry, Unix seconds.
+    #[serde(rename = "expires_at")]
+    pub expires_at_secs: i64,
     /// Where to POST the decision, with `Authorization: Bearer <callback_token>`.
     pub callback_url: String,
     pub callback_token: String,
@@ -162,7 +163,7 @@ impl Domain {
             scope: request.scope.clone(),
             acr_values: request.acr_values.clone(),
             authorization_details: request.authorization_details.clone(),
-            expires_at: request.expires_at.div_euclid(1000),
+            expires_at_secs: request.expires_at.div_euclid(1000),
             callback_url: self.url(&format!(
                 "/external/v1/challenges/{}/decision",
                 challenge.id

@@ -156,7 +156,7 @@ impl PushWorker {
         let msg = PushMessage {
             challenge_id: challenge.id.clone(),
             issuer: d.issuer.clone(),
-            expires_at: request.expires_at.div_euclid(1000),
+            expires_at_secs: request.expires_at.div_euclid(1000),
         };
         let mut delivered = delivery.delivered.clone();
         let mut retry_after: Option<Option<Duration>> = None;
@@ -193,7 +193,7 @@ impl PushWorker {
             attempts,
             &PushOutcome::Retry { after },
             d.now_ms(),
-            msg.expires_at,
+            msg.expires_at_secs,
         ) {
             Some(at) => {
                 store

@@ -193,7 +193,7 @@ impl ApnsSender {
             .header("apns-topic", &self.topic)
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")
-            .header("apns-expiration", msg.expires_at.to_string())
+            .header("apns-expiration", msg.expires_at_secs.to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         // A re-sent push for the same challenge replaces the one shown; Apple allows 64 bytes.
@@ -281,7 +281,7 @@ mod tests {
         let msg = PushMessage {
             challenge_id: "c".repeat(26),
             issuer: "https://id.example.com".into(),
-            expires_at: 0,
+            expires_at_secs: 0,
         };
         let p = ApnsSender::payload(&msg);
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();

@@ -274,7 +274,7 @@ impl FcmSender {
                     "headers": {
                         "apns-push-type": "alert",
                         "apns-priority": "10",
-                        "apns-expiration": msg.expires_at.to_string(),
+                        "apns-expiration": msg.expires_at_secs.to_string(),
                         "apns-collapse-id": challenge_id,
                     },
                     "payload": { "aps": { "mutable-content": 1 } },
@@ -379,7 +379,7 @@ mod tests {
         let msg = PushMessage {
             challenge_id: "c".repeat(26),
             issuer: "https://id.example.com".into(),
-            expires_at: 1_700_000_300,
+            expires_at_secs: 1_700_000_300,
         };
         let m = FcmSender::message("tok", &msg, 120);
         let data = m["message"]["data"].as_object().unwrap();

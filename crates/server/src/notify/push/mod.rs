@@ -87,7 +87,7 @@ pub struct PushMessage {
     pub issuer: String,
     /// The request's expiry (Unix seconds): push lifetimes end there, and no attempt is made
     /// at or after it.
-    pub expires_at: i64,
+    pub expires_at_secs: i64,
 }
 
 /// Where a push goes: a device's registration on one channel.
@@ -283,7 +283,7 @@ impl<'a> Payload<'a> {
 /// Seconds the message may still live, or `None` once the request has expired (an expired
 /// challenge is not worth waking a device for).
 pub(crate) fn seconds_left(msg: &PushMessage, clock: &dyn Clock) -> Option<i64> {
-    let left = msg.expires_at.saturating_sub(clock.now_secs());
+    let left = msg.expires_at_secs.saturating_sub(clock.now_secs());
     (left > 0).then_some(left)
 }
 
@@ -363,7 +363,7 @@ pub fn next_attempt_at(
     attempt: u32,
     outcome: &PushOutcome,
     now_ms: i64,
-    expires_at: i64,
+    expires_at_secs: i64,
 ) -> Option<i64> {
     let PushOutcome::Retry { after } = outcome else {
         return None;
@@ -375,7 +375,7 @@ pub fn next_attempt_at(
         .map_or(Duration::ZERO, |b| base.mul_f64(f64::from(b) / 255.0 * 0.2));
     let delay = (base + jitter).max(after.unwrap_or(Duration::ZERO));
     let at = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    (at < expires_at.saturating_mul(1000)).then_some(at)
+    (at < expires_at_secs.saturating_mul(1000)).then_some(at)
 }
 
 /// Up to `max_attempts` attempts in memory, sleeping between them as [`next_attempt_at`]
@@ -397,7 +397,7 @@ pub async fn send_with_retries<S: PushSender + ?Sized>(
             return outcome;
         }
         let now = clock.now_ms();
-        let Some(at) = next_attempt_at(attempt, &outcome, now, msg.expires_at) else {
+        let Some(at) = next_attempt_at(attempt, &outcome, now, msg.expires_at_secs) else {
             return outcome;
         };
         tokio::time::sleep(Duration::from_millis(

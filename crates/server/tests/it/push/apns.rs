@@ -251,7 +251,7 @@ async fn apns_delivers_over_h2c_with_a_verified_provider_token() {
     assert_eq!(get("apns-topic"), TOPIC);
     assert_eq!(get("apns-push-type"), "alert");
     assert_eq!(get("apns-priority"), "10");
-    assert_eq!(get("apns-expiration"), msg.expires_at.to_string());
+    assert_eq!(get("apns-expiration"), msg.expires_at_secs.to_string());
     assert_eq!(get("apns-collapse-id"), msg.challenge_id);
     assert_eq!(get("content-type"), "application/json");
 
