@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use backchannel_protocol::device::ChallengeEnvelope;
+use backchannel_protocol::device::{ChallengeEnvelope, ChallengeState};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -33,7 +33,10 @@ pub enum DeviceEvent {
     /// A challenge closed: decided on this or another device (`approved`, `denied`), or
     /// withdrawn (`closed`: another device decided first, it expired, the device was disabled).
     /// Stop asking the user about it.
-    Closed { challenge_id: String, state: String },
+    Closed {
+        challenge_id: String,
+        state: ChallengeState,
+    },
     /// A challenge event that failed verification or could not be read. It must not be shown;
     /// it is reported so an authenticator can log it.
     Rejected {
@@ -51,7 +54,7 @@ struct ChallengeData {
 #[derive(Deserialize)]
 struct ClosedData {
     challenge_id: String,
-    state: String,
+    state: ChallengeState,
 }
 
 /// One open connection to the device's event stream. Read it with [`EventStream::next`].
@@ -411,7 +414,10 @@ mod tests {
         else {
             panic!("then the close")
         };
-        assert_eq!((challenge_id.as_str(), state.as_str()), ("ch1", "approved"));
+        assert_eq!(
+            (challenge_id.as_str(), state),
+            ("ch1", ChallengeState::Approved)
+        );
         // The unknown event is skipped, its id counted; malformed data is reported.
         let Some(DeviceEvent::Rejected {
             challenge_id: None,

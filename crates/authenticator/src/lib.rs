@@ -22,7 +22,9 @@
 //! while let Some(event) = events.next().await? {
 //!     match event {
 //!         DeviceEvent::Challenge(c) => println!("{} asks", c.claims.client_name),
-//!         DeviceEvent::Closed { challenge_id, state } => println!("{challenge_id}: {state}"),
+//!         DeviceEvent::Closed { challenge_id, state } => {
+//!             println!("{challenge_id}: {}", state.as_str())
+//!         }
 //!         DeviceEvent::Rejected { error, .. } => eprintln!("not shown: {error}"),
 //!     }
 //! }
@@ -47,6 +49,6 @@ pub use state::DeviceState;
 
 pub use backchannel_protocol::clock::{Clock, ManualClock, SystemClock};
 pub use backchannel_protocol::device::{
-    ChallengeClaims, ChallengeEnvelope, Decision, DecisionClaims, DecisionResponse, DeviceInfo,
-    PushRegistration, WebPushKeys, WebPushSubscription,
+    ChallengeClaims, ChallengeEnvelope, ChallengeState, Decision, DecisionClaims, DecisionResponse,
+    DeviceInfo, PushRegistration, WebPushKeys, WebPushSubscription,
 };

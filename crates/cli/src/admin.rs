@@ -207,7 +207,7 @@ pub async fn run(args: AdminArgs) -> CmdResult {
             let created = domain.create_enrolment(&e.user).await?;
             Output::from_flag(e.json).print(&sorted(&created)?, |w, _| {
                 writeln!(w, "enrolment code: {}", created.code)?;
-                writeln!(w, "expires at:     {} (Unix seconds)", created.expires_at)?;
+                writeln!(w, "expires at:     {} (Unix seconds)", created.expires_at_secs)?;
                 writeln!(
                     w,
                     "enrol with:     backchannel authenticator enrol --server {} --code {} --state device.json",

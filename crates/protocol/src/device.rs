@@ -131,6 +131,38 @@ pub enum Decision {
     Deny,
 }
 
+/// Where one device's challenge stands; `challenge_closed` events carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeState {
+    Pending,
+    Approved,
+    Denied,
+    /// Another device decided, the request expired, or the device was disabled.
+    Closed,
+}
+
+impl ChallengeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeState::Pending => "pending",
+            ChallengeState::Approved => "approved",
+            ChallengeState::Denied => "denied",
+            ChallengeState::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(ChallengeState::Pending),
+            "approved" => Some(ChallengeState::Approved),
+            "denied" => Some(ChallengeState::Denied),
+            "closed" => Some(ChallengeState::Closed),
+            _ => None,
+        }
+    }
+}
+
 /// Claims of the decision JWS (`typ` = [`DECISION_JWT_TYP`], `kid` = device id).
 /// `shown_hash` is base64url(SHA-256(the challenge JWT exactly as received)): the approval is
 /// bound to what was displayed.

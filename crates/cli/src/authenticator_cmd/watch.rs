@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backchannel_authenticator::{
-    AuthenticatorError, Clock as _, Decision, Device, DeviceEvent, SystemClock, VerifiedChallenge,
+    AuthenticatorError, ChallengeState, Clock as _, Decision, Device, DeviceEvent, SystemClock,
+    VerifiedChallenge,
 };
 use tokio::sync::mpsc;
 
@@ -124,13 +125,15 @@ impl Watch {
 
     /// A challenge closed. Withdraws its prompt or its place in the queue; returns what to
     /// tell the user and whether the prompt was withdrawn.
-    fn closed(&mut self, id: &str, state: &str) -> (Option<String>, bool) {
+    fn closed(&mut self, id: &str, state: ChallengeState) -> (Option<String>, bool) {
         self.seen.remove(id);
         if self.answered.remove(id) {
             return (None, false);
         }
         let how = match state {
-            "approved" | "denied" => format!("was {state} elsewhere"),
+            ChallengeState::Approved | ChallengeState::Denied => {
+                format!("was {} elsewhere", state.as_str())
+            }
             _ => "was closed (decided on another device, expired or withdrawn)".to_owned(),
         };
         if self.current.as_ref().is_some_and(|c| c.id == id) {
@@ -247,7 +250,7 @@ pub(super) async fn watch_cmd(a: WatchArgs) -> CmdResult {
                     }
                 }
                 Some(Feed::Event(DeviceEvent::Closed { challenge_id, state })) => {
-                    let (note, withdrawn) = w.closed(&challenge_id, &state);
+                    let (note, withdrawn) = w.closed(&challenge_id, state);
                     if let Some(note) = note {
                         println!("{}{note}", if prompting { "\n" } else { "" });
                         if prompting && !withdrawn {
@@ -331,18 +334,18 @@ mod tests {
         assert_eq!(w.next_prompt().unwrap().id, "a");
         assert!(w.next_prompt().is_none(), "one prompt at a time");
         // "b" closes while waiting its turn: it is never shown.
-        let (note, withdrawn) = w.closed("b", "closed");
+        let (note, withdrawn) = w.closed("b", ChallengeState::Closed);
         assert!(note.unwrap().contains("before it was shown") && !withdrawn);
         // The prompt for "a" is withdrawn when another device decides it.
-        let (note, withdrawn) = w.closed("a", "closed");
+        let (note, withdrawn) = w.closed("a", ChallengeState::Closed);
         assert!(note.unwrap().contains("no answer needed") && withdrawn);
         assert!(w.current.is_none());
         assert_eq!(w.next_prompt().unwrap().id, "c");
         // Our own decision coming back as challenge_closed is not news.
         assert_eq!(w.answer().unwrap().id, "c");
-        assert_eq!(w.closed("c", "approved"), (None, false));
+        assert_eq!(w.closed("c", ChallengeState::Approved), (None, false));
         // Closes of challenges never seen say nothing.
-        assert_eq!(w.closed("zzz", "closed"), (None, false));
+        assert_eq!(w.closed("zzz", ChallengeState::Closed), (None, false));
         assert!(w.next_prompt().is_none());
         assert!(w.seen.is_empty() && w.answered.is_empty());
     }

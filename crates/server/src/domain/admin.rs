@@ -71,7 +71,8 @@ pub struct NewUser {
 pub struct CreatedEnrolment {
     pub code: String,
     /// RFC 3339 is friendlier, but scripts compare numbers: Unix seconds.
-    pub expires_at: i64,
+    #[serde(rename = "expires_at")]
+    pub expires_at_secs: i64,
     pub enrol_url: String,
 }
 
@@ -263,7 +264,7 @@ impl Domain {
             .await?;
         Ok(CreatedEnrolment {
             code,
-            expires_at: expires_at.div_euclid(1000),
+            expires_at_secs: expires_at.div_euclid(1000),
             enrol_url: self.url("/device/v1/enrol"),
         })
     }

@@ -29,7 +29,7 @@ struct ChallengeData<'a> {
 #[derive(Serialize)]
 struct ClosedData<'a> {
     challenge_id: &'a str,
-    state: &'a str,
+    state: ChallengeState,
 }
 
 impl Domain {
@@ -75,7 +75,7 @@ impl Domain {
                 }
                 DeviceEventKind::ChallengeClosed => serde_json::to_string(&ClosedData {
                     challenge_id: &challenge.id,
-                    state: challenge.state.as_str(),
+                    state: challenge.state,
                 }),
             }
             .map_err(AuthError::internal)?;

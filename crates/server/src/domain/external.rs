@@ -20,11 +20,9 @@ use super::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User,
 };
 
-/// The `kty` of the external channel's stand-in device.
-pub const EXTERNAL_KTY: &str = "external";
-
+/// [`Device::is_external`] as a free function, for callers that filter device lists.
 pub fn is_external(device: &Device) -> bool {
-    device.public_jwk.kty == EXTERNAL_KTY
+    device.is_external()
 }
 
 /// What the organisation's system receives.
@@ -37,8 +35,9 @@ pub struct ExternalChallenge {
     pub scope: String,
     pub acr_values: Option<String>,
     pub authorization_details: Option<serde_json::Value>,
-    /// Unix seconds.
-    pub expires_at: i64,
+    /// The request's expiry, Unix seconds.
+    #[serde(rename = "expires_at")]
+    pub expires_at_secs: i64,
     /// Where to POST the decision, with `Authorization: Bearer <callback_token>`.
     pub callback_url: String,
     pub callback_token: String,
@@ -59,12 +58,20 @@ pub struct ExternalClient {
     pub name: String,
 }
 
+/// What the organisation's system answered. Any other value is refused as the body is read
+/// (`invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalVerdict {
+    Approve,
+    Deny,
+}
+
 /// The callback's body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalDecision {
-    /// `approve` or `deny`.
-    pub decision: String,
+    pub decision: ExternalVerdict,
     /// Whether the organisation's app verified the user (PIN, biometrics).
     #[serde(default)]
     pub user_verified: bool,
@@ -82,7 +89,7 @@ impl Domain {
             user_sub: user.sub.clone(),
             name: "external channel".into(),
             public_jwk: Jwk {
-                kty: EXTERNAL_KTY.into(),
+                kty: Device::EXTERNAL_KTY.into(),
                 ..Default::default()
             },
             push: PushRegistration::default(),
@@ -156,7 +163,7 @@ impl Domain {
             scope: request.scope.clone(),
             acr_values: request.acr_values.clone(),
             authorization_details: request.authorization_details.clone(),
-            expires_at: request.expires_at.div_euclid(1000),
+            expires_at_secs: request.expires_at.div_euclid(1000),
             callback_url: self.url(&format!(
                 "/external/v1/challenges/{}/decision",
                 challenge.id
@@ -177,15 +184,7 @@ impl Domain {
         let token = token.ok_or_else(forged)?;
         let mac = b64::decode(token).map_err(|_| forged())?;
         hmac::verify(&self.callback_key()?, challenge_id.as_bytes(), &mac).map_err(|_| forged())?;
-        let approved = match decision.decision.as_str() {
-            "approve" => true,
-            "deny" => false,
-            _ => {
-                return Err(AuthError::invalid_request(
-                    "decision must be approve or deny",
-                ));
-            }
-        };
+        let approved = decision.decision == ExternalVerdict::Approve;
         let not_found = || AuthError::NotFound("no such external challenge".into());
         let (challenge, request) = self
             .stores
@@ -199,7 +198,7 @@ impl Domain {
             .get_device(&challenge.device_id)
             .await?
             .ok_or_else(not_found)?;
-        if !is_external(&device) {
+        if !device.is_external() {
             return Err(not_found());
         }
         let now = self.now_ms();

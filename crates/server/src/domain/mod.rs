@@ -33,6 +33,7 @@ pub mod token;
 pub mod wake;
 
 use crate::config::Config;
+use crate::outbound::OutboundError;
 use crate::store::Stores;
 use clock::Clock;
 use error::AuthResult;
@@ -43,7 +44,7 @@ use model::Challenge;
 #[async_trait::async_trait]
 pub trait JwksFetcher: Send + Sync {
     /// The client's key set; `refresh` bypasses any cache (an unknown `kid` was seen).
-    async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, String>;
+    async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, OutboundError>;
 }
 
 /// Where the domain announces events that something outside the request must act on: held

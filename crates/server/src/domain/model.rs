@@ -2,6 +2,7 @@
 //! authentication requests and their per-device challenges. All timestamps are Unix
 //! milliseconds (`i64`), taken from the injected [`Clock`](super::clock::Clock).
 
+pub use backchannel_protocol::device::ChallengeState;
 use backchannel_protocol::device::PushRegistration;
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
@@ -73,6 +74,15 @@ pub struct Device {
 }
 
 impl Device {
+    /// The `kty` that marks the external channel's stand-in device: no usable key, so it can
+    /// never authenticate to the device API.
+    pub const EXTERNAL_KTY: &'static str = "external";
+
+    /// Whether this is the external channel's stand-in (see [`super::external`]).
+    pub fn is_external(&self) -> bool {
+        self.public_jwk.kty == Self::EXTERNAL_KTY
+    }
+
     /// Whether a challenge for this device is pushed: it registered a channel (APNs, FCM, Web
     /// Push) the server has not found dead, or it is the external channel's stand-in. Other
     /// devices learn of challenges from their event stream or by listing them.
@@ -81,7 +91,7 @@ impl Device {
         let live = |channel: &str, registered: bool| {
             registered && !reg.disabled.iter().any(|d| d == channel)
         };
-        super::external::is_external(self)
+        self.is_external()
             || live("apns", reg.apns_token.is_some())
             || live("fcm", reg.fcm_token.is_some())
             || live("webpush", reg.webpush.is_some())
@@ -156,37 +166,6 @@ pub struct AuthRequest {
     /// The `auth_req_id` itself, kept only for ping and push clients, which must be sent it
     /// (CIBA Core §10.2, §10.3); poll requests store only its hash (`id`).
     pub auth_req_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChallengeState {
-    Pending,
-    Approved,
-    Denied,
-    /// Another device decided, the request expired, or the device was disabled.
-    Closed,
-}
-
-impl ChallengeState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChallengeState::Pending => "pending",
-            ChallengeState::Approved => "approved",
-            ChallengeState::Denied => "denied",
-            ChallengeState::Closed => "closed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(ChallengeState::Pending),
-            "approved" => Some(ChallengeState::Approved),
-            "denied" => Some(ChallengeState::Denied),
-            "closed" => Some(ChallengeState::Closed),
-            _ => None,
-        }
-    }
 }
 
 /// One device's copy of a backchannel request.
@@ -341,13 +320,44 @@ pub struct DeviceEvent {
     pub created_at: i64,
 }
 
+/// Where a challenge's push delivery stands (`push_deliveries.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushDeliveryState {
+    /// Due now or after a backoff (or leased by a worker).
+    Pending,
+    /// Every live channel was reached, or there was nothing left to push (decided, expired,
+    /// device disabled).
+    Done,
+    /// Given up: a final refusal, the challenge is gone, or no time left before expiry.
+    Failed,
+}
+
+impl PushDeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushDeliveryState::Pending => "pending",
+            PushDeliveryState::Done => "done",
+            PushDeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(PushDeliveryState::Pending),
+            "done" => Some(PushDeliveryState::Done),
+            "failed" => Some(PushDeliveryState::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// A challenge's pushes to its device's registered channels (the durable fan-out queue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushDelivery {
     pub challenge_id: String,
     pub device_id: String,
-    /// `pending`, `done` or `failed`.
-    pub state: String,
+    pub state: PushDeliveryState,
     /// Channels already delivered (`apns`, `fcm`, `webpush`).
     pub delivered: Vec<String>,
     pub attempts: i64,

@@ -14,6 +14,7 @@ use super::model::{Client, Device, StoredKey};
 use super::wake::LocalNotifier;
 use super::{Domain, JwksFetcher};
 use crate::config::Config;
+use crate::outbound::OutboundError;
 use crate::store::Stores;
 
 pub const START_MS: i64 = 1_800_000_000_000;
@@ -23,8 +24,8 @@ struct NoJwksUri;
 
 #[async_trait::async_trait]
 impl JwksFetcher for NoJwksUri {
-    async fn fetch(&self, _uri: &str, _refresh: bool) -> Result<Jwks, String> {
-        Err("no network in unit tests".into())
+    async fn fetch(&self, _uri: &str, _refresh: bool) -> Result<Jwks, OutboundError> {
+        Err(OutboundError::Network("no network in unit tests".into()))
     }
 }
 

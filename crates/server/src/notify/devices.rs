@@ -14,9 +14,8 @@ use tokio::task::JoinHandle;
 use super::push::{PushMessage, PushOutcome, PushSenders, PushTarget, next_attempt_at};
 use crate::domain::Domain;
 use crate::domain::error::AuthResult;
-use crate::domain::external::is_external;
 use crate::domain::model::{
-    AuthRequest, AuthRequestState, Challenge, ChallengeState, PushDelivery,
+    AuthRequest, AuthRequestState, Challenge, ChallengeState, PushDelivery, PushDeliveryState,
 };
 use crate::outbound::Outbound;
 
@@ -24,6 +23,41 @@ const BATCH: i64 = 64;
 /// A push attempt may make an outbound call per channel (APNs, FCM, Web Push) and fetch an FCM
 /// access token.
 const SENDS_PER_ATTEMPT: u64 = 4;
+
+/// The channel name the external system's deliveries are recorded and counted under.
+const EXTERNAL_CHANNEL: &str = "external";
+
+/// Whether a failed attempt is worth repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// A 5xx or a network error: try again with backoff while the request lives.
+    Transient,
+    /// Any other answer: the delivery fails now.
+    Final,
+}
+
+/// A failed external attempt: whether to retry, and what to record.
+#[derive(Debug)]
+struct ExternalFailure {
+    retry: Retry,
+    error: String,
+}
+
+impl ExternalFailure {
+    fn transient(error: String) -> Self {
+        ExternalFailure {
+            retry: Retry::Transient,
+            error,
+        }
+    }
+
+    fn refused(error: String) -> Self {
+        ExternalFailure {
+            retry: Retry::Final,
+            error,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct PushWorker {
@@ -80,7 +114,7 @@ impl PushWorker {
         let d = &self.domain;
         let store = &d.stores.pushes;
         let id = delivery.challenge_id.clone();
-        let done = |state: &'static str, error: Option<String>, delivered: Vec<String>| {
+        let done = |state: PushDeliveryState, error: Option<String>, delivered: Vec<String>| {
             let id = id.clone();
             async move {
                 store
@@ -96,7 +130,7 @@ impl PushWorker {
             .await?
         else {
             return done(
-                "failed",
+                PushDeliveryState::Failed,
                 Some("the challenge is gone".into()),
                 delivery.delivered.clone(),
             )
@@ -108,11 +142,11 @@ impl PushWorker {
             && now < request.expires_at;
         let device = d.stores.devices.get_device(&delivery.device_id).await?;
         let Some(device) = device.filter(|dev| live && !dev.disabled) else {
-            return done("done", None, delivery.delivered.clone())
+            return done(PushDeliveryState::Done, None, delivery.delivered.clone())
                 .await
                 .map_err(Into::into);
         };
-        if is_external(&device) {
+        if device.is_external() {
             return self.deliver_external(&delivery, &challenge, &request).await;
         }
         let targets: Vec<PushTarget> = PushTarget::from_registration(&device.push)
@@ -122,7 +156,7 @@ impl PushWorker {
         let msg = PushMessage {
             challenge_id: challenge.id.clone(),
             issuer: d.issuer.clone(),
-            expires_at: request.expires_at.div_euclid(1000),
+            expires_at_secs: request.expires_at.div_euclid(1000),
         };
         let mut delivered = delivery.delivered.clone();
         let mut retry_after: Option<Option<Duration>> = None;
@@ -143,7 +177,11 @@ impl PushWorker {
         let error = (!errors.is_empty()).then(|| errors.join("; "));
         let Some(after) = retry_after else {
             return done(
-                if errors.is_empty() { "done" } else { "failed" },
+                if errors.is_empty() {
+                    PushDeliveryState::Done
+                } else {
+                    PushDeliveryState::Failed
+                },
                 error,
                 delivered,
             )
@@ -155,7 +193,7 @@ impl PushWorker {
             attempts,
             &PushOutcome::Retry { after },
             d.now_ms(),
-            msg.expires_at,
+            msg.expires_at_secs,
         ) {
             Some(at) => {
                 store
@@ -169,7 +207,7 @@ impl PushWorker {
                 Ok(())
             }
             None => done(
-                "failed",
+                PushDeliveryState::Failed,
                 Some(format!(
                     "{}; no time left before expiry",
                     error.unwrap_or_default()
@@ -197,19 +235,37 @@ impl PushWorker {
         let token = (!cfg.token.is_empty()).then_some(cfg.token.expose());
         let outcome = match self.http.post_json(&cfg.url, token, body).await {
             Ok(status) if (200..300).contains(&status) => Ok(()),
-            Ok(status) if status >= 500 => Err((true, format!("external: HTTP {status}"))),
-            Ok(status) => Err((false, format!("external: HTTP {status}"))),
-            Err(e) => Err((e.is_retryable(), format!("external: {e}"))),
+            Ok(status) if status >= 500 => Err(ExternalFailure::transient(format!(
+                "external: HTTP {status}"
+            ))),
+            Ok(status) => Err(ExternalFailure::refused(format!("external: HTTP {status}"))),
+            Err(e) => Err(ExternalFailure {
+                retry: if e.is_retryable() {
+                    Retry::Transient
+                } else {
+                    Retry::Final
+                },
+                error: format!("external: {e}"),
+            }),
         };
-        let channel = vec!["external".to_owned()];
-        metrics::counter!("backchannel_push_attempts_total", "channel" => "external", "outcome" => if outcome.is_ok() { "delivered" } else { "failed" }).increment(1);
-        match outcome {
+        let channel = vec![EXTERNAL_CHANNEL.to_owned()];
+        metrics::counter!("backchannel_push_attempts_total", "channel" => EXTERNAL_CHANNEL, "outcome" => if outcome.is_ok() { "delivered" } else { "failed" }).increment(1);
+        let failure = match outcome {
             Ok(()) => {
                 store
-                    .finish_push_delivery(&delivery.challenge_id, "done", &channel, None)
-                    .await?
+                    .finish_push_delivery(
+                        &delivery.challenge_id,
+                        PushDeliveryState::Done,
+                        &channel,
+                        None,
+                    )
+                    .await?;
+                None
             }
-            Err((true, e)) => {
+            Err(ExternalFailure {
+                retry: Retry::Transient,
+                error,
+            }) => {
                 let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
                 match next_attempt_at(
                     attempts,
@@ -219,21 +275,27 @@ impl PushWorker {
                 ) {
                     Some(at) => {
                         store
-                            .retry_push_delivery(&delivery.challenge_id, at, &[], &e)
-                            .await?
+                            .retry_push_delivery(&delivery.challenge_id, at, &[], &error)
+                            .await?;
+                        None
                     }
-                    None => {
-                        store
-                            .finish_push_delivery(&delivery.challenge_id, "failed", &[], Some(&e))
-                            .await?
-                    }
+                    None => Some(error),
                 }
             }
-            Err((false, e)) => {
-                store
-                    .finish_push_delivery(&delivery.challenge_id, "failed", &[], Some(&e))
-                    .await?
-            }
+            Err(ExternalFailure {
+                retry: Retry::Final,
+                error,
+            }) => Some(error),
+        };
+        if let Some(error) = failure {
+            store
+                .finish_push_delivery(
+                    &delivery.challenge_id,
+                    PushDeliveryState::Failed,
+                    &[],
+                    Some(&error),
+                )
+                .await?;
         }
         tracing::info!(challenge_id = %challenge.id, "external channel attempt");
         Ok(())

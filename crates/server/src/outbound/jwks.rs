@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use backchannel_protocol::jose::Jwks;
 
-use super::Outbound;
+use super::{Outbound, OutboundError};
 use crate::domain::JwksFetcher;
 
 /// Key sets are kept this long before a normal fetch goes out again.
@@ -44,7 +44,7 @@ impl CachedJwksFetcher {
 
 #[async_trait::async_trait]
 impl JwksFetcher for CachedJwksFetcher {
-    async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, String> {
+    async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, OutboundError> {
         let cached = self.cached(uri);
         if let Some(c) = &cached {
             let usable = if refresh {
@@ -57,7 +57,7 @@ impl JwksFetcher for CachedJwksFetcher {
                 return Ok(c.jwks.clone());
             }
         }
-        let jwks: Jwks = self.client.get_json(uri).await.map_err(|e| e.to_string())?;
+        let jwks: Jwks = self.client.get_json(uri).await?;
         metrics::counter!("backchannel_jwks_fetches_total").increment(1);
         let now = Instant::now();
         let last_forced = if refresh {

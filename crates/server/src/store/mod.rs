@@ -11,7 +11,8 @@ use async_trait::async_trait;
 
 use crate::domain::model::{
     AuthRequest, Challenge, Client, Device, DeviceEvent, Enrolment, Notification,
-    NotificationState, PushDelivery, StoredKey, User, UserLookup, VerifiedDecision,
+    NotificationState, PushDelivery, PushDeliveryState, StoredKey, User, UserLookup,
+    VerifiedDecision,
 };
 
 pub mod postgres;
@@ -157,7 +158,7 @@ pub trait PushQueueStore: Send + Sync {
     async fn finish_push_delivery(
         &self,
         challenge_id: &str,
-        state: &str,
+        state: PushDeliveryState,
         delivered: &[String],
         error: Option<&str>,
     ) -> StoreResult<()>;

@@ -10,8 +10,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::{StoreError, StoreResult};
 use crate::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEvent,
-    DeviceEventKind, Notification, NotificationKind, NotificationState, PushDelivery, StoredKey,
-    User,
+    DeviceEventKind, Notification, NotificationKind, NotificationState, PushDelivery,
+    PushDeliveryState, StoredKey, User,
 };
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -197,7 +197,7 @@ pub(crate) fn push_delivery(row: &impl RowExt) -> StoreResult<PushDelivery> {
     Ok(PushDelivery {
         challenge_id: row.text("challenge_id")?,
         device_id: row.text("device_id")?,
-        state: row.text("state")?,
+        state: enum_col(row, "state", PushDeliveryState::parse)?,
         delivered: json_col(row, "delivered")?,
         attempts: row.int("attempts")?,
         next_attempt_at: row.int("next_attempt_at")?,

@@ -114,6 +114,10 @@ async fn the_external_channel_round_trip() {
         .await
         .unwrap();
     Answer::from(r).await.expect_error(401, "invalid_token");
+    // Neither approve nor deny: refused, and the challenge stays open.
+    callback(&s, msg, token, "maybe")
+        .await
+        .expect_error(400, "invalid_request");
     s.token(&auth, &id)
         .await
         .expect_error(400, "authorization_pending");

@@ -69,7 +69,7 @@ pub fn message(now_secs: i64, ttl: i64) -> PushMessage {
     PushMessage {
         challenge_id: challenge_id(),
         issuer: ISSUER.into(),
-        expires_at: now_secs + ttl,
+        expires_at_secs: now_secs + ttl,
     }
 }
 

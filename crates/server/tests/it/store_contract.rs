@@ -12,8 +12,8 @@ use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEventKind,
-    Enrolment, Notification, NotificationKind, NotificationState, StoredKey, User, UserLookup,
-    VerifiedDecision,
+    Enrolment, Notification, NotificationKind, NotificationState, PushDeliveryState, StoredKey,
+    User, UserLookup, VerifiedDecision,
 };
 use backchannel_server::store::sqlite::SqliteStore;
 use backchannel_server::store::{PollGate, StoreError, Stores};

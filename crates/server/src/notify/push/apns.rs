@@ -6,15 +6,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use backchannel_protocol::jose::{self, Kid, SigningKey};
+use backchannel_protocol::jose::{self, JoseError, Kid, SigningKey};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 
 use super::http::{code, failed};
 use super::{
-    NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys,
-    observe, seconds_left,
+    NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushSetupError, PushTarget,
+    expired, keys, observe, seconds_left,
 };
 use crate::config::ApnsConfig;
 use crate::domain::clock::Clock;
@@ -33,6 +33,15 @@ const MAX_DEVICE_TOKEN_LEN: usize = 200;
 struct ProviderToken {
     jwt: String,
     issued_at: i64,
+}
+
+/// Why no provider token could be had: the attempt fails.
+#[derive(Debug, thiserror::Error)]
+enum ProviderTokenError {
+    #[error("provider token cache poisoned")]
+    Poisoned,
+    #[error("cannot sign the provider token: {0}")]
+    Sign(#[from] JoseError),
 }
 
 #[derive(Serialize)]
@@ -64,18 +73,31 @@ impl ApnsSender {
         cfg: &ApnsConfig,
         outbound: &Outbound,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
-        let pem = std::fs::read_to_string(&cfg.key_file)
-            .map_err(|e| format!("cannot read key_file {}: {e}", cfg.key_file))?;
-        let key = keys::p256_signing_key(&pem, Some(&cfg.key_id))
-            .map_err(|e| format!("key_file {}: {e}", cfg.key_file))?;
+    ) -> Result<Self, PushSetupError> {
+        let setting = || format!("key_file {}", cfg.key_file);
+        let pem =
+            std::fs::read_to_string(&cfg.key_file).map_err(|source| PushSetupError::Read {
+                setting: setting(),
+                source,
+            })?;
+        let key = keys::p256_signing_key(&pem, Some(&cfg.key_id)).map_err(|source| {
+            PushSetupError::Key {
+                setting: setting(),
+                source,
+            }
+        })?;
         if cfg.topic.is_empty() || !cfg.topic.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("topic must be the app's bundle id".into());
+            return Err(PushSetupError::Invalid(
+                "topic must be the app's bundle id".into(),
+            ));
         }
         let http = outbound.clone();
         let base = http
             .check_url(cfg.base_url())
-            .map_err(|e| format!("base_url {e}"))?;
+            .map_err(|source| PushSetupError::Url {
+                setting: "base_url".into(),
+                source,
+            })?;
         Ok(ApnsSender {
             http,
             base,
@@ -89,12 +111,12 @@ impl ApnsSender {
 
     /// The cached provider token, or a fresh one once the cached one is
     /// [`PROVIDER_TOKEN_REFRESH_SECS`] old (or dated in the future: the clock moved back).
-    fn provider_token(&self) -> Result<String, String> {
+    fn provider_token(&self) -> Result<String, ProviderTokenError> {
         let now = self.clock.now_secs();
         let mut cached = self
             .token
             .lock()
-            .map_err(|_| "provider token cache poisoned".to_owned())?;
+            .map_err(|_| ProviderTokenError::Poisoned)?;
         if let Some(t) = cached.as_ref() {
             let age = now - t.issued_at;
             if (0..PROVIDER_TOKEN_REFRESH_SECS).contains(&age) {
@@ -107,8 +129,7 @@ impl ApnsSender {
         };
         // Header {alg: ES256, kid: key id} and no typ, as Apple documents it: the key was
         // loaded under the key id, so it is the key's own kid.
-        let jwt = jose::sign_jwt_with(&self.key, None, Kid::OfKey, &claims)
-            .map_err(|e| format!("cannot sign the provider token: {e}"))?;
+        let jwt = jose::sign_jwt_with(&self.key, None, Kid::OfKey, &claims)?;
         *cached = Some(ProviderToken {
             jwt: jwt.clone(),
             issued_at: now,
@@ -156,7 +177,7 @@ impl ApnsSender {
         }
         let jwt = match self.provider_token() {
             Ok(jwt) => jwt,
-            Err(e) => return (PushOutcome::Failed(e), None),
+            Err(e) => return (PushOutcome::Failed(e.to_string()), None),
         };
         let mut url = self.base.clone();
         url.set_path(&format!("/3/device/{device_token}"));
@@ -172,7 +193,7 @@ impl ApnsSender {
             .header("apns-topic", &self.topic)
             .header("apns-push-type", "alert")
             .header("apns-priority", "10")
-            .header("apns-expiration", msg.expires_at.to_string())
+            .header("apns-expiration", msg.expires_at_secs.to_string())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         // A re-sent push for the same challenge replaces the one shown; Apple allows 64 bytes.
@@ -256,7 +277,7 @@ mod tests {
         let msg = PushMessage {
             challenge_id: "c".repeat(26),
             issuer: "https://id.example.com".into(),
-            expires_at: 0,
+            expires_at_secs: 0,
         };
         let p = ApnsSender::payload(&msg);
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();

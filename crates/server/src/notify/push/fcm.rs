@@ -13,8 +13,8 @@ use url::Url;
 
 use super::http::{code, failed};
 use super::{
-    NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys,
-    observe, seconds_left,
+    NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushSetupError, PushTarget,
+    expired, keys, observe, seconds_left,
 };
 use crate::config::FcmConfig;
 use crate::domain::clock::Clock;
@@ -124,15 +124,24 @@ impl FcmSender {
         cfg: &FcmConfig,
         outbound: &Outbound,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PushSetupError> {
         let file = &cfg.service_account_file;
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read service_account_file {file}: {e}"))?;
-        let account: ServiceAccount = serde_json::from_str(&text).map_err(|e| {
-            format!("service_account_file {file} is not a service-account key: {e}")
+        let setting = || format!("service_account_file {file}");
+        let text = std::fs::read_to_string(file).map_err(|source| PushSetupError::Read {
+            setting: setting(),
+            source,
         })?;
-        let key = keys::rs256_signing_key(&account.private_key)
-            .map_err(|e| format!("service_account_file {file}: private_key: {e}"))?;
+        let account: ServiceAccount =
+            serde_json::from_str(&text).map_err(|source| PushSetupError::ServiceAccount {
+                setting: setting(),
+                source,
+            })?;
+        let key = keys::rs256_signing_key(&account.private_key).map_err(|source| {
+            PushSetupError::Key {
+                setting: format!("service_account_file {file}: private_key"),
+                source,
+            }
+        })?;
         let http = outbound.clone();
         let token_uri = account
             .token_uri
@@ -140,20 +149,26 @@ impl FcmSender {
             .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_owned());
         let token_url = http
             .check_url(&token_uri)
-            .map_err(|e| format!("service_account_file {file}: token_uri {e}"))?;
+            .map_err(|source| PushSetupError::Url {
+                setting: format!("service_account_file {file}: token_uri"),
+                source,
+            })?;
         let project = &account.project_id;
         if project.is_empty()
             || !project
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(format!(
+            return Err(PushSetupError::Invalid(format!(
                 "service_account_file {file}: project_id is not a project id"
-            ));
+            )));
         }
-        let mut send_url = http
-            .check_url(cfg.base_url())
-            .map_err(|e| format!("base_url {e}"))?;
+        let mut send_url =
+            http.check_url(cfg.base_url())
+                .map_err(|source| PushSetupError::Url {
+                    setting: "base_url".into(),
+                    source,
+                })?;
         send_url.set_path(&format!("/v1/projects/{project}/messages:send"));
         Ok(FcmSender {
             http,
@@ -259,7 +274,7 @@ impl FcmSender {
                     "headers": {
                         "apns-push-type": "alert",
                         "apns-priority": "10",
-                        "apns-expiration": msg.expires_at.to_string(),
+                        "apns-expiration": msg.expires_at_secs.to_string(),
                         "apns-collapse-id": challenge_id,
                     },
                     "payload": { "aps": { "mutable-content": 1 } },
@@ -360,7 +375,7 @@ mod tests {
         let msg = PushMessage {
             challenge_id: "c".repeat(26),
             issuer: "https://id.example.com".into(),
-            expires_at: 1_700_000_300,
+            expires_at_secs: 1_700_000_300,
         };
         let m = FcmSender::message("tok", &msg, 120);
         let data = m["message"]["data"].as_object().unwrap();

@@ -3,14 +3,34 @@
 //! PKCS#8). aws-lc-rs parses every key and the jose module signs every token; only the PEM
 //! armour is taken off here.
 
-use backchannel_protocol::jose::{Algorithm, SigningKey, b64};
+use backchannel_protocol::jose::{Algorithm, JoseError, SigningKey, b64};
 use base64::Engine as _;
+
+/// Why a key file's text is not the key it should hold.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("no PEM block labelled {labels}")]
+    NoPemBlock { labels: String },
+    #[error("the {label} PEM block has no end line")]
+    Unterminated { label: String },
+    #[error("the {label} PEM block is not valid base64")]
+    Base64 {
+        label: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    /// The DER is not a key of the expected algorithm.
+    #[error(transparent)]
+    Key(#[from] JoseError),
+    #[error("not a P-256 key")]
+    NotP256,
+}
 
 /// Length of an uncompressed SEC1 P-256 point (`0x04 || x || y`).
 const P256_POINT_LEN: usize = 65;
 
 /// The DER inside the first PEM block whose label is one of `labels`.
-pub(crate) fn pem_decode(text: &str, labels: &[&str]) -> Result<Vec<u8>, String> {
+pub(crate) fn pem_decode(text: &str, labels: &[&str]) -> Result<Vec<u8>, KeyFileError> {
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
         let Some(label) = line
@@ -28,37 +48,44 @@ pub(crate) fn pem_decode(text: &str, labels: &[&str]) -> Result<Vec<u8>, String>
             if line == end {
                 return base64::engine::general_purpose::STANDARD
                     .decode(body.as_bytes())
-                    .map_err(|_| format!("the {label} PEM block is not valid base64"));
+                    .map_err(|source| KeyFileError::Base64 {
+                        label: label.to_owned(),
+                        source,
+                    });
             }
             body.push_str(line);
         }
-        return Err(format!("the {label} PEM block has no end line"));
+        return Err(KeyFileError::Unterminated {
+            label: label.to_owned(),
+        });
     }
-    Err(format!("no PEM block labelled {}", labels.join(" or ")))
+    Err(KeyFileError::NoPemBlock {
+        labels: labels.join(" or "),
+    })
 }
 
 /// A P-256 private key from PEM (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`) as an ES256
 /// jose key with `kid` (its RFC 7638 thumbprint when `None`).
-pub(crate) fn p256_signing_key(pem: &str, kid: Option<&str>) -> Result<SigningKey, String> {
+pub(crate) fn p256_signing_key(pem: &str, kid: Option<&str>) -> Result<SigningKey, KeyFileError> {
     let der = pem_decode(pem, &["PRIVATE KEY", "EC PRIVATE KEY"])?;
-    SigningKey::from_der(Algorithm::ES256, &der, kid).map_err(|e| e.to_string())
+    Ok(SigningKey::from_der(Algorithm::ES256, &der, kid)?)
 }
 
 /// An RSA private key from PKCS#8 PEM (`PRIVATE KEY`, as a service-account file holds it) as
 /// an RS256 jose key (RFC 7518 §3.3).
-pub(crate) fn rs256_signing_key(pem: &str) -> Result<SigningKey, String> {
+pub(crate) fn rs256_signing_key(pem: &str) -> Result<SigningKey, KeyFileError> {
     let der = pem_decode(pem, &["PRIVATE KEY"])?;
-    SigningKey::from_der(Algorithm::RS256, &der, None).map_err(|e| e.to_string())
+    Ok(SigningKey::from_der(Algorithm::RS256, &der, None)?)
 }
 
 /// The uncompressed public point of a P-256 jose key, as VAPID's `k` wants it (RFC 8292 §3.2).
-pub(crate) fn p256_public_point(key: &SigningKey) -> Result<Vec<u8>, String> {
+pub(crate) fn p256_public_point(key: &SigningKey) -> Result<Vec<u8>, KeyFileError> {
     let jwk = key.public_jwk();
     let coord = |c: &Option<String>| {
         c.as_deref()
             .and_then(|v| b64::decode(v).ok())
             .filter(|v| v.len() == 32)
-            .ok_or_else(|| "not a P-256 key".to_owned())
+            .ok_or(KeyFileError::NotP256)
     };
     let mut point = Vec::with_capacity(P256_POINT_LEN);
     point.push(0x04);

@@ -28,11 +28,53 @@ use serde::Serialize;
 
 use crate::config::PushConfig;
 use crate::domain::clock::{Clock, SystemClock};
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, Refusal};
 
 pub use apns::{ApnsSender, PROVIDER_TOKEN_REFRESH_SECS};
 pub use fcm::{ACCESS_TOKEN_MARGIN_SECS, FCM_SCOPE, FcmSender};
+pub use keys::KeyFileError;
 pub use webpush::WebPushSender;
+
+/// Why a `[push.*]` section cannot make its sender: the server refuses to start. `setting`
+/// names the configuration value (and file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum PushSetupError {
+    #[error("cannot read {setting}: {source}")]
+    Read {
+        setting: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{setting}: {source}")]
+    Key {
+        setting: String,
+        #[source]
+        source: KeyFileError,
+    },
+    #[error("{setting} is not a service-account key: {source}")]
+    ServiceAccount {
+        setting: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A URL the outbound policy refuses.
+    #[error("{setting} {source}")]
+    Url {
+        setting: String,
+        #[source]
+        source: Refusal,
+    },
+    /// A value of the wrong shape (an APNs topic, an FCM project id).
+    #[error("{0}")]
+    Invalid(String),
+    /// Any of the above, in the section it came from.
+    #[error("[push.{section}]: {source}")]
+    Section {
+        section: &'static str,
+        #[source]
+        source: Box<PushSetupError>,
+    },
+}
 
 /// The neutral text a device shows before it has fetched the details. It names no user,
 /// client or transaction; apps replace it (APNs `mutable-content`, FCM data handling).
@@ -45,7 +87,7 @@ pub struct PushMessage {
     pub issuer: String,
     /// The request's expiry (Unix seconds): push lifetimes end there, and no attempt is made
     /// at or after it.
-    pub expires_at: i64,
+    pub expires_at_secs: i64,
 }
 
 /// Where a push goes: a device's registration on one channel.
@@ -148,7 +190,7 @@ pub struct PushSenders {
 impl PushSenders {
     /// The senders of every configured `[push.*]` section, reading their key files now so a
     /// bad key stops the server at start rather than at the first push.
-    pub fn from_config(cfg: &PushConfig, outbound: &Outbound) -> Result<Self, String> {
+    pub fn from_config(cfg: &PushConfig, outbound: &Outbound) -> Result<Self, PushSetupError> {
         Self::from_config_with_clock(cfg, outbound, Arc::new(SystemClock))
     }
 
@@ -157,9 +199,12 @@ impl PushSenders {
         cfg: &PushConfig,
         outbound: &Outbound,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
-        fn section(name: &'static str) -> impl Fn(String) -> String {
-            move |e| format!("[push.{name}]: {e}")
+    ) -> Result<Self, PushSetupError> {
+        fn section(section: &'static str) -> impl Fn(PushSetupError) -> PushSetupError {
+            move |e| PushSetupError::Section {
+                section,
+                source: Box::new(e),
+            }
         }
         Ok(PushSenders {
             apns: cfg
@@ -228,7 +273,7 @@ impl<'a> Payload<'a> {
 /// Seconds the message may still live, or `None` once the request has expired (an expired
 /// challenge is not worth waking a device for).
 pub(crate) fn seconds_left(msg: &PushMessage, clock: &dyn Clock) -> Option<i64> {
-    let left = msg.expires_at.saturating_sub(clock.now_secs());
+    let left = msg.expires_at_secs.saturating_sub(clock.now_secs());
     (left > 0).then_some(left)
 }
 
@@ -308,7 +353,7 @@ pub fn next_attempt_at(
     attempt: u32,
     outcome: &PushOutcome,
     now_ms: i64,
-    expires_at: i64,
+    expires_at_secs: i64,
 ) -> Option<i64> {
     let PushOutcome::Retry { after } = outcome else {
         return None;
@@ -320,7 +365,7 @@ pub fn next_attempt_at(
         .map_or(Duration::ZERO, |b| base.mul_f64(f64::from(b) / 255.0 * 0.2));
     let delay = (base + jitter).max(after.unwrap_or(Duration::ZERO));
     let at = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    (at < expires_at.saturating_mul(1000)).then_some(at)
+    (at < expires_at_secs.saturating_mul(1000)).then_some(at)
 }
 
 /// Up to `max_attempts` attempts in memory, sleeping between them as [`next_attempt_at`]
@@ -342,7 +387,7 @@ pub async fn send_with_retries<S: PushSender + ?Sized>(
             return outcome;
         }
         let now = clock.now_ms();
-        let Some(at) = next_attempt_at(attempt, &outcome, now, msg.expires_at) else {
+        let Some(at) = next_attempt_at(attempt, &outcome, now, msg.expires_at_secs) else {
             return outcome;
         };
         tokio::time::sleep(Duration::from_millis(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use backchannel_protocol::device::WebPushSubscription;
-use backchannel_protocol::jose::{self, Kid, SigningKey, b64};
+use backchannel_protocol::jose::{self, JoseError, Kid, SigningKey, b64};
 use base64::Engine as _;
 use serde::Serialize;
 use web_push_native::Auth;
@@ -19,7 +19,8 @@ use web_push_native::p256::PublicKey;
 
 use super::http::failed;
 use super::{
-    Payload, PushMessage, PushOutcome, PushSender, PushTarget, expired, keys, observe, seconds_left,
+    Payload, PushMessage, PushOutcome, PushSender, PushSetupError, PushTarget, expired, keys,
+    observe, seconds_left,
 };
 use crate::config::WebPushConfig;
 use crate::domain::clock::Clock;
@@ -53,13 +54,20 @@ impl WebPushSender {
         cfg: &WebPushConfig,
         outbound: &Outbound,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
-        let file = &cfg.vapid_private_key_file;
-        let pem = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read vapid_private_key_file {file}: {e}"))?;
-        let key = keys::p256_signing_key(&pem, None)
-            .map_err(|e| format!("vapid_private_key_file {file}: {e}"))?;
-        let public_key = b64::encode(&keys::p256_public_point(&key)?);
+    ) -> Result<Self, PushSetupError> {
+        let setting = || format!("vapid_private_key_file {}", cfg.vapid_private_key_file);
+        let pem = std::fs::read_to_string(&cfg.vapid_private_key_file).map_err(|source| {
+            PushSetupError::Read {
+                setting: setting(),
+                source,
+            }
+        })?;
+        let key_error = |source| PushSetupError::Key {
+            setting: setting(),
+            source,
+        };
+        let key = keys::p256_signing_key(&pem, None).map_err(key_error)?;
+        let public_key = b64::encode(&keys::p256_public_point(&key).map_err(key_error)?);
         Ok(WebPushSender {
             http: outbound.clone(),
             key,
@@ -76,15 +84,14 @@ impl WebPushSender {
     }
 
     /// `vapid t=<JWT>, k=<public key>` (RFC 8292 §3): `aud` is the endpoint's origin.
-    fn authorization(&self, origin: &str) -> Result<String, String> {
+    fn authorization(&self, origin: &str) -> Result<String, JoseError> {
         let claims = VapidClaims {
             aud: origin,
             exp: self.clock.now_secs() + VAPID_LIFETIME_SECS,
             sub: &self.subject,
         };
         // RFC 8292 §2: `typ` JWT; the key's thumbprint as `kid`, which push services ignore.
-        let jwt = jose::sign_jwt_with(&self.key, Some("JWT"), Kid::OfKey, &claims)
-            .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
+        let jwt = jose::sign_jwt_with(&self.key, Some("JWT"), Kid::OfKey, &claims)?;
         Ok(format!("vapid t={jwt}, k={}", self.public_key))
     }
 
@@ -119,7 +126,12 @@ impl WebPushSender {
         };
         let authorization = match self.authorization(&url.origin().ascii_serialization()) {
             Ok(a) => a,
-            Err(e) => return (PushOutcome::Failed(e), None),
+            Err(e) => {
+                return (
+                    PushOutcome::Failed(format!("cannot sign the VAPID token: {e}")),
+                    None,
+                );
+            }
         };
         let mut request = self
             .http

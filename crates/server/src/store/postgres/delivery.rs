@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::{PgStore, affected, all, insert_notification, one};
 use crate::domain::model::{
-    AuthRequest, DeviceEvent, Notification, NotificationState, PushDelivery,
+    AuthRequest, DeviceEvent, Notification, NotificationState, PushDelivery, PushDeliveryState,
 };
 use crate::store::rows::{self, RowExt as _, db_error, to_json};
 use crate::store::sql_delivery as sql;
@@ -142,13 +142,13 @@ impl PushQueueStore for PgStore {
     async fn finish_push_delivery(
         &self,
         challenge_id: &str,
-        state: &str,
+        state: PushDeliveryState,
         delivered: &[String],
         error: Option<&str>,
     ) -> StoreResult<()> {
         let q = sqlx::query(sql::FINISH_PUSH_DELIVERY)
             .bind(challenge_id)
-            .bind(state)
+            .bind(state.as_str())
             .bind(to_json(&delivered)?)
             .bind(error);
         affected(&self.pool, q).await.map(drop)

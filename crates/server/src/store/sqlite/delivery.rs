@@ -8,7 +8,7 @@ use super::SqliteStore;
 use super::read::{all, execute, one};
 use super::requests::{all_or_nothing, insert_notification};
 use crate::domain::model::{
-    AuthRequest, DeviceEvent, Notification, NotificationState, PushDelivery,
+    AuthRequest, DeviceEvent, Notification, NotificationState, PushDelivery, PushDeliveryState,
 };
 use crate::store::rows::{self, RowExt as _, to_json};
 use crate::store::sql_delivery as sql;
@@ -170,13 +170,13 @@ impl PushQueueStore for SqliteStore {
     async fn finish_push_delivery(
         &self,
         challenge_id: &str,
-        state: &str,
+        state: PushDeliveryState,
         delivered: &[String],
         error: Option<&str>,
     ) -> StoreResult<()> {
         let (id, state, error) = (
             challenge_id.to_owned(),
-            state.to_owned(),
+            state.as_str(),
             error.map(str::to_owned),
         );
         let delivered = to_json(&delivered)?;

@@ -165,8 +165,8 @@ fn commit_batch(conn: &Connection, mut batch: Vec<Job>) {
     for job in batch {
         let committed = match &outcome {
             Ok(()) => Ok(()),
-            Err(message) => Err(StoreError::Backend(format!(
-                "the batch did not commit: {message}"
+            Err(e) => Err(StoreError::Backend(format!(
+                "the batch did not commit: {e}"
             ))),
         };
         job.answer(committed);
@@ -179,8 +179,8 @@ enum Ran {
     RolledBack,
 }
 
-fn run_batch(conn: &Connection, batch: &mut [Job], savepoints: bool) -> Result<Ran, String> {
-    exec(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
+fn run_batch(conn: &Connection, batch: &mut [Job], savepoints: bool) -> StoreResult<Ran> {
+    exec(conn, "BEGIN IMMEDIATE")?;
     let result = (|| {
         for job in batch.iter_mut() {
             if savepoints {
@@ -209,5 +209,5 @@ fn run_batch(conn: &Connection, batch: &mut [Job], savepoints: bool) -> Result<R
     if !matches!(result, Ok(Ran::Committed)) && !conn.is_autocommit() {
         let _ = exec(conn, "ROLLBACK");
     }
-    result.map_err(|e| e.to_string())
+    result
 }

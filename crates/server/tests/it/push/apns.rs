@@ -249,7 +249,7 @@ async fn apns_delivers_over_h2c_with_a_verified_provider_token() {
     assert_eq!(get("apns-topic"), TOPIC);
     assert_eq!(get("apns-push-type"), "alert");
     assert_eq!(get("apns-priority"), "10");
-    assert_eq!(get("apns-expiration"), msg.expires_at.to_string());
+    assert_eq!(get("apns-expiration"), msg.expires_at_secs.to_string());
     assert_eq!(get("apns-collapse-id"), msg.challenge_id);
     assert_eq!(get("content-type"), "application/json");
 
@@ -421,7 +421,7 @@ async fn apns_base_url_must_pass_the_outbound_policy() {
     let err = ApnsSender::new(&cfg, &closed, Arc::new(clock()))
         .err()
         .unwrap();
-    assert!(err.contains("base_url"), "{err}");
+    assert!(err.to_string().contains("base_url"), "{err}");
     let missing = ApnsConfig {
         key_file: dir.join("absent.p8").to_string_lossy().into_owned(),
         ..cfg.clone()

@@ -307,7 +307,7 @@ async fn fcm_exchanges_a_verified_assertion_and_caches_the_access_token() {
     assert_eq!(m["android"]["collapse_key"], msg.challenge_id.as_str());
     assert_eq!(
         m["apns"]["headers"]["apns-expiration"],
-        msg.expires_at.to_string()
+        msg.expires_at_secs.to_string()
     );
 
     // Reused until shortly before it expires, then replaced.

@@ -101,7 +101,7 @@ pub(super) async fn the_push_queue_leases_retries_and_finishes(s: Stores) {
     );
     assert_eq!(q.next_push_delivery_at().await.unwrap(), Some(T0));
     assert!(q.claim_push_delivery(&c2, T0, T0 + 30 * SEC).await.unwrap());
-    q.finish_push_delivery(&c2, "done", &[], None)
+    q.finish_push_delivery(&c2, PushDeliveryState::Done, &[], None)
         .await
         .unwrap();
     assert_eq!(q.next_push_delivery_at().await.unwrap(), Some(T0 + 2 * SEC));
@@ -111,9 +111,14 @@ pub(super) async fn the_push_queue_leases_retries_and_finishes(s: Stores) {
             .await
             .unwrap()
     );
-    q.finish_push_delivery(&c1, "done", &["fcm".to_owned(), "apns".to_owned()], None)
-        .await
-        .unwrap();
+    q.finish_push_delivery(
+        &c1,
+        PushDeliveryState::Done,
+        &["fcm".to_owned(), "apns".to_owned()],
+        None,
+    )
+    .await
+    .unwrap();
     // Finished rows stay finished.
     q.retry_push_delivery(&c1, T0, &[], "late").await.unwrap();
     let row = q.get_push_delivery(&c1).await.unwrap().unwrap();
