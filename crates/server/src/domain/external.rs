@@ -20,11 +20,6 @@ use super::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User,
 };
 
-/// [`Device::is_external`] as a free function, for callers that filter device lists.
-pub fn is_external(device: &Device) -> bool {
-    device.is_external()
-}
-
 /// What the organisation's system receives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExternalChallenge {

@@ -8,7 +8,6 @@ use serde_json::Value;
 
 use super::Domain;
 use super::error::{AuthError, AuthResult};
-use super::external::is_external;
 use super::model::{Client, Device, User, UserLookup};
 
 const WEIGHTS: [u32; 7] = [2, 7, 6, 5, 4, 3, 2];
@@ -166,7 +165,7 @@ impl Domain {
         };
         let mut devices = self.stores.devices.list_devices(&user.sub).await?;
         // The external channel's stand-in counts only for the clients the channel serves.
-        devices.retain(|d| !d.disabled && !is_external(d));
+        devices.retain(|d| !d.disabled && !d.is_external());
         if self.config.external.serves(&client.id) {
             let external = self.external_device(&user).await?;
             if !external.disabled {

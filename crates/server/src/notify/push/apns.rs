@@ -4,7 +4,6 @@
 //! requests to APNs", "Establishing a token-based connection to APNs").
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use backchannel_protocol::jose::{self, JoseError, Kid, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use url::Url;
 use super::http::{code, failed};
 use super::{
     NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushSetupError, PushTarget,
-    expired, keys, observe, seconds_left,
+    expired, keys, observed, seconds_left, wrong_channel,
 };
 use crate::config::ApnsConfig;
 use crate::domain::clock::Clock;
@@ -242,19 +241,13 @@ fn valid_device_token(token: &str) -> bool {
 #[async_trait::async_trait]
 impl PushSender for ApnsSender {
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
-        let started = Instant::now();
-        let (outcome, status) = match target {
-            PushTarget::Apns { token } => self.attempt(token, msg).await,
-            other => (
-                PushOutcome::Failed(format!(
-                    "the APNs sender cannot send to {}",
-                    other.channel()
-                )),
-                None,
-            ),
-        };
-        observe(target, msg, &outcome, status, started);
-        outcome
+        observed(target, msg, async {
+            match target {
+                PushTarget::Apns { token } => self.attempt(token, msg).await,
+                other => wrong_channel("APNs", other),
+            }
+        })
+        .await
     }
 }
 

@@ -4,7 +4,6 @@
 //! `POST /v1/projects/<project>/messages:send` with that bearer token.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use backchannel_protocol::jose::{self, Kid, SigningKey};
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,7 @@ use url::Url;
 use super::http::{code, failed};
 use super::{
     NOTIFICATION_TITLE, Payload, PushMessage, PushOutcome, PushSender, PushSetupError, PushTarget,
-    expired, keys, observe, seconds_left,
+    expired, keys, observed, seconds_left, wrong_channel,
 };
 use crate::config::FcmConfig;
 use crate::domain::clock::Clock;
@@ -353,16 +352,13 @@ impl FcmSender {
 #[async_trait::async_trait]
 impl PushSender for FcmSender {
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
-        let started = Instant::now();
-        let (outcome, status) = match target {
-            PushTarget::Fcm { token } => self.attempt(token, msg).await,
-            other => (
-                PushOutcome::Failed(format!("the FCM sender cannot send to {}", other.channel())),
-                None,
-            ),
-        };
-        observe(target, msg, &outcome, status, started);
-        outcome
+        observed(target, msg, async {
+            match target {
+                PushTarget::Fcm { token } => self.attempt(token, msg).await,
+                other => wrong_channel("FCM", other),
+            }
+        })
+        .await
     }
 }
 

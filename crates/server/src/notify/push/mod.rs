@@ -282,7 +282,26 @@ pub(crate) fn expired() -> PushOutcome {
 }
 
 /// Counts and logs one attempt. `status` is the push service's HTTP status, if it answered.
-pub(crate) fn observe(
+/// Runs one sender's attempt and records it (metric, log line); `attempt` gives the outcome
+/// and the service's HTTP status, if it answered.
+pub(crate) async fn observed(
+    target: &PushTarget,
+    msg: &PushMessage,
+    attempt: impl std::future::Future<Output = (PushOutcome, Option<u16>)>,
+) -> PushOutcome {
+    let started = Instant::now();
+    let (outcome, status) = attempt.await;
+    observe(target, msg, &outcome, status, started);
+    outcome
+}
+
+/// A sender handed a target of another channel: a bug in the caller, failed for good.
+pub(crate) fn wrong_channel(sender: &str, target: &PushTarget) -> (PushOutcome, Option<u16>) {
+    let error = format!("the {sender} sender cannot send to {}", target.channel());
+    (PushOutcome::Failed(error), None)
+}
+
+fn observe(
     target: &PushTarget,
     msg: &PushMessage,
     outcome: &PushOutcome,

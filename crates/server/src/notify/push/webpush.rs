@@ -8,7 +8,6 @@
 //! included when it is not the default) and brings a second JWT stack.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use backchannel_protocol::device::WebPushSubscription;
 use backchannel_protocol::jose::{self, JoseError, Kid, SigningKey, b64};
@@ -20,7 +19,7 @@ use web_push_native::p256::PublicKey;
 use super::http::failed;
 use super::{
     Payload, PushMessage, PushOutcome, PushSender, PushSetupError, PushTarget, expired, keys,
-    observe, seconds_left,
+    observed, seconds_left, wrong_channel,
 };
 use crate::config::WebPushConfig;
 use crate::domain::clock::Clock;
@@ -193,19 +192,13 @@ fn valid_topic(topic: &str) -> bool {
 #[async_trait::async_trait]
 impl PushSender for WebPushSender {
     async fn send(&self, target: &PushTarget, msg: &PushMessage) -> PushOutcome {
-        let started = Instant::now();
-        let (outcome, status) = match target {
-            PushTarget::WebPush(sub) => self.attempt(sub, msg).await,
-            other => (
-                PushOutcome::Failed(format!(
-                    "the Web Push sender cannot send to {}",
-                    other.channel()
-                )),
-                None,
-            ),
-        };
-        observe(target, msg, &outcome, status, started);
-        outcome
+        observed(target, msg, async {
+            match target {
+                PushTarget::WebPush(sub) => self.attempt(sub, msg).await,
+                other => wrong_channel("Web Push", other),
+            }
+        })
+        .await
     }
 }
 
