@@ -11,11 +11,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::domain::Domain;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::keys::Keyring;
 use crate::domain::wake::LocalNotifier;
+use crate::domain::{Domain, Notifier};
 use crate::http::{AppState, Shared, router};
+use crate::notify::cluster::PgNotifier;
 use crate::notify::devices::PushWorker;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::push::PushSenders;
@@ -48,7 +49,15 @@ pub async fn open_domain(
     clock: Arc<dyn Clock>,
     issuer: String,
 ) -> Result<Domain, StartError> {
-    open_domain_with(config, clock, issuer, outbound(config)?).await
+    open_domain_with(config, clock, issuer, outbound(config)?, Cluster::Alone).await
+}
+
+/// Whether a domain takes part in cross-node wake-ups (a serving node) or not (a one-off
+/// `admin` command).
+#[derive(Clone, Copy)]
+enum Cluster {
+    Join,
+    Alone,
 }
 
 /// [`open_domain`] with the outbound client the rest of the process uses.
@@ -57,6 +66,7 @@ async fn open_domain_with(
     clock: Arc<dyn Clock>,
     issuer: String,
     outbound: Outbound,
+    cluster: Cluster,
 ) -> Result<Domain, StartError> {
     let stores = Stores::open(&config.database_url())
         .await
@@ -64,7 +74,11 @@ async fn open_domain_with(
     let keys = Keyring::load_or_generate(stores.keys.as_ref(), clock.now_ms())
         .await
         .map_err(|e| err("cannot load signing keys")(&e))?;
-    let notifier = LocalNotifier::default();
+    // Nodes that share a PostgreSQL database wake each other; a SQLite node is alone.
+    let notifier: Arc<dyn Notifier> = match (&stores.shared_pool, cluster) {
+        (Some(pool), Cluster::Join) => PgNotifier::start(pool.clone()),
+        _ => Arc::new(LocalNotifier::default()),
+    };
     Ok(Domain {
         stores,
         clock,
@@ -72,10 +86,7 @@ async fn open_domain_with(
         config: Arc::new(config.clone()),
         issuer,
         jwks_fetcher: Arc::new(CachedJwksFetcher::new(outbound)),
-        notifier: Arc::new(notifier.clone()),
-        waiters: notifier.waiters,
-        outbox_wake: notifier.outbox,
-        push_wake: notifier.pushes,
+        notifier,
     })
 }
 
@@ -175,7 +186,14 @@ pub async fn start_with_clock(
         config.server.issuer.clone()
     };
     let outbound = outbound(&config)?;
-    let domain = open_domain_with(&config, clock, issuer.clone(), outbound.clone()).await?;
+    let domain = open_domain_with(
+        &config,
+        clock,
+        issuer.clone(),
+        outbound.clone(),
+        Cluster::Join,
+    )
+    .await?;
     let (token, generated) = admin_token(&config)?;
     let (shutdown, mut rx) = watch::channel(false);
     let state = AppState::new(Shared {

@@ -47,8 +47,12 @@ pub trait JwksFetcher: Send + Sync {
     async fn fetch(&self, uri: &str, refresh: bool) -> Result<Jwks, OutboundError>;
 }
 
-/// Where the domain announces events that something outside the request must act on: held
-/// polls, device event streams, the push worker and the client-notification outbox wake on it.
+/// The one seam for waking and waiting: the domain announces here what something outside the
+/// request must act on, and held polls, device event streams, the push worker and the
+/// client-notification outbox wait here. [`wake::LocalNotifier`] serves one node;
+/// `notify::cluster::PgNotifier` carries the same signals to every node over PostgreSQL
+/// LISTEN/NOTIFY. A wake-up only shortens a wait: every waiter also re-checks the store on a
+/// timer, so a lost signal costs latency, never correctness.
 pub trait Notifier: Send + Sync {
     /// A backchannel request was stored with these challenges; `pushed`: some of them were
     /// queued for a push.
@@ -57,6 +61,14 @@ pub trait Notifier: Send + Sync {
     fn request_decided(&self, auth_request_id: &str, devices: &[String]);
     /// A device was disabled or changed: its event streams re-check.
     fn device_changed(&self, device_id: &str);
+    /// What a held poll of `auth_request_id` waits on.
+    fn request_waiter(&self, auth_request_id: &str) -> Arc<tokio::sync::Notify>;
+    /// What the event streams of `device_id` wait on.
+    fn device_waiter(&self, device_id: &str) -> Arc<tokio::sync::Notify>;
+    /// What the outbox worker waits on (a notification was queued).
+    fn outbox_waiter(&self) -> &tokio::sync::Notify;
+    /// What the device push worker waits on (pushes were queued).
+    fn push_waiter(&self) -> &tokio::sync::Notify;
 }
 
 /// Characters of the time-ordered head of [`Domain::ordered_id`]: 50 bits of Unix
@@ -75,12 +87,6 @@ pub struct Domain {
     pub issuer: String,
     pub jwks_fetcher: Arc<dyn JwksFetcher>,
     pub notifier: Arc<dyn Notifier>,
-    /// Where held polls wait for their request's decision.
-    pub waiters: Arc<wake::Waiters>,
-    /// Wakes the outbox worker when a notification was queued.
-    pub outbox_wake: Arc<tokio::sync::Notify>,
-    /// Wakes the device push worker when challenges were created.
-    pub push_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Domain {

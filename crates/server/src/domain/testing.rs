@@ -68,10 +68,7 @@ pub async fn domain_with(config: Config) -> (Domain, ManualClock) {
         config: Arc::new(config),
         issuer: "https://id.example.com".into(),
         jwks_fetcher: Arc::new(NoJwksUri),
-        notifier: Arc::new(notifier.clone()),
-        waiters: notifier.waiters.clone(),
-        outbox_wake: notifier.outbox.clone(),
-        push_wake: notifier.pushes.clone(),
+        notifier: Arc::new(notifier),
     };
     (domain, clock)
 }

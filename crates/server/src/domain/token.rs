@@ -113,7 +113,7 @@ impl Domain {
         request: &AuthRequest,
         hold_ms: i64,
     ) -> AuthResult<TokenResponse> {
-        let handle = self.waiters.handle(&request.id);
+        let handle = self.notifier.request_waiter(&request.id);
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(u64::try_from(hold_ms).unwrap_or(0));
         loop {

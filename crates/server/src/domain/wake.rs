@@ -1,6 +1,7 @@
 //! In-process wake-ups: held polls wait on their request's [`Notify`], device event streams on
-//! their device's, and the outbox worker on its own, so a decision reaches them within milliseconds on this node. Correctness never
-//! depends on a wake-up arriving: every waiter also re-checks the store on a timer.
+//! their device's, and the outbox and push workers on their own, so a decision reaches them
+//! within milliseconds on this node. Correctness never depends on a wake-up arriving: every
+//! waiter also re-checks the store on a timer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -34,6 +35,17 @@ impl Waiters {
         fresh
     }
 
+    /// Wakes every current waiter of every key: after signals may have been lost.
+    pub fn wake_all(&self) {
+        let handles: Vec<Arc<Notify>> = match self.map.lock() {
+            Ok(map) => map.values().filter_map(Weak::upgrade).collect(),
+            Err(_) => return,
+        };
+        for n in handles {
+            n.notify_waiters();
+        }
+    }
+
     /// Wakes every current waiter of `id`.
     pub fn wake(&self, id: &str) {
         let handle = self
@@ -47,40 +59,84 @@ impl Waiters {
     }
 }
 
-/// The notifier of a single node: wakes held polls of the decided request and the outbox
-/// worker.
+/// The notifier of a single node: wakes held polls of the decided request, device event
+/// streams, and the outbox and push workers.
 #[derive(Debug, Default, Clone)]
 pub struct LocalNotifier {
-    pub waiters: Arc<Waiters>,
-    pub outbox: Arc<Notify>,
-    pub pushes: Arc<Notify>,
+    waiters: Arc<Waiters>,
+    outbox: Arc<Notify>,
+    pushes: Arc<Notify>,
 }
 
-/// The wake-up key of a device's event streams.
-pub fn device_key(device_id: &str) -> String {
+/// The wake-up key of a device's event streams (request ids never start with `device:`).
+fn device_key(device_id: &str) -> String {
     format!("device:{device_id}")
+}
+
+impl LocalNotifier {
+    /// Wakes the held polls of one request.
+    pub fn wake_request(&self, auth_request_id: &str) {
+        self.waiters.wake(auth_request_id);
+    }
+
+    /// Wakes the event streams of one device.
+    pub fn wake_device(&self, device_id: &str) {
+        self.waiters.wake(&device_key(device_id));
+    }
+
+    pub fn wake_outbox(&self) {
+        self.outbox.notify_one();
+    }
+
+    pub fn wake_pushes(&self) {
+        self.pushes.notify_one();
+    }
+
+    /// Wakes every waiter and both workers: signals may have been lost (a listener that
+    /// reconnected), so everyone re-checks now rather than at their next timer.
+    pub fn wake_all(&self) {
+        self.waiters.wake_all();
+        self.wake_outbox();
+        self.wake_pushes();
+    }
 }
 
 impl Notifier for LocalNotifier {
     fn challenges_created(&self, challenges: &[Challenge], pushed: bool) {
         for c in challenges {
-            self.waiters.wake(&device_key(&c.device_id));
+            self.wake_device(&c.device_id);
         }
         if pushed {
-            self.pushes.notify_one();
+            self.wake_pushes();
         }
     }
 
     fn request_decided(&self, auth_request_id: &str, devices: &[String]) {
-        self.waiters.wake(auth_request_id);
+        self.wake_request(auth_request_id);
         for d in devices {
-            self.waiters.wake(&device_key(d));
+            self.wake_device(d);
         }
-        self.outbox.notify_one();
+        self.wake_outbox();
     }
 
     fn device_changed(&self, device_id: &str) {
-        self.waiters.wake(&device_key(device_id));
+        self.wake_device(device_id);
+    }
+
+    fn request_waiter(&self, auth_request_id: &str) -> Arc<Notify> {
+        self.waiters.handle(auth_request_id)
+    }
+
+    fn device_waiter(&self, device_id: &str) -> Arc<Notify> {
+        self.waiters.handle(&device_key(device_id))
+    }
+
+    fn outbox_waiter(&self) -> &Notify {
+        &self.outbox
+    }
+
+    fn push_waiter(&self) -> &Notify {
+        &self.pushes
     }
 }
 

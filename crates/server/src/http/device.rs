@@ -16,7 +16,6 @@ use crate::domain::device_admin::device_info;
 use crate::domain::error::AuthError;
 use crate::domain::events::StreamEvent;
 use crate::domain::model::Device;
-use crate::domain::wake::device_key;
 
 pub async fn device_enrol_post(
     State(state): State<AppState>,
@@ -163,7 +162,7 @@ pub async fn device_events_get(
     };
     let heartbeat =
         std::time::Duration::from_secs(state.domain.config.device.sse_heartbeat_secs.max(1));
-    let wake = state.domain.waiters.handle(&device_key(&device.id));
+    let wake = state.domain.notifier.device_waiter(&device.id);
     tracing::info!(trace_id = %trace.0, device_id = %device.id, resume_after = last, "device event stream opened");
     let stream = Stream {
         state,

@@ -311,7 +311,7 @@ impl super::LeasedWorker for PushWorker {
     }
 
     fn wake(&self) -> &tokio::sync::Notify {
-        &self.domain.push_wake
+        self.domain.notifier.push_waiter()
     }
 
     fn permits(&self) -> &Arc<Semaphore> {

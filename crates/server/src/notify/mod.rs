@@ -9,6 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::error::AuthResult;
 
+pub mod cluster;
 pub mod devices;
 pub mod outbox;
 pub mod push;

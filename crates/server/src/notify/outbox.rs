@@ -244,7 +244,7 @@ impl super::LeasedWorker for OutboxWorker {
     }
 
     fn wake(&self) -> &tokio::sync::Notify {
-        &self.domain.outbox_wake
+        self.domain.notifier.outbox_waiter()
     }
 
     fn permits(&self) -> &Arc<Semaphore> {

@@ -277,6 +277,9 @@ pub struct Stores {
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
     pub health: Arc<dyn Health>,
+    /// The PostgreSQL pool when the backend is PostgreSQL: several nodes may share it, and
+    /// the cluster notifier LISTENs on it.
+    pub shared_pool: Option<sqlx::PgPool>,
 }
 
 impl Stores {
@@ -306,6 +309,7 @@ impl Stores {
             replay: backend.clone(),
             keys: backend.clone(),
             health: backend,
+            shared_pool: None,
         }
     }
 
@@ -317,9 +321,12 @@ impl Stores {
                 sqlite::SqliteStore::open(url).await?,
             )))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Stores::from_backend(Arc::new(
-                postgres::PgStore::open(url).await?,
-            )))
+            let store = postgres::PgStore::open(url).await?;
+            let pool = store.pool().clone();
+            Ok(Stores {
+                shared_pool: Some(pool),
+                ..Stores::from_backend(Arc::new(store))
+            })
         } else {
             Err(StoreError::Backend(format!(
                 "unsupported database URL (expected sqlite:// or postgres://): {}",

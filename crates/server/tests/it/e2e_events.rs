@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use backchannel_protocol::device::{ChallengeEnvelope, Decision};
 use backchannel_protocol::oauth::ClientAuthMethod;
-use backchannel_server::domain::wake::device_key;
 use serde_json::Value;
 
 use crate::support::{Answer, HANG_GUARD, TestDevice, TestServer};
@@ -127,7 +126,7 @@ async fn a_connected_device_is_woken_for_the_challenge_and_hears_when_it_closes(
     let mut phone_events = Events::open(&s, &phone, None).await;
     let mut tablet_events = Events::open(&s, &tablet, None).await;
     // The open stream waits on its device's wake-up handle...
-    let phone_wake = s.server.domain.waiters.handle(&device_key(&phone.id));
+    let phone_wake = s.server.domain.notifier.device_waiter(&phone.id);
     assert!(Arc::strong_count(&phone_wake) > 1, "no stream waits");
     let woken = phone_wake.notified();
     tokio::pin!(woken);

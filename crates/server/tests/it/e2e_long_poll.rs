@@ -49,8 +49,8 @@ async fn a_held_poll_is_woken_by_the_approval_and_answers_with_the_tokens() {
     let wake = s
         .server
         .domain
-        .waiters
-        .handle(&Domain::auth_request_key(&id));
+        .notifier
+        .request_waiter(&Domain::auth_request_key(&id));
     let poll = s.token(&auth, &id);
     let approve = async {
         wait_held(&wake).await;
@@ -187,7 +187,7 @@ async fn a_decision_wakes_a_held_poll_before_any_re_check() {
     // The server's domain (its notifier and waiters too), but with the gated request store.
     let mut domain = s.server.domain.clone();
     domain.stores.requests = gate.clone();
-    let wake = domain.waiters.handle(&key);
+    let wake = domain.notifier.request_waiter(&key);
 
     // From here tokio's clock moves only when every task waits on a timer: a held poll that
     // missed its wake-up would re-read only once its re-check timer let the clock move on.
@@ -238,8 +238,8 @@ async fn a_held_poll_times_out_as_pending_and_counts_from_its_answer() {
     let wake = s
         .server
         .domain
-        .waiters
-        .handle(&Domain::auth_request_key(&id));
+        .notifier
+        .request_waiter(&Domain::auth_request_key(&id));
     let poll = s.token(&auth, &id);
     let meanwhile = async {
         wait_held(&wake).await;

@@ -3,12 +3,17 @@
 //! required ([`PgSchema::open`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use backchannel_protocol::device::Decision;
 use backchannel_protocol::oauth::ClientAuthMethod;
+use backchannel_server::domain::Domain;
 use backchannel_server::domain::clock::SystemClock;
+use tokio::sync::Notify;
 
-use crate::support::{PgSchema, TestServer};
+use backchannel_server::app::start_with_clock;
+
+use crate::support::{HANG_GUARD, PgSchema, TestServer, temp_dir, test_config};
 
 #[tokio::test]
 async fn poll_flow_on_postgres() {
@@ -35,5 +40,130 @@ async fn poll_flow_on_postgres() {
     assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1);
     let TestServer { server, .. } = s;
     server.shutdown().await;
+    pg.remove().await.unwrap();
+}
+
+/// Waits for a wake-up of `handle` registered before `cause` ran; fails after [`HANG_GUARD`].
+async fn woken_by(handle: Arc<Notify>, what: &str, cause: impl std::future::Future) {
+    let woken = handle.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    cause.await;
+    assert!(
+        tokio::time::timeout(HANG_GUARD, woken).await.is_ok(),
+        "{what}: no wake-up"
+    );
+}
+
+/// Returns once a signal given on `a` wakes a waiter on `b`; fails with `what` after
+/// [`HANG_GUARD`].
+async fn b_hears_a(a: &TestServer, b: &TestServer, what: &str) {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        let probe = b.server.domain.notifier.device_waiter("probe");
+        let woken = probe.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        a.server.domain.notifier.device_changed("probe");
+        if tokio::time::timeout(Duration::from_millis(200), woken)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+    }
+}
+
+/// Two nodes on one database, each with its own notifier and its own listener (in one test
+/// process, but what one hears of the other comes only through PostgreSQL NOTIFY): node B's
+/// waiters are woken by what happens on node A and the other way round. The handles asserted
+/// on are woken by nothing else (re-checks are timers beside them, not signals on them), so
+/// these assert the mechanism, not a latency.
+#[tokio::test]
+async fn two_nodes_on_one_database_wake_each_other() {
+    let Some(pg) = PgSchema::open().await else {
+        return;
+    };
+    let a = TestServer::start_on(|c| c.database.url = pg.url(), Arc::new(SystemClock)).await;
+    // One issuer for the cluster (device tokens name it), each node on its own address.
+    let mut config = test_config(&temp_dir("node-b"));
+    config.database.url = pg.url();
+    config.server.issuer = a.server.issuer.clone();
+    let server = start_with_clock(config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let b = TestServer {
+        base: format!("http://{}", server.addr),
+        server,
+        http: reqwest::Client::new(),
+    };
+    let (_, device) = a.user_with_device("nodes@example.com").await;
+    let auth = a
+        .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
+        .await;
+
+    // B listens once a signal from A reaches it (its listener connects in the background).
+    b_hears_a(&a, &b, "B never listened").await;
+
+    // A request started on A wakes the device's event streams on B.
+    let mut id = String::new();
+    woken_by(
+        b.server.domain.notifier.device_waiter(&device.id),
+        "the device's streams on B",
+        async {
+            id = a
+                .start_request(
+                    &auth,
+                    &[("scope", "openid"), ("login_hint", "nodes@example.com")],
+                )
+                .await;
+        },
+    )
+    .await;
+    // A decision taken through B wakes a poll held on A.
+    woken_by(
+        a.server
+            .domain
+            .notifier
+            .request_waiter(&Domain::auth_request_key(&id)),
+        "the held poll on A",
+        async {
+            assert_eq!(device.decide_only(&b, Decision::Approve).await.status, 200);
+        },
+    )
+    .await;
+    // And the flow ends on A, once.
+    let answers = futures_util::future::join_all((0..10).map(|i| {
+        if i % 2 == 0 {
+            a.token(&auth, &id)
+        } else {
+            b.token(&auth, &id)
+        }
+    }))
+    .await;
+    assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 1);
+
+    // The listeners' connections are cut: they reconnect, and B hears A again.
+    let cut: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN %backchannel_wake%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(pg.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        cut.iter().filter(|c| **c).count() >= 2,
+        "listeners cut: {cut:?}"
+    );
+    b_hears_a(
+        &a,
+        &b,
+        "B did not listen again after its connection was cut",
+    )
+    .await;
+    for TestServer { server, .. } in [a, b] {
+        server.shutdown().await;
+    }
     pg.remove().await.unwrap();
 }
