@@ -18,6 +18,7 @@ mod bench_events;
 mod bench_notify;
 mod client_cmd;
 mod log_sink;
+mod migrate;
 mod output;
 mod serve;
 
@@ -40,6 +41,8 @@ enum Command {
     Authenticator(authenticator_cmd::AuthenticatorArgs),
     /// Measure requests/s and latency of the real server over loopback.
     Bench(bench::BenchArgs),
+    /// Apply the store's migrations and exit.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Client(args) => client_cmd::run(args).await,
             Command::Authenticator(args) => authenticator_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
         }
     });
     match result {

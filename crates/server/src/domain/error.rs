@@ -74,6 +74,10 @@ pub enum AuthError {
     /// Admin API: a unique value is already taken.
     #[error("{0}")]
     Conflict(String),
+    /// RFC 6749 §4.1.2.1: the server cannot handle the request now (its database is
+    /// unreachable); nothing was done, and the client may try again.
+    #[error("the service is temporarily unavailable; try again shortly")]
+    TemporarilyUnavailable(String),
     /// A server fault; the detail is logged, never shown.
     #[error("internal server error")]
     Internal(String),
@@ -106,6 +110,7 @@ impl AuthError {
             AuthError::ChallengeClosed => "challenge_closed",
             AuthError::InvalidDecision(_) => "invalid_decision",
             AuthError::Conflict(_) => "conflict",
+            AuthError::TemporarilyUnavailable(_) => "temporarily_unavailable",
             AuthError::Internal(_) => "server_error",
         }
     }
@@ -123,6 +128,7 @@ impl From<crate::store::StoreError> for AuthError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Conflict(what) => AuthError::Conflict(what),
+            crate::store::StoreError::Unavailable(why) => AuthError::TemporarilyUnavailable(why),
             other => AuthError::Internal(other.to_string()),
         }
     }

@@ -20,6 +20,9 @@ pub enum AuthScheme {
     None,
 }
 
+/// What a 503 asks the client to wait before trying again.
+const RETRY_AFTER_SECS: &str = "2";
+
 #[derive(Debug)]
 pub struct HttpError {
     pub error: AuthError,
@@ -56,6 +59,7 @@ impl HttpError {
             AuthError::AccessDenied(_) if !self.token_endpoint => StatusCode::FORBIDDEN,
             AuthError::NotFound(_) => StatusCode::NOT_FOUND,
             AuthError::ChallengeClosed | AuthError::Conflict(_) => StatusCode::CONFLICT,
+            AuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -68,6 +72,9 @@ impl IntoResponse for HttpError {
         match &self.error {
             AuthError::Internal(detail) => {
                 tracing::error!(trace_id = %self.trace_id, %detail, "internal error");
+            }
+            AuthError::TemporarilyUnavailable(detail) => {
+                tracing::warn!(trace_id = %self.trace_id, %detail, "store unavailable");
             }
             // A poll of a pending request is the protocol working, not a refusal: the request
             // line (status 400) says enough, and polls are the most frequent request.
@@ -87,6 +94,12 @@ impl IntoResponse for HttpError {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match self.scheme {
                 AuthScheme::Basic => Some("Basic realm=\"backchannel\"".to_owned()),

@@ -29,6 +29,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The database cannot be reached now (refused, cut, pool exhausted past its wait): the
+    /// operation did not happen and may be tried again.
+    #[error("storage backend unavailable: {0}")]
+    Unavailable(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }

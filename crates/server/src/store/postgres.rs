@@ -39,6 +39,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 const POOL_SIZE: u32 = 10;
+/// How long a statement waits for a pooled connection: past it, the database counts as
+/// unreachable and the request gets a 503 instead of hanging.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct PgStore {
     pool: PgPool,
@@ -73,7 +76,9 @@ impl PgStore {
     }
 
     async fn connect(url: &str, schema: Option<String>) -> StoreResult<Self> {
-        let mut pool = PgPoolOptions::new().max_connections(POOL_SIZE);
+        let mut pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
         if let Some(schema) = schema {
             let set = format!("SET search_path TO \"{schema}\"");
             pool = pool.after_connect(move |conn, _meta| {

@@ -61,6 +61,9 @@ where
 /// Maps a database error: a unique violation is a `Conflict` naming what is taken (never the
 /// value); anything else is a `Backend` fault.
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    if unreachable(&e) {
+        return StoreError::Unavailable(e.to_string());
+    }
     if let Some(db) = e.as_database_error() {
         if db.is_unique_violation() {
             return StoreError::Conflict(format!("{} is taken", conflict_subject(db)));
@@ -70,6 +73,23 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Backend(e.to_string())
+}
+
+/// Whether the database could not be reached (no connection, a connection lost, the server
+/// shutting down or not accepting connections), as opposed to a statement that failed.
+fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-57P03: shutdown, crash, not yet up.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 /// `table.column` on both backends: SQLite says "UNIQUE constraint failed: users.email";

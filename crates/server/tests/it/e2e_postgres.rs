@@ -167,3 +167,103 @@ async fn two_nodes_on_one_database_wake_each_other() {
     }
     pg.remove().await.unwrap();
 }
+
+/// A TCP relay to PostgreSQL that a test can cut (every relayed connection dropped, new ones
+/// refused) and restore: the database going away under a running node.
+struct Relay {
+    addr: std::net::SocketAddr,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    cut: Arc<Notify>,
+}
+
+impl Relay {
+    async fn to(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cut = Arc::new(Notify::new());
+        let (relay_up, relay_cut) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !relay_up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let upstream = upstream.clone();
+                let cut = relay_cut.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut.notified() => {}
+                    }
+                });
+            }
+        });
+        Relay { addr, up, cut }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            self.cut.notify_waiters();
+        }
+    }
+}
+
+/// PostgreSQL cut off under a running node: readiness turns 503, requests get a JSON 503
+/// `temporarily_unavailable` (no hang, no 500), nothing half-done; once the database is back,
+/// the same node is ready and serves again without a restart.
+#[tokio::test]
+async fn a_node_rides_out_its_database_going_away() {
+    let Some(pg) = PgSchema::open().await else {
+        return;
+    };
+    let direct = url::Url::parse(&pg.url()).unwrap();
+    let upstream = format!(
+        "{}:{}",
+        direct.host_str().unwrap(),
+        direct.port().unwrap_or(5432)
+    );
+    let relay = Relay::to(upstream).await;
+    let mut via_relay = direct.clone();
+    via_relay.set_host(Some("127.0.0.1")).unwrap();
+    via_relay.set_port(Some(relay.addr.port())).unwrap();
+    let s = TestServer::start_on(
+        |c| c.database.url = via_relay.to_string(),
+        Arc::new(SystemClock),
+    )
+    .await;
+    let (_, _device) = s.user_with_device("outage@example.com").await;
+    let auth = s
+        .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
+        .await;
+    let params = [("scope", "openid"), ("login_hint", "outage@example.com")];
+    let ready = |s: &TestServer| {
+        let r = s.http.get(s.url("/readyz")).send();
+        async move { r.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ready(&s).await, 200);
+
+    relay.set_up(false);
+    assert_eq!(ready(&s).await, 503);
+    let refused = s.bc_authorize(&auth, &params).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.body["error"], "temporarily_unavailable");
+    assert!(refused.body.get("auth_req_id").is_none());
+
+    relay.set_up(true);
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while ready(&s).await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = s.start_request(&auth, &params).await;
+    s.token(&auth, &id)
+        .await
+        .expect_error(400, "authorization_pending");
+    let TestServer { server, .. } = s;
+    server.shutdown().await;
+    pg.remove().await.unwrap();
+}
