@@ -220,5 +220,8 @@ fn database_urls_name_the_fresh_database() {
         with_database("postgres://u:p@db/test?sslmode=disable", "fresh"),
         "postgres://u:p@db/fresh?sslmode=disable"
     );
-    assert_eq!(with_database("postgres://db", "fresh"), "postgres://db/fresh");
+    assert_eq!(
+        with_database("postgres://db", "fresh"),
+        "postgres://db/fresh"
+    );
 }

@@ -18,12 +18,22 @@ fn nodes_started_together_serve_one_stored_key_set() {
         return;
     };
     runtime().block_on(async {
-        let stored = cluster.db.stores().await.keys.list_signing_keys().await.unwrap();
+        let stored = cluster
+            .db
+            .stores()
+            .await
+            .keys
+            .list_signing_keys()
+            .await
+            .unwrap();
         let mut algs: Vec<_> = stored.iter().map(|k| k.alg.as_str()).collect();
         let mut every_alg: Vec<_> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
         algs.sort_unstable();
         every_alg.sort_unstable();
-        assert_eq!(algs, every_alg, "one stored key per algorithm, whoever generated it");
+        assert_eq!(
+            algs, every_alg,
+            "one stored key per algorithm, whoever generated it"
+        );
         let stored_kids: Vec<_> = stored.iter().map(|k| k.kid.clone()).collect();
         let first = cluster.nodes[0].jwks().await;
         for node in &cluster.nodes {
@@ -33,7 +43,11 @@ fn nodes_started_together_serve_one_stored_key_set() {
             let mut expected = stored_kids.clone();
             kids.sort();
             expected.sort();
-            assert_eq!(kids, expected, "{} serves exactly the stored keys", node.issuer);
+            assert_eq!(
+                kids, expected,
+                "{} serves exactly the stored keys",
+                node.issuer
+            );
         }
     });
 }
@@ -101,7 +115,11 @@ fn a_client_disabled_by_admin_is_refused_by_a_node_that_served_it() {
         // Served: the secret is accepted (unknown_user_id comes after client authentication).
         for rp in &rps {
             let (status, body) = rp.bc_authorize("nobody@example.com", &[]).await.answered();
-            assert_eq!((status, body["error"].as_str()), (400, Some("unknown_user_id")), "{body}");
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("unknown_user_id")),
+                "{body}"
+            );
         }
     });
     let disabled = cluster.admin(&["client", "disable", id, "--json"]);
@@ -109,7 +127,11 @@ fn a_client_disabled_by_admin_is_refused_by_a_node_that_served_it() {
     runtime().block_on(async {
         for rp in &rps {
             let (status, body) = rp.bc_authorize("nobody@example.com", &[]).await.answered();
-            assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{body}");
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (401, Some("invalid_client")),
+                "{body}"
+            );
         }
     });
 }
