@@ -1,5 +1,6 @@
 //! Wiring: opens the store, loads the keys, binds the listener, serves the router until a
-//! shutdown signal, and runs the background housekeeping task with explicit shutdown.
+//! shutdown signal, and runs the background housekeeping and key-reload tasks with explicit
+//! shutdown.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,8 +24,12 @@ use crate::notify::push::PushSenders;
 use crate::outbound::{CachedJwksFetcher, Outbound};
 use crate::store::Stores;
 
-/// How often used `jti`s and long-expired requests are purged, and keys re-read.
+/// How often used `jti`s and long-expired requests are purged.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
+/// How often the signing keys are re-read, so that a key another node (or `admin`) stored is
+/// served by this one within 5 s. One indexed read of a few rows; the keys are parsed again
+/// only when the stored set changed.
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// Expired requests are kept this long (for `expired_token` answers) before deletion.
 const EXPIRED_REQUEST_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
@@ -143,6 +148,7 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
+    key_reload: JoinHandle<()>,
     outbox: JoinHandle<()>,
     pushes: JoinHandle<()>,
 }
@@ -153,6 +159,7 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         let _ = self.serve.await;
         let _ = self.housekeeping.await;
+        let _ = self.key_reload.await;
         let _ = self.outbox.await;
         let _ = self.pushes.await;
     }
@@ -217,6 +224,7 @@ pub async fn start_with_clock(
     let senders =
         PushSenders::from_config(&config.push, &outbound).map_err(|e| err("push senders")(&e))?;
     let pushes = PushWorker::new(domain.clone(), senders, outbound).spawn(rx.clone());
+    let key_reload = spawn_key_reload(domain.clone(), rx.clone());
     let hk_domain = domain.clone();
     let housekeeping = tokio::spawn(async move {
         loop {
@@ -240,6 +248,7 @@ pub async fn start_with_clock(
         shutdown,
         serve,
         housekeeping,
+        key_reload,
         outbox,
         pushes,
     })
@@ -291,7 +300,19 @@ async fn housekeep(domain: &Domain) {
     {
         tracing::warn!(error = %e, "purging device events failed");
     }
-    if let Err(e) = domain.keys.reload(domain.stores.keys.as_ref()).await {
-        tracing::warn!(error = %e, "reloading signing keys failed");
-    }
+}
+
+/// Re-reads the signing keys every [`KEY_RELOAD_EVERY`] until shutdown.
+fn spawn_key_reload(domain: Domain, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(KEY_RELOAD_EVERY) => {}
+            }
+            if let Err(e) = domain.keys.reload(domain.stores.keys.as_ref()).await {
+                tracing::warn!(error = %e, "reloading signing keys failed");
+            }
+        }
+    })
 }

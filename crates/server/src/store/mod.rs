@@ -260,6 +260,10 @@ pub trait KeyStore: Send + Sync {
     /// Every signing key, newest first.
     async fn list_signing_keys(&self) -> StoreResult<Vec<StoredKey>>;
     async fn insert_signing_key(&self, key: &StoredKey) -> StoreResult<()>;
+    /// Inserts each of `keys` whose algorithm has no stored key yet, checking and inserting
+    /// as one step across nodes, so that nodes starting together store one first key per
+    /// algorithm between them. How many of `keys` were stored.
+    async fn insert_first_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -122,5 +122,12 @@ pub(crate) const PURGE_JTIS: &str = "DELETE FROM replay_jtis WHERE expires_at <=
 pub(crate) const INSERT_KEY: &str =
     "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) VALUES ($1, $2, $3, $4)";
 pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC";
+/// Inserts a key only if its algorithm has none yet; atomic only where the caller holds off
+/// other writers of `signing_keys` (SQLite's one writer; PostgreSQL's table lock).
+pub(crate) const INSERT_KEY_IF_ALG_ABSENT: &str = "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) SELECT $1, $2, $3, $4 \
+    WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2)";
+/// Keeps other nodes' first-key inserts (and any key insert) out until the transaction ends,
+/// while readers go on: SHARE ROW EXCLUSIVE conflicts with itself and with inserts only.
+pub(crate) const LOCK_KEYS: &str = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE";
 
 pub(crate) const PING: &str = "SELECT 1";

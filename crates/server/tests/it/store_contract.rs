@@ -85,6 +85,7 @@ contract!(
     outbox::expired_push_requests_are_found_until_notified,
     replay_keys::replay_cache_detects_replays_per_scope,
     replay_keys::signing_keys_list_newest_first,
+    replay_keys::first_signing_keys_are_stored_once_per_algorithm,
     replay_keys::health_ping_answers,
     writes::a_failing_write_among_concurrent_ones_fails_alone,
     writes::concurrent_requests_are_all_stored,

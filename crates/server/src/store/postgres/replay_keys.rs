@@ -37,6 +37,24 @@ impl KeyStore for PgStore {
             .bind(key.created_at);
         affected(&self.pool, q).await.map(drop)
     }
+
+    /// Under a table lock that only one node's transaction holds at a time: the next node
+    /// waits, then sees the keys the first one stored and stores none of its own.
+    async fn insert_first_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        (&mut *tx).execute(sql::LOCK_KEYS).await.map_err(db_error)?;
+        let mut stored = 0;
+        for key in keys {
+            let q = sqlx::query(sql::INSERT_KEY_IF_ALG_ABSENT)
+                .bind(&key.kid)
+                .bind(key.alg.as_str())
+                .bind(&key.private_jwk)
+                .bind(key.created_at);
+            stored += affected(&mut *tx, q).await?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(stored)
+    }
 }
 
 #[async_trait]

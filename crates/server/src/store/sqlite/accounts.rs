@@ -313,6 +313,30 @@ impl KeyStore for SqliteStore {
             })
             .await
     }
+
+    /// The one writer (and `BEGIN IMMEDIATE` against other processes) makes check and insert
+    /// one step.
+    async fn insert_first_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<u64> {
+        let keys = keys.to_vec();
+        self.writer
+            .write(move |conn| {
+                let mut stored = 0;
+                for key in &keys {
+                    stored += execute(
+                        conn,
+                        sql::INSERT_KEY_IF_ALG_ABSENT,
+                        &[
+                            &key.kid,
+                            &key.alg.as_str(),
+                            &key.private_jwk,
+                            &key.created_at,
+                        ],
+                    )? as u64;
+                }
+                Ok(stored)
+            })
+            .await
+    }
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! Contract of the replay cache (single-use `jti`s per scope, purge), the signing-key store
-//! (newest first) and the health check.
+//! (newest first, one first key per algorithm however many nodes store one) and the health
+//! check.
 
 use super::*;
 
@@ -50,6 +51,37 @@ pub(super) async fn signing_keys_list_newest_first(s: Stores) {
         [new, mid, old.clone()]
     );
     assert!(is_conflict(&k.insert_signing_key(&old).await));
+}
+
+pub(super) async fn first_signing_keys_are_stored_once_per_algorithm(s: Stores) {
+    let key = |kid: String, alg| StoredKey {
+        private_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        kid,
+        alg,
+        created_at: T0,
+    };
+    let existing = key("k-ed".into(), Algorithm::EdDSA);
+    s.keys.insert_signing_key(&existing).await.unwrap();
+    // Eight "nodes" at once, each with its own candidates for two missing algorithms and one
+    // that already has a key.
+    let starts: Vec<_> = (0..8)
+        .map(|node| {
+            let candidates = [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA]
+                .map(|alg| key(format!("k-{node}-{}", alg.as_str()), alg));
+            let keys = s.keys.clone();
+            tokio::spawn(async move { keys.insert_first_signing_keys(&candidates).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for start in starts {
+        stored += start.await.unwrap().unwrap();
+    }
+    assert_eq!(stored, 2, "one first key for each algorithm that had none");
+    let listed = s.keys.list_signing_keys().await.unwrap();
+    let mut algs: Vec<_> = listed.iter().map(|k| k.alg.as_str()).collect();
+    algs.sort_unstable();
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"], "{listed:?}");
+    assert!(listed.contains(&existing));
 }
 
 pub(super) async fn health_ping_answers(s: Stores) {
