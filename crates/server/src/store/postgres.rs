@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "leases",
         include_str!("../../migrations/postgres/0004_leases.sql"),
     ),
+    (
+        5,
+        "purge",
+        include_str!("../../migrations/postgres/0005_purge.sql"),
+    ),
 ];
 
 const POOL_SIZE: u32 = 10;
