@@ -2,7 +2,7 @@
 //! latency for backchannel requests and polls, with `client_secret_basic` and with
 //! `private_key_jwt` (ES256). The server runs in this process on a free port (SQLite in a
 //! temporary directory unless `--database-url` names another store). The other scenarios live
-//! in `bench_notify`, `bench_events` and `bench_backlog`.
+//! in `bench_notify`, `bench_events`, `bench_backlog` and `bench_purge`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -37,8 +37,9 @@ pub struct BenchArgs {
     /// `endpoints`: requests/s and latency of /bc-authorize and /token; `notify`: decision to
     /// ping/push notification and to held-poll answer; `events`: /bc-authorize answer to the
     /// challenge event on a connected device; `backlog`: memory and polls/s of one pending
-    /// request as the store fills with pending requests.
-    #[arg(long, value_parser = ["endpoints", "notify", "events", "backlog"], default_value = "endpoints")]
+    /// request as the store fills with pending requests; `purge`: one purge pass over
+    /// `--requests` expired requests.
+    #[arg(long, value_parser = ["endpoints", "notify", "events", "backlog", "purge"], default_value = "endpoints")]
     scenario: String,
     /// Flows per notify or events scenario.
     #[arg(long, default_value_t = 1000)]
@@ -294,6 +295,12 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     }
     if args.scenario == "backlog" {
         crate::bench_backlog::configure(&mut config);
+    }
+    if args.scenario == "purge" {
+        let purged =
+            crate::bench_purge::run(&config, args.requests, Output::from_flag(args.json)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return purged.map(|()| ExitCode::SUCCESS);
     }
     let server = backchannel_server::app::start(config).await?;
     if args.scenario == "backlog" {

@@ -16,6 +16,7 @@ mod bench;
 mod bench_backlog;
 mod bench_events;
 mod bench_notify;
+mod bench_purge;
 mod client_cmd;
 mod log_sink;
 mod migrate;

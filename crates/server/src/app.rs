@@ -22,7 +22,7 @@ use crate::notify::devices::PushWorker;
 use crate::notify::outbox::OutboxWorker;
 use crate::notify::push::PushSenders;
 use crate::outbound::{CachedJwksFetcher, Outbound};
-use crate::store::Stores;
+use crate::store::{PurgeCutoffs, PurgeOutcome, Stores};
 
 /// How often used `jti`s and long-expired requests are purged.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
@@ -30,8 +30,6 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(30);
 /// served by this one within 5 s. One indexed read of a few rows; the keys are parsed again
 /// only when the stored set changed.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(2);
-/// Expired requests are kept this long (for `expired_token` answers) before deletion.
-const EXPIRED_REQUEST_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 /// A failure to start.
 #[derive(Debug, thiserror::Error)]
@@ -280,26 +278,7 @@ async fn release_dead_leases(domain: &Domain) -> Result<(), StartError> {
 }
 
 async fn housekeep(domain: &Domain) {
-    let now = domain.now_ms();
-    if let Err(e) = domain.stores.replay.purge_expired_jtis(now).await {
-        tracing::warn!(error = %e, "purging used jtis failed");
-    }
-    if let Err(e) = domain
-        .stores
-        .requests
-        .purge_expired_requests(now - EXPIRED_REQUEST_RETENTION_MS)
-        .await
-    {
-        tracing::warn!(error = %e, "purging expired requests failed");
-    }
-    if let Err(e) = domain
-        .stores
-        .events
-        .purge_device_events(now - EXPIRED_REQUEST_RETENTION_MS)
-        .await
-    {
-        tracing::warn!(error = %e, "purging device events failed");
-    }
+    purge(domain).await;
 }
 
 /// Re-reads the signing keys every [`KEY_RELOAD_EVERY`] until shutdown.
@@ -315,4 +294,28 @@ fn spawn_key_reload(domain: Domain, mut stop: watch::Receiver<bool>) -> JoinHand
             }
         }
     })
+}
+
+/// One purge pass ([`crate::store::PurgeStore`]): what expired more than
+/// `[purge] retention_secs` ago, and used `jti`s past their expiry. On PostgreSQL one node
+/// runs it at a time; the others skip.
+async fn purge(domain: &Domain) {
+    let cutoffs = PurgeCutoffs::at(domain.now_ms(), domain.config.purge.retention_ms());
+    let started = tokio::time::Instant::now();
+    match domain.stores.purge.purge(&cutoffs).await {
+        Ok(PurgeOutcome::Ran(p)) if p.rows() > 0 => tracing::info!(
+            requests = p.requests,
+            challenges = p.challenges,
+            notifications = p.notifications,
+            push_deliveries = p.push_deliveries,
+            device_events = p.device_events,
+            jtis = p.jtis,
+            rounds = p.rounds,
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "purged"
+        ),
+        Ok(PurgeOutcome::Ran(_)) => {}
+        Ok(PurgeOutcome::Skipped) => tracing::debug!("purge skipped: another node is purging"),
+        Err(e) => tracing::warn!(error = %e, "purging failed"),
+    }
 }

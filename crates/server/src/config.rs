@@ -28,6 +28,7 @@ pub struct Config {
     pub device: DeviceConfig,
     pub external: ExternalConfig,
     pub push: PushConfig,
+    pub purge: PurgeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +202,33 @@ impl Default for DeviceConfig {
     }
 }
 
+/// The background purge of what the server no longer needs (`app::housekeep`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PurgeConfig {
+    /// How long an expired request (whatever its state) is kept, with its challenges,
+    /// notification and push deliveries, before it is deleted, in seconds: meanwhile a poll
+    /// of it is answered `expired_token`, afterwards `invalid_grant`. Device events are kept
+    /// as long. At least the `expired_token` push window
+    /// (`domain::notification::EXPIRY_NOTICE_GRACE_MS`).
+    pub retention_secs: i64,
+}
+
+impl Default for PurgeConfig {
+    fn default() -> Self {
+        PurgeConfig {
+            retention_secs: 24 * 3600,
+        }
+    }
+}
+
+impl PurgeConfig {
+    /// The grace period in Unix ms.
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_secs.saturating_mul(1000)
+    }
+}
+
 impl Default for EnrolmentConfig {
     fn default() -> Self {
         EnrolmentConfig { code_ttl_secs: 900 }
@@ -274,6 +302,13 @@ impl Config {
             ));
         }
         self.push.validate()?;
+        // A request purged before its `expired_token` push was sent would never be notified.
+        let min_retention = crate::domain::notification::EXPIRY_NOTICE_GRACE_MS / 1000;
+        if self.purge.retention_secs < min_retention {
+            return Err(ConfigError::Invalid(format!(
+                "purge.retention_secs must be at least {min_retention}"
+            )));
+        }
         let issuer = self.issuer();
         if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
             || issuer.ends_with('/')
@@ -323,6 +358,18 @@ mod tests {
         assert_eq!(c.database_url(), "sqlite://backchannel-data/backchannel.db");
         assert_eq!(c.ciba.default_expires_in, 300);
         assert_eq!(c.ciba.interval, 5);
+        assert_eq!(c.purge.retention_ms(), 24 * 3600 * 1000);
+    }
+
+    #[test]
+    fn purge_retention_is_configurable_down_to_the_expiry_notice_window() {
+        let c = Config::load(None, env(&[("BACKCHANNEL_PURGE_RETENTION_SECS", "3600")]));
+        assert_eq!(c.unwrap().purge.retention_ms(), 3600 * 1000);
+        let short = Config::load(None, env(&[("BACKCHANNEL_PURGE_RETENTION_SECS", "599")]));
+        match short {
+            Err(ConfigError::Invalid(msg)) => assert!(msg.contains("retention_secs"), "{msg}"),
+            other => panic!("expected an error, got {other:?}"),
+        }
     }
 
     #[test]

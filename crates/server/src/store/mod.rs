@@ -3,7 +3,7 @@
 //!
 //! Transitions that must happen once (consume an enrolment code, record the first decision,
 //! redeem an approval) are single conditional statements checked by affected rows, so they hold
-//! across nodes sharing one database.
+//! across nodes sharing one database. What is no longer needed is deleted by [`PurgeStore`].
 
 use std::sync::Arc;
 
@@ -16,10 +16,14 @@ use crate::domain::model::{
 };
 
 pub mod postgres;
+pub mod purge;
 mod rows;
 mod sql;
 mod sql_delivery;
+mod sql_purge;
 pub mod sqlite;
+
+pub use purge::{PurgeCutoffs, PurgeOutcome, PurgeStore, Purged};
 
 /// Storage failures. `Conflict` is the only one a caller is expected to handle (a duplicate
 /// unique value); `Backend` is a server fault.
@@ -143,8 +147,6 @@ pub trait AuthRequestStore: Send + Sync {
     async fn record_decision(&self, decision: &VerifiedDecision) -> StoreResult<bool>;
     /// Every challenge of a request.
     async fn request_challenges(&self, auth_request_id: &str) -> StoreResult<Vec<Challenge>>;
-    /// Deletes requests (and their challenges) that expired before `before`.
-    async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64>;
 }
 
 /// The durable push fan-out: a row per challenge, inserted with the request.
@@ -195,8 +197,6 @@ pub trait DeviceEventStore: Send + Sync {
     ) -> StoreResult<Vec<DeviceEvent>>;
     /// The device's newest `seq` (0 if none).
     async fn latest_device_event(&self, device_id: &str) -> StoreResult<i64>;
-    /// Deletes events older than `before`.
-    async fn purge_device_events(&self, before: i64) -> StoreResult<u64>;
 }
 
 /// The durable outbox of client notifications (ping and push modes).
@@ -252,7 +252,6 @@ pub trait ReplayCache: Send + Sync {
     /// Remembers `(scope, jti)` until `expires_at`. True if it was new; false if already seen
     /// (a replay). Must be atomic across nodes (insert with a unique key).
     async fn remember_jti(&self, scope: &str, jti: &str, expires_at: i64) -> StoreResult<bool>;
-    async fn purge_expired_jtis(&self, now: i64) -> StoreResult<u64>;
 }
 
 #[async_trait]
@@ -284,6 +283,7 @@ pub struct Stores {
     pub pushes: Arc<dyn PushQueueStore>,
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
+    pub purge: Arc<dyn PurgeStore>,
     pub health: Arc<dyn Health>,
     /// The PostgreSQL pool when the backend is PostgreSQL: several nodes may share it, and
     /// the cluster notifier LISTENs on it.
@@ -303,6 +303,7 @@ impl Stores {
             + PushQueueStore
             + ReplayCache
             + KeyStore
+            + PurgeStore
             + Health
             + 'static,
     {
@@ -316,6 +317,7 @@ impl Stores {
             pushes: backend.clone(),
             replay: backend.clone(),
             keys: backend.clone(),
+            purge: backend.clone(),
             health: backend,
             shared_pool: None,
         }

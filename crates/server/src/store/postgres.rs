@@ -2,12 +2,16 @@
 //! text is shared with SQLite ([`super::sql`], [`super::sql_delivery`]); this file owns
 //! connecting, migrating (under sqlx's advisory lock, so nodes starting together migrate
 //! once), isolated schemas for tests and the query helpers; the trait implementations are in
-//! `postgres/`, one module per group of traits as in `sqlite/`.
+//! `postgres/`, one module per group of traits as in `sqlite/` (the purge, one node at a time
+//! under an advisory lock, in `postgres/purge.rs`).
 
 mod accounts;
 mod delivery;
+mod purge;
 mod replay_keys;
 mod requests;
+
+pub use purge::PurgeLock;
 
 use std::str::FromStr;
 
@@ -35,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "leases",
         include_str!("../../migrations/postgres/0004_leases.sql"),
+    ),
+    (
+        5,
+        "purge",
+        include_str!("../../migrations/postgres/0005_purge.sql"),
     ),
 ];
 

@@ -2,7 +2,8 @@
 //! PostgreSQL agree on `$n` parameters, `RETURNING`, `ON CONFLICT DO NOTHING` and the schema's
 //! column names, so one set of statements serves both. PostgreSQL runs them through sqlx
 //! ([`super::postgres`]); SQLite through rusqlite on its single writer ([`super::sqlite`]),
-//! binding `$n` by name. The delivery statements are in [`super::sql_delivery`].
+//! binding `$n` by name. The delivery statements are in [`super::sql_delivery`], the purge's in
+//! [`super::sql_purge`].
 
 use crate::domain::model::UserLookup;
 
@@ -109,15 +110,8 @@ pub(crate) const CLOSE_OTHER_CHALLENGES: &str = "UPDATE challenges \
     SET state = 'closed', decided_at = $3 \
     WHERE auth_request_id = $1 AND id <> $2 AND state = 'pending'";
 
-pub(crate) const PURGE_CHALLENGES: &str = "DELETE FROM challenges WHERE auth_request_id IN \
-    (SELECT id FROM auth_requests WHERE expires_at < $1)";
-pub(crate) const PURGE_NOTIFICATIONS: &str = "DELETE FROM notifications WHERE auth_request_id \
-    IN (SELECT id FROM auth_requests WHERE expires_at < $1)";
-pub(crate) const PURGE_REQUESTS: &str = "DELETE FROM auth_requests WHERE expires_at < $1";
-
 pub(crate) const REMEMBER_JTI: &str = "INSERT INTO replay_jtis (scope, jti, expires_at) \
     VALUES ($1, $2, $3) ON CONFLICT (scope, jti) DO NOTHING";
-pub(crate) const PURGE_JTIS: &str = "DELETE FROM replay_jtis WHERE expires_at <= $1";
 
 pub(crate) const INSERT_KEY: &str =
     "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) VALUES ($1, $2, $3, $4)";

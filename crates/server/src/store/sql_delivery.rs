@@ -24,7 +24,6 @@ pub(crate) const RELEASE_NOTIFICATION_LEASES: &str = "UPDATE notifications \
 pub(crate) const GET_PUSH_DELIVERY: &str = "SELECT * FROM push_deliveries WHERE challenge_id = $1";
 pub(crate) const NEXT_PUSH_DELIVERY_AT: &str =
     "SELECT MIN(next_attempt_at) AS next FROM push_deliveries WHERE state = 'pending'";
-pub(crate) const PURGE_PUSH_DELIVERIES: &str = "DELETE FROM push_deliveries WHERE deadline < $1";
 
 pub(crate) const INSERT_CHALLENGE_EVENT: &str = "INSERT INTO device_events (device_id, kind, \
     challenge_id, created_at) VALUES ($1, 'challenge', $2, $3)";
@@ -36,7 +35,6 @@ pub(crate) const DEVICE_EVENTS_SINCE: &str = "SELECT * FROM device_events \
     WHERE device_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 pub(crate) const LATEST_DEVICE_EVENT: &str =
     "SELECT MAX(seq) AS latest FROM device_events WHERE device_id = $1";
-pub(crate) const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE created_at < $1";
 pub(crate) const REQUEST_CHALLENGES: &str =
     "SELECT * FROM challenges WHERE auth_request_id = $1 ORDER BY created_at, id";
 

@@ -1,8 +1,9 @@
 //! SQLite store: the embedded default, one database file in WAL mode (SPEC §7), on rusqlite
 //! with the bundled SQLite. One thread owns the write connection and group-commits every write
 //! ([`writer`]); reads run on a few read-only connections ([`read`]) or come from memory
-//! ([`cache`]). The statements are the ones PostgreSQL runs ([`super::sql`],
-//! [`super::sql_delivery`]); the contract suite keeps both backends honest.
+//! ([`cache`]); the background purge runs in rounds on the writer ([`purge`]). The statements
+//! are the ones PostgreSQL runs ([`super::sql`], [`super::sql_delivery`],
+//! [`super::sql_purge`]); the contract suite keeps both backends honest.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use writer::Writer;
 mod accounts;
 mod cache;
 mod delivery;
+mod purge;
 mod read;
 mod requests;
 mod writer;
@@ -29,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_notifications.sql"),
     include_str!("../../migrations/sqlite/0003_device_events.sql"),
     include_str!("../../migrations/sqlite/0004_leases.sql"),
+    include_str!("../../migrations/sqlite/0005_purge.sql"),
 ];
 
 /// Read-only connections beside the writer.

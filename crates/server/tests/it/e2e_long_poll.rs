@@ -154,10 +154,6 @@ impl AuthRequestStore for Gated {
     async fn request_challenges(&self, auth_request_id: &str) -> StoreResult<Vec<Challenge>> {
         self.inner.request_challenges(auth_request_id).await
     }
-
-    async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
-        self.inner.purge_expired_requests(before).await
-    }
 }
 
 #[tokio::test]

@@ -15,8 +15,9 @@ use backchannel_server::domain::model::{
     Enrolment, Notification, NotificationKind, NotificationState, PushDeliveryState, StoredKey,
     User, UserLookup, VerifiedDecision,
 };
+use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
-use backchannel_server::store::{PollGate, StoreError, Stores};
+use backchannel_server::store::{PollGate, PurgeCutoffs, PurgeOutcome, Purged, StoreError, Stores};
 use serde_json::json;
 
 use crate::support::{PgSchema, eventually, temp_dir};
@@ -24,6 +25,7 @@ use crate::support::{PgSchema, eventually, temp_dir};
 mod accounts;
 mod delivery;
 mod outbox;
+mod purge;
 mod replay_keys;
 mod requests;
 mod writes;
@@ -31,6 +33,7 @@ mod writes;
 /// A fixed "now" (Unix ms); tests move time by passing other values, never by sleeping.
 const T0: i64 = 1_700_000_000_000;
 const SEC: i64 = 1_000;
+const HOUR: i64 = 3_600 * SEC;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -75,7 +78,6 @@ contract!(
     requests::concurrent_decisions_on_one_request_have_one_winner,
     requests::decisions_need_the_right_device_a_pending_challenge_and_time,
     requests::pending_challenges_leave_out_expired_and_decided,
-    requests::purge_removes_expired_requests_and_their_challenges,
     delivery::a_request_and_its_decision_write_each_devices_log,
     delivery::the_push_queue_leases_retries_and_finishes,
     outbox::only_the_winning_decision_queues_its_notification,
@@ -83,6 +85,9 @@ contract!(
     outbox::retries_reschedule_and_finished_notifications_stay_finished,
     outbox::push_tokens_are_attached_once_and_redeem_the_request,
     outbox::expired_push_requests_are_found_until_notified,
+    purge::purge_removes_what_expired_and_nothing_in_flight,
+    purge::purge_keeps_what_is_in_grace_or_alive,
+    purge::purge_runs_in_bounded_rounds_to_completion,
     replay_keys::replay_cache_detects_replays_per_scope,
     replay_keys::signing_keys_list_newest_first,
     replay_keys::first_signing_keys_are_stored_once_per_algorithm,
@@ -343,8 +348,99 @@ async fn pending(s: &Stores, device: &str, now: i64) -> Vec<(Challenge, AuthRequ
         .unwrap()
 }
 
+/// One purge pass at `now` that keeps expired requests `retention` ms, `batch` rows a round.
+async fn purge_at(s: &Stores, now: i64, retention: i64, batch: i64) -> Purged {
+    let cutoffs = PurgeCutoffs {
+        now,
+        expired_before: now - retention,
+        batch_rows: batch,
+    };
+    match s.purge.purge(&cutoffs).await.unwrap() {
+        PurgeOutcome::Ran(purged) => purged,
+        PurgeOutcome::Skipped => panic!("no other node purges this database"),
+    }
+}
+
 fn is_conflict<T>(result: &Result<T, StoreError>) -> bool {
     matches!(result, Err(StoreError::Conflict(_)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL specifics
+
+/// Nodes sharing a database purge one at a time: a pass holds the purge lock and the others
+/// skip theirs, and a lock never outlives the session that took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_purges_run_on_one_node_at_a_time() {
+    let Some(pg) = PgSchema::open().await else {
+        return;
+    };
+    let outcome = tokio::spawn(purges_take_turns(pg.store.clone(), pg.url())).await;
+    let dropped = pg.remove().await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+    dropped.unwrap();
+}
+
+async fn purges_take_turns(a: Arc<PgStore>, url: String) {
+    let b = Arc::new(PgStore::open(&url).await.unwrap());
+    let (node_a, node_b) = (
+        Stores::from_backend(a.clone()),
+        Stores::from_backend(b.clone()),
+    );
+    world(&node_a, 1).await;
+    const BULK: u64 = 30;
+    for i in 0..BULK {
+        start(&node_a, &format!("bulk-{i:02}"), &["device-1"], T0).await;
+    }
+    // Rounds of one request, so that a pass takes a while.
+    let now = T0 + 10 * HOUR;
+    let cutoffs = PurgeCutoffs {
+        now,
+        expired_before: now - HOUR,
+        batch_rows: 1,
+    };
+
+    let held = a
+        .try_purge_lock()
+        .await
+        .unwrap()
+        .expect("no pass is running");
+    assert!(
+        a.try_purge_lock().await.unwrap().is_none(),
+        "one session at a time"
+    );
+    for node in [&node_a, &node_b] {
+        let outcome = node.purge.purge(&cutoffs).await.unwrap();
+        assert_eq!(outcome, PurgeOutcome::Skipped);
+    }
+    assert!(
+        get_request(&node_b, "bulk-00").await.is_some(),
+        "nothing was purged"
+    );
+    held.release().await.unwrap();
+
+    // Two passes at once: whichever runs first does the work; the other skips or, having
+    // started after it, finds nothing left. No row is deleted twice, and neither fails.
+    let (x, y) = tokio::join!(node_a.purge.purge(&cutoffs), node_b.purge.purge(&cutoffs));
+    let requests = |o: PurgeOutcome| match o {
+        PurgeOutcome::Ran(p) => p.requests,
+        PurgeOutcome::Skipped => 0,
+    };
+    assert_eq!(requests(x.unwrap()) + requests(y.unwrap()), BULK);
+    assert_eq!(get_request(&node_b, "bulk-29").await, None);
+
+    // A lock dropped unreleased (a pass that failed) closes its session, which releases it.
+    drop(b.try_purge_lock().await.unwrap().expect("free again"));
+    eventually("a dropped purge lock is released", || async {
+        match node_a.purge.purge(&cutoffs).await.unwrap() {
+            PurgeOutcome::Ran(_) => Ok(()),
+            PurgeOutcome::Skipped => Err("still held"),
+        }
+    })
+    .await;
+    b.pool().close().await;
 }
 
 // ---------------------------------------------------------------------------------------------

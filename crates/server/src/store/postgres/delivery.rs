@@ -215,12 +215,4 @@ impl DeviceEventStore for PgStore {
         .await?;
         Ok(latest.flatten().unwrap_or(0))
     }
-
-    async fn purge_device_events(&self, before: i64) -> StoreResult<u64> {
-        affected(
-            &self.pool,
-            sqlx::query(sql::PURGE_DEVICE_EVENTS).bind(before),
-        )
-        .await
-    }
 }

@@ -17,10 +17,6 @@ impl ReplayCache for PgStore {
             .bind(expires_at);
         Ok(affected(&self.pool, q).await? == 1)
     }
-
-    async fn purge_expired_jtis(&self, now: i64) -> StoreResult<u64> {
-        affected(&self.pool, sqlx::query(sql::PURGE_JTIS).bind(now)).await
-    }
 }
 
 #[async_trait]

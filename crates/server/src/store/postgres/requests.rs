@@ -172,18 +172,4 @@ impl AuthRequestStore for PgStore {
         )
         .await
     }
-
-    async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
-        affected(&mut *tx, sqlx::query(sql::PURGE_CHALLENGES).bind(before)).await?;
-        affected(&mut *tx, sqlx::query(sql::PURGE_NOTIFICATIONS).bind(before)).await?;
-        affected(
-            &mut *tx,
-            sqlx::query(sql_delivery::PURGE_PUSH_DELIVERIES).bind(before),
-        )
-        .await?;
-        let purged = affected(&mut *tx, sqlx::query(sql::PURGE_REQUESTS).bind(before)).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(purged)
-    }
 }

@@ -278,14 +278,6 @@ impl ReplayCache for SqliteStore {
             .await?;
         Ok(inserted == 1)
     }
-
-    async fn purge_expired_jtis(&self, now: i64) -> StoreResult<u64> {
-        let purged = self
-            .writer
-            .write(move |conn| execute(conn, sql::PURGE_JTIS, &[&now]))
-            .await?;
-        Ok(purged as u64)
-    }
 }
 
 #[async_trait]

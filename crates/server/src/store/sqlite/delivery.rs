@@ -263,12 +263,4 @@ impl DeviceEventStore for SqliteStore {
         })?;
         Ok(latest.flatten().unwrap_or(0))
     }
-
-    async fn purge_device_events(&self, before: i64) -> StoreResult<u64> {
-        let purged = self
-            .writer
-            .write(move |conn| execute(conn, sql::PURGE_DEVICE_EVENTS, &[&before]))
-            .await?;
-        Ok(purged as u64)
-    }
 }

@@ -285,19 +285,4 @@ impl AuthRequestStore for SqliteStore {
             )
         })
     }
-
-    async fn purge_expired_requests(&self, before: i64) -> StoreResult<u64> {
-        let purged = self
-            .writer
-            .write(move |conn| {
-                execute(conn, sql::PURGE_CHALLENGES, &[&before])?;
-                execute(conn, sql::PURGE_NOTIFICATIONS, &[&before])?;
-                execute(conn, sql_delivery::PURGE_PUSH_DELIVERIES, &[&before])?;
-                execute(conn, sql::PURGE_REQUESTS, &[&before])
-            })
-            .await?;
-        self.cache.requests.clear();
-        self.polls.sweep(before);
-        Ok(purged as u64)
-    }
 }

@@ -212,8 +212,16 @@ pub(super) async fn expired_push_requests_are_found_until_notified(s: Stores) {
     assert!(s.outbox.queue_notification(&notice).await.unwrap());
     assert!(expired(push.expires_at).await.is_empty(), "told once");
 
-    // Purging the request takes its notification along.
-    let purged = s.requests.purge_expired_requests(push.expires_at + 1).await;
-    assert_eq!(purged.unwrap(), 2);
+    // The notice keeps its request while it may still be sent; then the purge takes both.
+    let sending = purge_at(&s, push.expires_at + 1, 0, 1000).await;
+    assert_eq!(
+        (sending.requests, sending.notifications),
+        (1, 0),
+        "only the poll one"
+    );
+    assert!(get_note(&s, "push").await.is_some());
+    let purged = purge_at(&s, notice.deadline + 1, 0, 1000).await;
+    assert_eq!((purged.requests, purged.notifications), (1, 1));
     assert_eq!(get_note(&s, "push").await, None);
+    assert_eq!(get_request(&s, "push").await, None);
 }

@@ -18,9 +18,12 @@ pub(super) async fn replay_cache_detects_replays_per_scope(s: Stores) {
     );
     assert!(remember(assertion, "jti-2", T0 + 120 * SEC).await);
 
-    let r = &s.replay;
-    assert_eq!(r.purge_expired_jtis(T0 + 60 * SEC - 1).await.unwrap(), 0);
-    assert_eq!(r.purge_expired_jtis(T0 + 60 * SEC).await.unwrap(), 2);
+    let purged_jtis = |now: i64| {
+        let s = s.clone();
+        async move { purge_at(&s, now, 0, 1000).await.jtis }
+    };
+    assert_eq!(purged_jtis(T0 + 60 * SEC - 1).await, 0);
+    assert_eq!(purged_jtis(T0 + 60 * SEC).await, 2, "expired at their exp");
     assert!(
         !remember(assertion, "jti-2", T0 + 120 * SEC).await,
         "still remembered"

@@ -1,5 +1,5 @@
 //! Contract of the auth-request store: atomic creation, poll gating with slow_down, single
-//! redemption, first-decision-wins under concurrency, pending-challenge listing and purge.
+//! redemption, first-decision-wins under concurrency and pending-challenge listing.
 
 use super::*;
 
@@ -225,21 +225,4 @@ pub(super) async fn pending_challenges_leave_out_expired_and_decided(s: Stores) 
     let earlier = pending(&s, "device-1", stale.expires_at - 1).await;
     assert_eq!(earlier.len(), 3, "the stale request counts while it lives");
     assert!(pending(&s, "device-9", now).await.is_empty());
-}
-
-pub(super) async fn purge_removes_expired_requests_and_their_challenges(s: Stores) {
-    world(&s, 1).await;
-    let old = start(&s, "old", &["device-1"], T0).await;
-    let young = start(&s, "young", &["device-1"], T0 + 100 * SEC).await;
-    let purge = |before: i64| {
-        let s = s.clone();
-        async move { s.requests.purge_expired_requests(before).await.unwrap() }
-    };
-
-    assert_eq!(purge(old.expires_at).await, 0, "expired at, not before");
-    assert_eq!(purge(old.expires_at + 1).await, 1);
-    assert_eq!(get_request(&s, "old").await, None);
-    assert_eq!(get_challenge(&s, "old", "device-1").await, None);
-    assert_eq!(get_request(&s, "young").await, Some(young));
-    assert!(get_challenge(&s, "young", "device-1").await.is_some());
 }
