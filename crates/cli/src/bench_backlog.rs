@@ -95,8 +95,8 @@ fn memory() -> Memory {
 
 /// Creates `count` pending requests for `client` through the domain's own entry point (what
 /// `/bc-authorize` calls once the client is authenticated), `FILL_TASKS` at a time. The only
-/// place that knows how the backlog is made.
-async fn fill(
+/// place that knows how a backlog is made (also the purge bench's).
+pub(crate) async fn fill(
     domain: &Domain,
     client: &Client,
     params: &Params,

@@ -14,7 +14,6 @@ use backchannel_server::config::Config;
 use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use backchannel_server::domain::backchannel::Params;
-use backchannel_server::domain::error::AuthError;
 use backchannel_server::domain::model::Device;
 use backchannel_server::store::{PurgeCutoffs, PurgeOutcome};
 use serde_json::json;
@@ -24,8 +23,6 @@ use crate::output::Output;
 
 /// How far back the backlog is made: well past the default grace period.
 const BACKLOG_AGE_MS: i64 = 48 * 3600 * 1000;
-/// Domain calls in flight while filling (the SQLite writer commits them in groups).
-const FILL_TASKS: usize = 64;
 
 /// Fills `count` expired requests into the configured store and times one purge pass.
 pub async fn run(config: &Config, count: usize, out: Output) -> Result<(), BoxError> {
@@ -81,20 +78,7 @@ pub async fn run(config: &Config, count: usize, out: Output) -> Result<(), BoxEr
 
     eprintln!("purge: filling {count} expired requests");
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(FILL_TASKS);
-    for i in 0..FILL_TASKS {
-        let share = count / FILL_TASKS + usize::from(i < count % FILL_TASKS);
-        let (domain, client, params) = (domain.clone(), client.clone(), params.clone());
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..share {
-                domain.start_backchannel_auth(&client, &params).await?;
-            }
-            Ok::<(), AuthError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
+    crate::bench_backlog::fill(&domain, &client, &params, count).await?;
     let fill = started.elapsed();
 
     let cutoffs = PurgeCutoffs::at(SystemClock.now_ms(), config.purge.retention_ms());
