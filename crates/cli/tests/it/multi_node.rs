@@ -10,7 +10,7 @@ use backchannel_server::domain::model::StoredKey;
 use serde_json::Value;
 
 use crate::cluster::{Cluster, Node};
-use crate::support::{HANG_GUARD, Rp, runtime};
+use crate::support::{HANG_GUARD, Reply, Rp, runtime};
 
 #[test]
 fn nodes_started_together_serve_one_stored_key_set() {
@@ -134,4 +134,84 @@ fn a_client_disabled_by_admin_is_refused_by_a_node_that_served_it() {
             );
         }
     });
+}
+
+/// A user with one device enrolled through `node`, in the cluster's shared store; the device's
+/// state file.
+fn user_with_device_on(cluster: &Cluster, node: &Node, email: &str) -> String {
+    let sub = cluster.admin(&["user", "create", "--email", email, "--json"])["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = cluster.admin(&["enrolment", "create", "--user", &sub, "--json"])["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let state = crate::support::temp_dir("cluster-device").join("phone.json");
+    let state = state.to_str().unwrap().to_owned();
+    crate::support::authenticator_json(&[
+        "enrol",
+        "--server",
+        &node.issuer,
+        "--code",
+        &code,
+        "--state",
+        &state,
+        "--name",
+        "phone",
+        "--json",
+    ]);
+    state
+}
+
+/// A flow started and approved on node A is finished on node B after A is killed (SIGKILL):
+/// B redeems it, once, and A's death loses nothing that was acknowledged.
+#[test]
+fn a_flow_started_on_a_killed_node_finishes_on_another() {
+    let Some(mut cluster) = Cluster::start("kill-a", 2) else {
+        return;
+    };
+    let client = cluster.admin(&["client", "create", "--name", "Failover Bank", "--json"]);
+    let state = user_with_device_on(&cluster, &cluster.nodes[0], "failover@example.com");
+    let rt = runtime();
+    let on_a = Rp::new(&cluster.nodes[0].issuer, &client);
+    let on_b = Rp::new(&cluster.nodes[1].issuer, &client);
+    let started = rt.block_on(on_a.bc_authorize("failover@example.com", &[]));
+    let Reply::Answered(200, answer) = started else {
+        panic!("/bc-authorize on A: {started:?}")
+    };
+    let id = answer["auth_req_id"].as_str().unwrap().to_owned();
+    let approved = crate::support::authenticator_json(&[
+        "approve", "--state", &state, "--all", "--wait", "10", "--json",
+    ]);
+    assert_eq!(
+        approved["decided"].as_array().unwrap().len(),
+        1,
+        "{approved}"
+    );
+
+    drop(cluster.nodes.remove(0)); // kill -9 node A
+    let polls: Vec<Reply> = rt.block_on(async {
+        let racing: Vec<_> = (0..10)
+            .map(|_| {
+                let (rp, id) = (on_b.clone(), id.clone());
+                tokio::spawn(async move { rp.token(&id).await })
+            })
+            .collect();
+        let mut polls = Vec::new();
+        for poll in racing {
+            polls.push(poll.await.unwrap());
+        }
+        polls
+    });
+    let tokens: Vec<&Value> = polls
+        .iter()
+        .filter_map(|p| match p {
+            Reply::Answered(200, body) => Some(body),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "exactly one token response: {polls:?}");
+    assert!(tokens[0]["id_token"].is_string());
+    assert!(tokens[0]["access_token"].is_string());
 }
