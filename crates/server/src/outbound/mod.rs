@@ -132,23 +132,29 @@ impl Stack {
 /// The guarded outbound client. Cheap to clone (the connection pools are shared).
 #[derive(Clone)]
 pub struct Outbound {
+    config: Arc<OutboundConfig>,
     policy: Arc<UrlPolicy>,
-    /// HTTP/1.1 or HTTP/2 as the server offers.
-    auto: Stack,
-    /// HTTP/2 only: by ALPN over TLS, with prior knowledge (h2c) over plain HTTP. APNs
-    /// accepts nothing else.
-    h2: Stack,
-    max_bytes: usize,
+    /// HTTP/1.1 or HTTP/2 as the server offers, or HTTP/2 only ([`Outbound::http2_only`]).
+    stack: Stack,
 }
 
 impl Outbound {
     pub fn new(cfg: &OutboundConfig) -> Result<Self, BuildError> {
         let policy = Arc::new(UrlPolicy::from_config(cfg)?);
         Ok(Outbound {
-            auto: Stack::build(cfg, &policy, false)?,
-            h2: Stack::build(cfg, &policy, true)?,
+            stack: Stack::build(cfg, &policy, false)?,
+            config: Arc::new(cfg.clone()),
             policy,
-            max_bytes: cfg.max_response_bytes,
+        })
+    }
+
+    /// The same guard and limits, speaking HTTP/2 only: by ALPN over TLS, with prior
+    /// knowledge (h2c) over plain HTTP. APNs accepts nothing else; built by its sender, so
+    /// a server without APNs never builds it.
+    pub fn http2_only(&self) -> Result<Self, BuildError> {
+        Ok(Outbound {
+            stack: Stack::build(&self.config, &self.policy, true)?,
+            ..self.clone()
         })
     }
 
@@ -159,12 +165,7 @@ impl Outbound {
 
     /// A POST to a URL that passed [`Outbound::check_url`].
     pub fn post(&self, url: Url) -> reqwest::RequestBuilder {
-        self.auto.client(&url).post(url)
-    }
-
-    /// A POST over HTTP/2 only, to a URL that passed [`Outbound::check_url`].
-    pub fn post_http2(&self, url: Url) -> reqwest::RequestBuilder {
-        self.h2.client(&url).post(url)
+        self.stack.client(&url).post(url)
     }
 
     /// Sends and reads the answer, whatever its status; `now_ms` dates `Retry-After`.
@@ -194,7 +195,7 @@ impl Outbound {
     ) -> Result<T, OutboundError> {
         let url = self.check_url(raw)?;
         let mut response = self
-            .auto
+            .stack
             .client(&url)
             .get(url)
             .send()
@@ -234,7 +235,7 @@ impl Outbound {
         Ok(status)
     }
 
-    /// The body, refused beyond `max_bytes`.
+    /// The body, refused beyond `outbound.max_response_bytes`.
     async fn read_capped(
         &self,
         response: &mut reqwest::Response,
@@ -245,8 +246,8 @@ impl Outbound {
             .await
             .map_err(|e| OutboundError::Network(format!("read failed: {}", without_url(&e))))?
         {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(OutboundError::TooLarge(self.max_bytes));
+            if body.len() + chunk.len() > self.config.max_response_bytes {
+                return Err(OutboundError::TooLarge(self.config.max_response_bytes));
             }
             body.extend_from_slice(&chunk);
         }

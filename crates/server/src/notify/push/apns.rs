@@ -90,7 +90,7 @@ impl ApnsSender {
                 "topic must be the app's bundle id".into(),
             ));
         }
-        let http = outbound.clone();
+        let http = outbound.http2_only()?;
         let base = http
             .check_url(cfg.base_url())
             .map_err(|source| PushSetupError::Url {
@@ -186,7 +186,7 @@ impl ApnsSender {
         };
         let mut request = self
             .http
-            .post_http2(url)
+            .post(url)
             // Written as Apple documents it.
             .header(reqwest::header::AUTHORIZATION, format!("bearer {jwt}"))
             .header("apns-topic", &self.topic)

@@ -57,6 +57,9 @@ pub enum PushSetupError {
         #[source]
         source: serde_json::Error,
     },
+    /// The sender's HTTP stack could not be built.
+    #[error(transparent)]
+    Http(#[from] crate::outbound::BuildError),
     /// A URL the outbound policy refuses.
     #[error("{setting} {source}")]
     Url {
