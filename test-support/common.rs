@@ -2,6 +2,8 @@
 //! and the CLI's). Not a crate, so it costs no build of its own: each binary's support module
 //! includes this file with `#[path]`.
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +23,27 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Re-checks `check` until it gives `Ok`: for a state the code under test must reach. Fails
+/// the test after [`HANG_GUARD`] with `what` and the last `Err` seen; never asserts how soon.
+pub async fn eventually<T, E, F, Fut>(what: &str, mut check: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: still {last:?} after {HANG_GUARD:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// What a local stand-in server (a client's notification endpoint, APNs, an organisation's

@@ -115,6 +115,8 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub db: PgDatabase,
     dir: PathBuf,
+    /// The settings every node got, which `admin` gets too.
+    settings: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -122,6 +124,11 @@ impl Cluster {
     /// spawned together, past a barrier), each answering before this returns; `None` when
     /// PostgreSQL is not usable and not required.
     pub fn start(tag: &str, n: usize) -> Option<Cluster> {
+        Self::start_with(tag, n, &[])
+    }
+
+    /// [`Cluster::start`] with further `BACKCHANNEL_*` settings for every node.
+    pub fn start_with(tag: &str, n: usize, settings: &[(String, String)]) -> Option<Cluster> {
         let db = PgDatabase::create()?;
         let dir = temp_dir(tag);
         std::fs::create_dir_all(dir.join("admin")).unwrap();
@@ -130,7 +137,8 @@ impl Cluster {
             .map(|i| {
                 let node_dir = dir.join(format!("node-{i}"));
                 std::fs::create_dir_all(&node_dir).unwrap();
-                let extra = vec![("BACKCHANNEL_DATABASE_URL".to_owned(), db.url.clone())];
+                let mut extra = vec![("BACKCHANNEL_DATABASE_URL".to_owned(), db.url.clone())];
+                extra.extend(settings.iter().cloned());
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
                     barrier.wait();
@@ -148,7 +156,12 @@ impl Cluster {
                 }
             })
             .collect();
-        let cluster = Cluster { nodes, db, dir };
+        let cluster = Cluster {
+            nodes,
+            db,
+            dir,
+            settings: settings.to_vec(),
+        };
         for node in &cluster.nodes {
             runtime().block_on(node.ready());
         }
@@ -157,7 +170,8 @@ impl Cluster {
 
     /// Runs `backchannel admin ARGS` against the shared database; its JSON output.
     pub fn admin(&self, args: &[&str]) -> Value {
-        let extra = [("BACKCHANNEL_DATABASE_URL".to_owned(), self.db.url.clone())];
+        let mut extra = vec![("BACKCHANNEL_DATABASE_URL".to_owned(), self.db.url.clone())];
+        extra.extend(self.settings.iter().cloned());
         admin_with(&self.dir.join("admin"), &extra, args)
     }
 }

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-use axum::http::{HeaderMap, Uri};
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::stand_in::{First, Seen, StandIn, loopback_callbacks_env, settings};
 use crate::support::{
-    HANG_GUARD, Killed, Recorder, Reply, Rp, admin, admin_with, authenticator_json, enrol,
-    free_port, new_user, runtime, serve_with, temp_dir,
+    HANG_GUARD, Killed, Reply, Rp, admin, admin_with, authenticator_json, enrol, free_port,
+    new_user, runtime, serve_with, temp_dir,
 };
 
 const APNS_TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -55,13 +55,6 @@ fn p8(dir: &std::path::Path) -> String {
     path.display().to_string()
 }
 
-fn settings(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 fn push_env(base_url: &str, key_file: &str) -> Vec<(String, String)> {
     settings(&[
         ("BACKCHANNEL_PUSH_APNS_BASE_URL", base_url),
@@ -78,84 +71,7 @@ fn push_env(base_url: &str, key_file: &str) -> Vec<(String, String)> {
     ])
 }
 
-/// Client notification endpoints on this host, over plain HTTP.
-fn loopback_callbacks_env() -> Vec<(String, String)> {
-    settings(&[
-        (
-            "BACKCHANNEL_OUTBOUND_ALLOWED_PRIVATE_NETWORKS",
-            "127.0.0.0/8",
-        ),
-        ("BACKCHANNEL_OUTBOUND_ALLOW_HTTP", "true"),
-    ])
-}
-
-/// One request a [`StandIn`] received.
-#[derive(Clone, Debug)]
-struct Seen {
-    at: Instant,
-    path: String,
-    authorization: Option<String>,
-    collapse_id: Option<String>,
-    body: Value,
-}
-
-/// What a [`StandIn`] does with the first request it gets.
-#[derive(Clone, Copy, PartialEq)]
-enum First {
-    Answered,
-    /// Accepted and never answered: the peer is still at it when the server dies.
-    Held,
-}
-
-/// A stand-in for APNs (HTTP/2 with prior knowledge) or a client's notification endpoint
-/// (HTTP/1.1): axum serves both. It records every request and answers 200, but for the first
-/// when that one is [`First::Held`].
-struct StandIn {
-    base: String,
-    seen: Recorder<Seen>,
-}
-
 impl StandIn {
-    fn start(rt: &tokio::runtime::Runtime, first: First) -> StandIn {
-        let seen = Recorder::default();
-        let recorder = seen.clone();
-        let app =
-            axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: String| {
-                let recorder = recorder.clone();
-                async move {
-                    let header = |name: &str| {
-                        headers
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    let request = Seen {
-                        at: Instant::now(),
-                        path: uri.path().to_owned(),
-                        authorization: header("authorization"),
-                        collapse_id: header("apns-collapse-id"),
-                        body: serde_json::from_str(&body).unwrap_or(Value::String(body)),
-                    };
-                    let count = recorder.record(request);
-                    if first == First::Held && count == 1 {
-                        std::future::pending::<()>().await;
-                    }
-                    ""
-                }
-            });
-        let base = rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            format!("http://{addr}")
-        });
-        StandIn { base, seen }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.all()
-    }
-
     /// Request `n` (from 1), which must come after the restart (waited for up to
     /// [`AFTER_RESTART`]); prints, for the record only, how long after `ready`, when the
     /// restarted server had bound its listener, it came.

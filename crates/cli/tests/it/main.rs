@@ -10,4 +10,5 @@ mod crash;
 mod multi_node;
 mod outbound_proxy;
 mod serve_admin;
+mod stand_in;
 mod support;

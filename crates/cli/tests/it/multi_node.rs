@@ -10,6 +10,7 @@ use backchannel_server::domain::model::StoredKey;
 use serde_json::Value;
 
 use crate::cluster::{Cluster, Node};
+use crate::stand_in::{First, StandIn, loopback_callbacks_env};
 use crate::support::{HANG_GUARD, Reply, Rp, runtime};
 
 #[test]
@@ -126,12 +127,17 @@ fn a_client_disabled_by_admin_is_refused_by_a_node_that_served_it() {
     assert!(disabled.is_object(), "{disabled}");
     runtime().block_on(async {
         for rp in &rps {
-            let (status, body) = rp.bc_authorize("nobody@example.com", &[]).await.answered();
-            assert_eq!(
-                (status, body["error"].as_str()),
-                (401, Some("invalid_client")),
-                "{body}"
-            );
+            // A node serves a client it read less than a second ago from its cache (the
+            // store contract suite bounds how long: postgres_nodes_see_each_others_disables).
+            crate::support::eventually("the disabled client is refused", || async {
+                let (status, body) = rp.bc_authorize("nobody@example.com", &[]).await.answered();
+                match (status, body["error"].as_str()) {
+                    (401, Some("invalid_client")) => Ok(()),
+                    (400, Some("unknown_user_id")) => Err("still served"),
+                    _ => panic!("{status} {body}"),
+                }
+            })
+            .await;
         }
     });
 }
@@ -214,4 +220,98 @@ fn a_flow_started_on_a_killed_node_finishes_on_another() {
     assert_eq!(tokens.len(), 1, "exactly one token response: {polls:?}");
     assert!(tokens[0]["id_token"].is_string());
     assert!(tokens[0]["access_token"].is_string());
+}
+
+/// Both nodes run the outbox and push workers and both are woken by a decision (one locally,
+/// the other by NOTIFY): a ping and a push-mode token callback still go out once each, by
+/// whichever node leased the notification first.
+#[test]
+fn ping_and_push_callbacks_are_sent_once_by_one_of_two_nodes() {
+    let rt = runtime();
+    let endpoint = StandIn::start(&rt, First::Answered);
+    let Some(cluster) = Cluster::start_with("callbacks-once", 2, &loopback_callbacks_env()) else {
+        return;
+    };
+    let client = |name: &str, mode: &str| {
+        let endpoint = format!("{}/{mode}", endpoint.base);
+        cluster.admin(&[
+            "client",
+            "create",
+            "--name",
+            name,
+            "--delivery-mode",
+            mode,
+            "--notification-endpoint",
+            &endpoint,
+            "--json",
+        ])
+    };
+    let (ping, push) = (client("Ping Bank", "ping"), client("Push Bank", "push"));
+    let state = user_with_device_on(&cluster, &cluster.nodes[0], "callbacks@example.com");
+    let started: Vec<String> = [(&ping, "ping-token-5d1c"), (&push, "push-token-77ae")]
+        .iter()
+        .map(|(client, token)| {
+            let rp = Rp::new(&cluster.nodes[1].issuer, client);
+            let answer = rt.block_on(rp.bc_authorize(
+                "callbacks@example.com",
+                &[("client_notification_token", token)],
+            ));
+            let Reply::Answered(200, body) = answer else {
+                panic!("/bc-authorize: {answer:?}")
+            };
+            body["auth_req_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let approved = crate::support::authenticator_json(&[
+        "approve", "--state", &state, "--all", "--wait", "10", "--json",
+    ]);
+    assert_eq!(
+        approved["decided"].as_array().unwrap().len(),
+        2,
+        "{approved}"
+    );
+
+    let sent = rt.block_on(endpoint.seen.wait(2));
+    // Well past every re-check and retry period of both nodes' workers: a second sender
+    // would have sent by now.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = endpoint.seen();
+    assert_eq!(seen.len(), 2, "one callback per request: {seen:?}");
+    let by_path = |path: &str| {
+        let sent: Vec<_> = sent.iter().filter(|s| s.path == path).collect();
+        assert_eq!(sent.len(), 1, "{path}: {seen:?}");
+        sent[0].clone()
+    };
+    let (pinged, pushed) = (by_path("/ping"), by_path("/push"));
+    assert_eq!(
+        pinged.authorization.as_deref(),
+        Some("Bearer ping-token-5d1c")
+    );
+    assert_eq!(
+        pinged.body["auth_req_id"].as_str(),
+        Some(started[0].as_str())
+    );
+    assert_eq!(
+        pushed.authorization.as_deref(),
+        Some("Bearer push-token-77ae")
+    );
+    assert_eq!(
+        pushed.body["auth_req_id"].as_str(),
+        Some(started[1].as_str())
+    );
+    assert!(pushed.body["id_token"].is_string(), "{}", pushed.body);
+
+    // The pinged client collects its tokens, once, from either node.
+    let on_a = Rp::new(&cluster.nodes[0].issuer, &ping);
+    let on_b = Rp::new(&cluster.nodes[1].issuer, &ping);
+    let first = rt.block_on(on_a.token(&started[0]));
+    assert!(
+        matches!(&first, Reply::Answered(200, body) if body["id_token"].is_string()),
+        "{first:?}"
+    );
+    let again = rt.block_on(on_b.token(&started[0]));
+    assert!(
+        matches!(&again, Reply::Answered(400, body) if body["error"] == "invalid_grant"),
+        "{again:?}"
+    );
 }

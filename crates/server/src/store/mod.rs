@@ -15,6 +15,7 @@ use crate::domain::model::{
     VerifiedDecision,
 };
 
+mod cache;
 pub mod postgres;
 pub mod purge;
 mod rows;

@@ -14,13 +14,15 @@ mod requests;
 pub use purge::PurgeLock;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Database, Executor, PgConnection, Postgres};
 
+use super::cache::Cache;
 use super::rows::db_error;
 use super::{StoreError, StoreResult};
-use crate::domain::model::Notification;
+use crate::domain::model::{Client, Device, Notification, User};
 
 const INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -47,13 +49,49 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-const POOL_SIZE: u32 = 10;
+/// Connections for the statements whose commit must be durable before the answer.
+const POOL_SIZE: u32 = 16;
+/// Connections for the poll gate's writes, committed without waiting for the WAL flush
+/// (`synchronous_commit = off`): a database crash may forget the last fraction of a second of
+/// `last_polled_at` updates, which lets one early poll through, as the embedded store's
+/// in-memory poll book does after a restart. Nothing a client was promised lives there.
+const POLL_POOL_SIZE: u32 = 4;
 /// How long a statement waits for a pooled connection: past it, the database counts as
 /// unreachable and the request gets a 503 instead of hanging.
-const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a cached client, user or device list is served before it is read again. Other
+/// nodes (and `backchannel admin`) change these rows without telling this one, so a client
+/// or user disabled elsewhere is refused here within this time (SPEC §7: within 2 s).
+const CACHE_MAX_AGE: Duration = Duration::from_secs(1);
 
 pub struct PgStore {
     pool: PgPool,
+    polls: PgPool,
+    cache: PgCaches,
+}
+
+/// The rows every backchannel request reads, kept for [`CACHE_MAX_AGE`]: this node's own
+/// writes invalidate them at once, other nodes' writes are seen when the entry ages out.
+/// Devices by id are not cached: device authentication reads the row every time, so a
+/// device disabled on any node is refused everywhere at once.
+struct PgCaches {
+    clients: Cache<Client>,
+    users: Cache<User>,
+    /// A login-hint lookup ([`super::cache::hint_key`]) to its user.
+    hints: Cache<User>,
+    /// A user's devices, as `list_devices` returns them.
+    user_devices: Cache<Vec<Device>>,
+}
+
+impl PgCaches {
+    fn new() -> Self {
+        PgCaches {
+            clients: Cache::with_max_age(4096, CACHE_MAX_AGE),
+            users: Cache::with_max_age(65_536, CACHE_MAX_AGE),
+            hints: Cache::with_max_age(65_536, CACHE_MAX_AGE),
+            user_devices: Cache::with_max_age(65_536, CACHE_MAX_AGE),
+        }
+    }
 }
 
 impl PgStore {
@@ -85,23 +123,13 @@ impl PgStore {
     }
 
     async fn connect(url: &str, schema: Option<String>) -> StoreResult<Self> {
-        let mut pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .acquire_timeout(ACQUIRE_TIMEOUT);
-        if let Some(schema) = schema {
-            let set = format!("SET search_path TO \"{schema}\"");
-            pool = pool.after_connect(move |conn, _meta| {
-                let set = set.clone();
-                Box::pin(async move {
-                    conn.execute(AssertSqlSafe(set)).await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = pool
+        let pool = pool_options(POOL_SIZE, schema.clone(), false)
             .connect_with(connect_options(url)?)
             .await
             .map_err(db_error)?;
+        // Connected lazily: the first poll opens the first of these.
+        let polls =
+            pool_options(POLL_POOL_SIZE, schema, true).connect_lazy_with(connect_options(url)?);
         if let Err(e) = migrator(MIGRATIONS).run(&pool).await {
             // The failed migrator's connection may still hold the advisory lock: closing the
             // pool ends that session, so other nodes are not left waiting on it.
@@ -110,11 +138,21 @@ impl PgStore {
                 "migrating the PostgreSQL database: {e}"
             )));
         }
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            polls,
+            cache: PgCaches::new(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Closes both pools: every connection of this store ends.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.polls.close().await;
     }
 
     /// Read committed: every once-only transition is a conditional UPDATE that re-checks its
@@ -122,6 +160,33 @@ impl PgStore {
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
         self.pool.begin().await.map_err(db_error)
     }
+}
+
+/// A pool whose connections use `schema` (tests) and, for `relaxed`, commit without
+/// waiting for the WAL flush.
+fn pool_options(size: u32, schema: Option<String>, relaxed: bool) -> PgPoolOptions {
+    let mut settings = Vec::new();
+    if let Some(schema) = schema {
+        // The name is ours (letters, digits, underscores), so quoting it is enough.
+        settings.push(format!("SET search_path TO \"{schema}\""));
+    }
+    if relaxed {
+        settings.push("SET synchronous_commit TO off".to_owned());
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(ACQUIRE_TIMEOUT);
+    if settings.is_empty() {
+        return pool;
+    }
+    let settings = settings.join("; ");
+    pool.after_connect(move |conn, _meta| {
+        let settings = settings.clone();
+        Box::pin(async move {
+            conn.execute(AssertSqlSafe(settings)).await?;
+            Ok(())
+        })
+    })
 }
 
 fn connect_options(url: &str) -> StoreResult<PgConnectOptions> {

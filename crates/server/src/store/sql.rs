@@ -59,17 +59,6 @@ pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges (id, auth_requ
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub(crate) const GET_AUTH_REQUEST: &str = "SELECT * FROM auth_requests WHERE id = $1";
 
-/// The poll that keeps the interval (CIBA Core §7.3): the first poll, or one at least
-/// `interval_secs` after the previous. One statement, so concurrent polls on several nodes
-/// cannot both pass.
-pub(crate) const POLL_ALLOWED: &str = "UPDATE auth_requests SET last_polled_at = $2 \
-    WHERE id = $1 AND state = 'pending' \
-    AND (last_polled_at IS NULL OR last_polled_at + interval_secs * 1000 <= $2)";
-/// A poll that came too soon: `slow_down` raises the interval for the rest of the request's
-/// life (CIBA Core §11) and the next interval runs from this poll.
-pub(crate) const POLL_SLOW_DOWN: &str = "UPDATE auth_requests \
-    SET interval_secs = interval_secs + $3, last_polled_at = $2 \
-    WHERE id = $1 AND state = 'pending' RETURNING interval_secs";
 pub(crate) const TOUCH_POLL: &str =
     "UPDATE auth_requests SET last_polled_at = $2 WHERE id = $1 AND state = 'pending'";
 pub(crate) const REDEEM: &str = "UPDATE auth_requests SET state = 'redeemed', redeemed_at = $2 \

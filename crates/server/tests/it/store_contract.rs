@@ -440,7 +440,119 @@ async fn purges_take_turns(a: Arc<PgStore>, url: String) {
         }
     })
     .await;
-    b.pool().close().await;
+    b.close().await;
+}
+
+/// What one node changes, another that cached the rows sees within the cache's age (1 s), and
+/// at once on the node that made the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_see_each_others_disables_within_the_cache_age() {
+    let Some(pg) = PgSchema::open().await else {
+        return;
+    };
+    let outcome = tokio::spawn(caches_age_out(pg.store.clone(), pg.url())).await;
+    let dropped = pg.remove().await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+    dropped.unwrap();
+}
+
+async fn caches_age_out(a: Arc<PgStore>, url: String) {
+    let b = Arc::new(PgStore::open(&url).await.unwrap());
+    let (node_a, node_b) = (
+        Stores::from_backend(a.clone()),
+        Stores::from_backend(b.clone()),
+    );
+    world(&node_a, 1).await;
+    let lookup = UserLookup::Email("user1@example.com".into());
+    // Node B reads (and caches) the client, the user by hint and the user's devices.
+    let client = node_b
+        .clients
+        .get_client("client-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!client.disabled);
+    assert!(
+        !node_b
+            .users
+            .find_user(&lookup)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert_eq!(
+        node_b.devices.list_devices("user-1").await.unwrap().len(),
+        1
+    );
+
+    let changed = std::time::Instant::now();
+    assert!(
+        node_a
+            .clients
+            .set_client_disabled("client-1", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        node_a
+            .users
+            .set_user_disabled("user-1", true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        node_a
+            .devices
+            .set_device_disabled("device-1", true, T0)
+            .await
+            .unwrap()
+    );
+    // The writing node sees its own writes at once.
+    assert!(
+        node_a
+            .clients
+            .get_client("client-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(
+        node_a
+            .users
+            .find_user(&lookup)
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(node_a.devices.list_devices("user-1").await.unwrap()[0].disabled);
+
+    eventually("node B sees the disables", || async {
+        let client = node_b
+            .clients
+            .get_client("client-1")
+            .await
+            .unwrap()
+            .unwrap();
+        let user = node_b.users.find_user(&lookup).await.unwrap().unwrap();
+        let devices = node_b.devices.list_devices("user-1").await.unwrap();
+        if client.disabled && user.disabled && devices[0].disabled {
+            Ok(())
+        } else {
+            Err("still cached")
+        }
+    })
+    .await;
+    assert!(
+        changed.elapsed() < std::time::Duration::from_secs(2),
+        "seen after {:?}, past the 2 s a disable may take to reach every node",
+        changed.elapsed()
+    );
+    b.close().await;
 }
 
 // ---------------------------------------------------------------------------------------------

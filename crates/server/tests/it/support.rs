@@ -3,7 +3,6 @@
 //! crates), so the tests check the protocol itself.
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -30,28 +29,7 @@ use serde_json::{Value, json};
 
 #[path = "../../../../test-support/common.rs"]
 mod common;
-pub use common::{HANG_GUARD, Recorder, temp_dir};
-
-/// Re-checks `check` until it gives `Ok`: for a state the code under test must reach. Fails
-/// the test after [`HANG_GUARD`] with `what` and the last `Err` seen; never asserts how soon.
-pub async fn eventually<T, E, F, Fut>(what: &str, mut check: F) -> T
-where
-    E: Debug,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    loop {
-        match check().await {
-            Ok(done) => return done,
-            Err(last) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: still {last:?} after {HANG_GUARD:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+pub use common::{HANG_GUARD, Recorder, eventually, temp_dir};
 
 /// The PostgreSQL the tests use unless `BACKCHANNEL_TEST_POSTGRES_URL` names another.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -114,7 +92,7 @@ impl PgSchema {
         )))
         .execute(self.store.pool())
         .await;
-        self.store.pool().close().await;
+        self.store.close().await;
         dropped.map(|_| ())
     }
 }

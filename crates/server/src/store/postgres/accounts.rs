@@ -1,10 +1,13 @@
-//! Clients, users, enrolments and devices on PostgreSQL.
+//! Clients, users, enrolments and devices on PostgreSQL. A client by id, a user by sub or
+//! hint and a user's devices come from the store's short-lived cache
+//! (`super::CACHE_MAX_AGE`); each write here invalidates what it changed.
 
 use async_trait::async_trait;
 use backchannel_protocol::device::PushRegistration;
 
 use super::{PgStore, Query, affected, all, one};
 use crate::domain::model::{Client, Device, Enrolment, User, UserLookup};
+use crate::store::cache::hint_key;
 use crate::store::rows::{self, RowExt as _, db_error, opt_json, to_json};
 use crate::store::{ClientStore, DeviceStore, StoreResult, UserStore, sql};
 
@@ -30,12 +33,12 @@ impl ClientStore for PgStore {
     }
 
     async fn get_client(&self, id: &str) -> StoreResult<Option<Client>> {
-        one(
+        let load = one(
             &self.pool,
             sqlx::query(sql::GET_CLIENT).bind(id),
             rows::client,
-        )
-        .await
+        );
+        self.cache.clients.get_or_load_async(id, load).await
     }
 
     async fn list_clients(&self) -> StoreResult<Vec<Client>> {
@@ -46,7 +49,9 @@ impl ClientStore for PgStore {
         let q = sqlx::query(sql::SET_CLIENT_DISABLED)
             .bind(id)
             .bind(disabled);
-        Ok(affected(&self.pool, q).await? == 1)
+        let changed = affected(&self.pool, q).await? == 1;
+        self.cache.clients.invalidate(id);
+        Ok(changed)
     }
 }
 
@@ -67,12 +72,17 @@ impl UserStore for PgStore {
     }
 
     async fn get_user(&self, sub: &str) -> StoreResult<Option<User>> {
-        one(&self.pool, sqlx::query(sql::GET_USER).bind(sub), rows::user).await
+        let load = one(&self.pool, sqlx::query(sql::GET_USER).bind(sub), rows::user);
+        self.cache.users.get_or_load_async(sub, load).await
     }
 
     async fn find_user(&self, lookup: &UserLookup) -> StoreResult<Option<User>> {
         let (statement, value) = sql::find_user(lookup);
-        one(&self.pool, sqlx::query(statement).bind(value), rows::user).await
+        let load = one(&self.pool, sqlx::query(statement).bind(value), rows::user);
+        self.cache
+            .hints
+            .get_or_load_async(&hint_key(lookup), load)
+            .await
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -81,7 +91,11 @@ impl UserStore for PgStore {
 
     async fn set_user_disabled(&self, sub: &str, disabled: bool) -> StoreResult<bool> {
         let q = sqlx::query(sql::SET_USER_DISABLED).bind(sub).bind(disabled);
-        Ok(affected(&self.pool, q).await? == 1)
+        let changed = affected(&self.pool, q).await? == 1;
+        self.cache.users.invalidate(sub);
+        // The hints naming the user are not known here.
+        self.cache.hints.clear();
+        Ok(changed)
     }
 }
 
@@ -117,6 +131,7 @@ impl DeviceStore for PgStore {
         };
         affected(&mut *tx, insert_device(&device)?).await?;
         tx.commit().await.map_err(db_error)?;
+        self.cache.user_devices.invalidate(&device.user_sub);
         Ok(Some(device))
     }
 
@@ -131,18 +146,29 @@ impl DeviceStore for PgStore {
 
     async fn list_devices(&self, user_sub: &str) -> StoreResult<Vec<Device>> {
         let q = sqlx::query(sql::LIST_DEVICES).bind(user_sub);
-        all(&self.pool, q, rows::device).await
+        let load = async { all(&self.pool, q, rows::device).await.map(Some) };
+        let listed = self
+            .cache
+            .user_devices
+            .get_or_load_async(user_sub, load)
+            .await?;
+        Ok(listed.unwrap_or_default())
     }
 
     async fn insert_device(&self, d: &Device) -> StoreResult<()> {
-        affected(&self.pool, insert_device(d)?).await.map(drop)
+        affected(&self.pool, insert_device(d)?).await?;
+        self.cache.user_devices.invalidate(&d.user_sub);
+        Ok(())
     }
 
     async fn set_device_push(&self, id: &str, push: &PushRegistration) -> StoreResult<bool> {
         let q = sqlx::query(sql::SET_DEVICE_PUSH)
             .bind(id)
             .bind(to_json(push)?);
-        Ok(affected(&self.pool, q).await? == 1)
+        let changed = affected(&self.pool, q).await? == 1;
+        // The device's user is not known here.
+        self.cache.user_devices.clear();
+        Ok(changed)
     }
 
     async fn set_device_disabled(&self, id: &str, disabled: bool, now: i64) -> StoreResult<bool> {
@@ -159,6 +185,7 @@ impl DeviceStore for PgStore {
             affected(&mut *tx, close).await?;
         }
         tx.commit().await.map_err(db_error)?;
+        self.cache.user_devices.clear();
         Ok(true)
     }
 }

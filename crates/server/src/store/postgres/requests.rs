@@ -7,6 +7,39 @@ use crate::domain::model::{AuthRequest, Challenge, ChallengeState, VerifiedDecis
 use crate::store::rows::{self, RowExt as _, db_error, opt_json};
 use crate::store::{AuthRequestStore, PollGate, StoreResult, sql, sql_delivery};
 
+/// A request with its challenges, each device's `challenge` event and the push deliveries,
+/// as one statement: one round trip, atomic without a transaction block. The challenges come
+/// as parallel arrays (`$19`..`$25`, the last saying which are pushed).
+const CREATE_AUTH_REQUEST: &str = "WITH c AS (SELECT * FROM unnest($19::text[], $20::text[], \
+    $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[], $26::bool[]) \
+    AS c(id, auth_request_id, device_id, state, created_at, decided_at, decision_jws, pushed)), \
+    r AS (INSERT INTO auth_requests (id, client_id, user_sub, scope, acr_values, binding_message, \
+    authorization_details, delivery_mode, client_notification_token, created_at, expires_at, \
+    interval_secs, last_polled_at, state, decided_at, user_verified, redeemed_at, auth_req_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)), \
+    ch AS (INSERT INTO challenges (id, auth_request_id, device_id, state, created_at, decided_at, \
+    decision_jws) SELECT id, auth_request_id, device_id, state, created_at, decided_at, \
+    decision_jws FROM c), \
+    ev AS (INSERT INTO device_events (device_id, kind, challenge_id, created_at) \
+    SELECT device_id, 'challenge', id, created_at FROM c) \
+    INSERT INTO push_deliveries (challenge_id, device_id, state, next_attempt_at, deadline, \
+    created_at) SELECT id, device_id, 'pending', created_at, $11, created_at FROM c WHERE pushed";
+
+/// The poll gate (CIBA Core §7.3, §11) as one statement, so concurrent polls on several nodes
+/// cannot both pass: the row is locked and read as it was (`o`); the poll is allowed if it is
+/// the first or comes at least `interval_secs` after the previous one; `last_polled_at` moves
+/// to now either way, and a poll that came too soon raises the interval for the rest of the
+/// request's life.
+const RECORD_POLL: &str = "UPDATE auth_requests a SET last_polled_at = $2, \
+    interval_secs = CASE WHEN o.last_polled_at IS NULL \
+    OR o.last_polled_at + o.interval_secs * 1000 <= $2 THEN o.interval_secs \
+    ELSE o.interval_secs + $3 END \
+    FROM (SELECT id, last_polled_at, interval_secs FROM auth_requests \
+    WHERE id = $1 AND state = 'pending' FOR UPDATE) o \
+    WHERE a.id = o.id \
+    RETURNING a.interval_secs, \
+    (o.last_polled_at IS NULL OR o.last_polled_at + o.interval_secs * 1000 <= $2) AS allowed";
+
 #[async_trait]
 impl AuthRequestStore for PgStore {
     async fn create_auth_request(
@@ -15,8 +48,11 @@ impl AuthRequestStore for PgStore {
         challenges: &[Challenge],
         push_devices: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
-        let insert = sqlx::query(sql::INSERT_AUTH_REQUEST)
+        let pushed: Vec<bool> = challenges
+            .iter()
+            .map(|c| push_devices.contains(&c.device_id))
+            .collect();
+        let insert = sqlx::query(CREATE_AUTH_REQUEST)
             .bind(&r.id)
             .bind(&r.client_id)
             .bind(&r.user_sub)
@@ -34,34 +70,36 @@ impl AuthRequestStore for PgStore {
             .bind(r.decided_at)
             .bind(r.user_verified)
             .bind(r.redeemed_at)
-            .bind(&r.auth_req_id);
-        affected(&mut *tx, insert).await?;
-        for c in challenges {
-            let insert = sqlx::query(sql::INSERT_CHALLENGE)
-                .bind(&c.id)
-                .bind(&c.auth_request_id)
-                .bind(&c.device_id)
-                .bind(c.state.as_str())
-                .bind(c.created_at)
-                .bind(c.decided_at)
-                .bind(&c.decision_jws);
-            affected(&mut *tx, insert).await?;
-            let event = sqlx::query(sql_delivery::INSERT_CHALLENGE_EVENT)
-                .bind(&c.device_id)
-                .bind(&c.id)
-                .bind(c.created_at);
-            affected(&mut *tx, event).await?;
-            if !push_devices.contains(&c.device_id) {
-                continue;
-            }
-            let push = sqlx::query(sql_delivery::INSERT_PUSH_DELIVERY)
-                .bind(&c.id)
-                .bind(&c.device_id)
-                .bind(c.created_at)
-                .bind(r.expires_at);
-            affected(&mut *tx, push).await?;
-        }
-        tx.commit().await.map_err(db_error)
+            .bind(&r.auth_req_id)
+            .bind(challenges.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
+            .bind(
+                challenges
+                    .iter()
+                    .map(|c| c.auth_request_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                challenges
+                    .iter()
+                    .map(|c| c.device_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                challenges
+                    .iter()
+                    .map(|c| c.state.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(challenges.iter().map(|c| c.created_at).collect::<Vec<_>>())
+            .bind(challenges.iter().map(|c| c.decided_at).collect::<Vec<_>>())
+            .bind(
+                challenges
+                    .iter()
+                    .map(|c| c.decision_jws.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(pushed);
+        affected(&self.pool, insert).await.map(drop)
     }
 
     async fn get_auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
@@ -75,26 +113,26 @@ impl AuthRequestStore for PgStore {
         now: i64,
         slow_down_increment_secs: i64,
     ) -> StoreResult<PollGate> {
-        let allowed = sqlx::query(sql::POLL_ALLOWED).bind(id).bind(now);
-        if affected(&self.pool, allowed).await? == 1 {
-            return Ok(PollGate::Allowed);
-        }
-        let slow = sqlx::query(sql::POLL_SLOW_DOWN)
+        let q = sqlx::query(RECORD_POLL)
             .bind(id)
             .bind(now)
             .bind(slow_down_increment_secs);
-        // No row: the request is gone or no longer pending; the domain, which
-        // checked its state first, answers from the state.
-        Ok(
-            match one(&self.pool, slow, |r| r.int("interval_secs")).await? {
-                None => PollGate::Allowed,
-                Some(interval_secs) => PollGate::SlowDown { interval_secs },
-            },
-        )
+        let gate = one(&self.polls, q, |r| {
+            Ok(if r.flag("allowed")? {
+                PollGate::Allowed
+            } else {
+                PollGate::SlowDown {
+                    interval_secs: r.int("interval_secs")?,
+                }
+            })
+        });
+        // No row: the request is gone or no longer pending; the domain, which checked its
+        // state first, answers from the state.
+        Ok(gate.await?.unwrap_or(PollGate::Allowed))
     }
 
     async fn touch_poll(&self, id: &str, now: i64) -> StoreResult<()> {
-        affected(&self.pool, sqlx::query(sql::TOUCH_POLL).bind(id).bind(now)).await?;
+        affected(&self.polls, sqlx::query(sql::TOUCH_POLL).bind(id).bind(now)).await?;
         Ok(())
     }
 

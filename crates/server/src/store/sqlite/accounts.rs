@@ -8,21 +8,12 @@ use backchannel_protocol::device::PushRegistration;
 use super::SqliteStore;
 use super::read::{all, execute, one};
 use crate::domain::model::{Client, Device, Enrolment, StoredKey, User, UserLookup};
+use crate::store::cache::hint_key;
 use crate::store::rows::{self, RowExt as _, opt_json, to_json};
 use crate::store::sql;
 use crate::store::{
     ClientStore, DeviceStore, Health, KeyStore, ReplayCache, StoreResult, UserStore,
 };
-
-fn hint_key(lookup: &UserLookup) -> String {
-    match lookup {
-        UserLookup::Sub(v) => format!("sub:{v}"),
-        UserLookup::Nric(v) => format!("nric:{v}"),
-        UserLookup::Email(v) => format!("email:{v}"),
-        UserLookup::Username(v) => format!("username:{v}"),
-        UserLookup::Phone(v) => format!("phone:{v}"),
-    }
-}
 
 #[async_trait]
 impl ClientStore for SqliteStore {

@@ -6,100 +6,17 @@
 //! A cache entry is never newer than the file and never stale after a write is acknowledged:
 //! this process's writes invalidate the entries they touch once they have committed, other
 //! processes' writes clear everything (the writer notices them by `PRAGMA data_version`), and
-//! a fill that raced with an invalidation is dropped (each shard counts its invalidations, and
-//! a fill carries the count it saw before it read the file).
+//! a fill that raced with an invalidation is dropped ([`crate::store::cache`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::domain::model::{AuthRequest, AuthRequestState, Client, Device, User};
-use crate::store::{PollGate, StoreResult};
+use crate::store::PollGate;
+use crate::store::cache::{Cache, lock};
 
 const SHARDS: usize = 16;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-struct Shard<V> {
-    map: HashMap<String, V>,
-    /// Invalidations so far: a fill that began before one is stale.
-    generation: u64,
-}
-
-/// A bounded, sharded map from a key to a record read from the file.
-pub(super) struct Cache<V> {
-    shards: Vec<Mutex<Shard<V>>>,
-    per_shard: usize,
-    hasher: RandomState,
-}
-
-impl<V: Clone> Cache<V> {
-    pub(super) fn new(capacity: usize) -> Self {
-        Cache {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        map: HashMap::new(),
-                        generation: 0,
-                    })
-                })
-                .collect(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
-        }
-    }
-
-    fn shard(&self, key: &str) -> &Mutex<Shard<V>> {
-        let i = usize::try_from(self.hasher.hash_one(key) % SHARDS as u64).unwrap_or(0);
-        &self.shards[i]
-    }
-
-    /// The cached record, or loads it (not cached when absent: unknown keys cost no memory).
-    pub(super) fn get_or_load(
-        &self,
-        key: &str,
-        load: impl FnOnce() -> StoreResult<Option<V>>,
-    ) -> StoreResult<Option<V>> {
-        let shard = self.shard(key);
-        let generation = {
-            let s = lock(shard);
-            if let Some(v) = s.map.get(key) {
-                return Ok(Some(v.clone()));
-            }
-            s.generation
-        };
-        let loaded = load()?;
-        if let Some(v) = &loaded {
-            let mut s = lock(shard);
-            if s.generation == generation {
-                if s.map.len() >= self.per_shard
-                    && let Some(victim) = s.map.keys().next().cloned()
-                {
-                    s.map.remove(&victim);
-                }
-                s.map.insert(key.to_owned(), v.clone());
-            }
-        }
-        Ok(loaded)
-    }
-
-    /// Forgets `key`: called after a committed write that changed its record.
-    pub(super) fn invalidate(&self, key: &str) {
-        let mut s = lock(self.shard(key));
-        s.map.remove(key);
-        s.generation += 1;
-    }
-
-    pub(super) fn clear(&self) {
-        for shard in &self.shards {
-            let mut s = lock(shard);
-            s.map.clear();
-            s.generation += 1;
-        }
-    }
-}
 
 /// Every cached record kind.
 pub(super) struct Caches {
