@@ -1,5 +1,6 @@
 //! `backchannel admin`: registers clients, users and enrolment codes, and lists and disables
-//! users' devices, directly in the configured store, with or without a server running.
+//! users' devices, lists and rotates the signing keys, directly in the configured store, with
+//! or without a server running.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -43,6 +44,27 @@ enum AdminCommand {
     /// Users' authenticator devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// The server's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every stored key: active (signs), retiring (still in the JWKS while tokens it signed
+    /// may be valid) or retired.
+    List(JsonFlag),
+    /// Add a new signing key for an algorithm; it signs from now on, running servers pick it
+    /// up within seconds, and the key it replaces stays in the JWKS until its tokens expired.
+    Rotate(KeysRotate),
+}
+
+#[derive(Args)]
+struct KeysRotate {
+    #[arg(long, default_value = "ES256", value_parser = ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"])]
+    alg: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +96,7 @@ struct DeviceDisable {
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; its secret (if any) is shown once.
-    Create(ClientCreate),
+    Create(Box<ClientCreate>),
     List(JsonFlag),
     Get(IdArg),
     Disable(IdArg),
@@ -120,6 +142,12 @@ struct ClientCreate {
     /// ID token signing algorithm (default ES256).
     #[arg(long)]
     id_token_signing_alg: Option<String>,
+    /// Encrypt ID tokens to the client's `enc` key with this algorithm (OIDC Core §10.2).
+    #[arg(long, value_parser = ["ECDH-ES+A256KW", "ECDH-ES+A128KW", "RSA-OAEP-256"])]
+    id_token_encryption_alg: Option<String>,
+    /// Content encryption of encrypted ID tokens (default A128CBC-HS256).
+    #[arg(long, requires = "id_token_encryption_alg", value_parser = ["A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM"])]
+    id_token_encryption_enc: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -203,6 +231,7 @@ pub async fn run(args: AdminArgs) -> CmdResult {
         AdminCommand::Client(cmd) => client(&domain, cmd).await,
         AdminCommand::User(cmd) => user(&domain, cmd).await,
         AdminCommand::Device(cmd) => device(&domain, cmd).await,
+        AdminCommand::Keys(cmd) => keys(&domain, cmd).await,
         AdminCommand::Enrolment(EnrolmentCommand::Create(e)) => {
             let created = domain.create_enrolment(&e.user).await?;
             Output::from_flag(e.json).print(&sorted(&created)?, |w, _| {
@@ -233,6 +262,8 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                 request_signing_alg: c.request_signing_alg,
                 user_code_required: c.user_code_required,
                 id_token_signing_alg: c.id_token_signing_alg,
+                id_token_encrypted_response_alg: c.id_token_encryption_alg,
+                id_token_encrypted_response_enc: c.id_token_encryption_enc,
             };
             let created = domain.create_client(new).await?;
             Output::from_flag(c.json).print(&sorted(&created)?, |w, _| {
@@ -370,6 +401,37 @@ async fn device(domain: &Domain, cmd: DeviceCommand) -> CmdResult {
             let disabled = domain.disable_device_by_operator(&a.device).await?;
             Output::from_flag(a.json).print(&sorted(&disabled)?, |w, _| {
                 writeln!(w, "device {} disabled", a.device)
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The same answers as `GET /admin/v1/keys` and `POST /admin/v1/keys/rotate`.
+async fn keys(domain: &Domain, cmd: KeysCommand) -> CmdResult {
+    match cmd {
+        KeysCommand::List(f) => {
+            let list = domain.list_signing_keys().await?;
+            Output::from_flag(f.json).print(&sorted(&list)?, |w, _| {
+                for k in &list.keys {
+                    let state = serde_json::to_value(k.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    writeln!(
+                        w,
+                        "{}  {:<6}  {:<8}  created {} (Unix seconds)",
+                        k.kid, k.alg, state, k.created_at_secs
+                    )?;
+                }
+                Ok(())
+            })?;
+        }
+        KeysCommand::Rotate(r) => {
+            let rotated = domain.rotate_signing_key(Some(&r.alg)).await?;
+            Output::from_flag(r.json).print(&sorted(&rotated)?, |w, _| {
+                writeln!(w, "new {} signing key: {}", r.alg, rotated.kid)?;
+                writeln!(w, "(running servers sign with it within a few seconds)")
             })?;
         }
     }

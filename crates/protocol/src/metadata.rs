@@ -37,6 +37,11 @@ pub struct ProviderMetadata {
     pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// OIDC Discovery §3: JWE `alg` and `enc` values for encrypted ID tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_encryption_alg_values_supported: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_token_encryption_enc_values_supported: Vec<String>,
     #[serde(default)]
     pub request_object_signing_alg_values_supported: Vec<String>,
     #[serde(default)]

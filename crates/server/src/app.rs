@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::domain::clock::{Clock, SystemClock};
-use crate::domain::keys::Keyring;
+use crate::domain::error::AuthError;
+use crate::domain::key_sealing::KeySealer;
+use crate::domain::keys::{KeyPolicy, Keyring};
 use crate::domain::wake::LocalNotifier;
 use crate::domain::{Domain, Notifier};
 use crate::http::{AppState, Shared, router};
@@ -74,9 +76,22 @@ async fn open_domain_with(
     let stores = Stores::open(&config.database_url())
         .await
         .map_err(|e| err("cannot open the database")(&e))?;
-    let keys = Keyring::load_or_generate(stores.keys.as_ref(), clock.now_ms())
+    let policy = KeyPolicy {
+        retention_ms: KeyPolicy::retention_ms_for(config),
+        sealer: match config.keys.encryption_key_file.as_str() {
+            "" => None,
+            path => Some(KeySealer::from_file(Path::new(path)).map_err(StartError)?),
+        },
+    };
+    // The detail of a key failure is the operator's to read (a missing or wrong key file).
+    let keys = Keyring::load_or_generate(stores.keys.as_ref(), clock.clone(), policy)
         .await
-        .map_err(|e| err("cannot load signing keys")(&e))?;
+        .map_err(|e| match e {
+            AuthError::Internal(detail) => {
+                StartError(format!("cannot load signing keys: {detail}"))
+            }
+            other => err("cannot load signing keys")(&other),
+        })?;
     // Nodes that share a PostgreSQL database wake each other; a SQLite node is alone.
     let notifier: Arc<dyn Notifier> = match (&stores.shared_pool, cluster) {
         (Some(pool), Cluster::Join) => PgNotifier::start(pool.clone()),
@@ -290,7 +305,7 @@ fn spawn_key_reload(domain: Domain, mut stop: watch::Receiver<bool>) -> JoinHand
                 () = tokio::time::sleep(KEY_RELOAD_EVERY) => {}
             }
             if let Err(e) = domain.keys.reload(domain.stores.keys.as_ref()).await {
-                tracing::warn!(error = %e, "reloading signing keys failed");
+                tracing::warn!(error = ?e, "reloading signing keys failed");
             }
         }
     })

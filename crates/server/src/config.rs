@@ -29,6 +29,17 @@ pub struct Config {
     pub external: ExternalConfig,
     pub push: PushConfig,
     pub purge: PurgeConfig,
+    pub keys: KeysConfig,
+}
+
+/// `[keys]`: how the server's signing keys are kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// A file holding 32 random bytes (64 hex digits or 43 base64url characters): when set,
+    /// private signing keys are stored encrypted with it (AES-256-GCM). Empty: stored in the
+    /// clear. `BACKCHANNEL_KEYS_ENCRYPTION_KEY_FILE`.
+    pub encryption_key_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

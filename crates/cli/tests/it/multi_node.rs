@@ -1,6 +1,6 @@
 //! Several `backchannel serve` nodes on one PostgreSQL database (SPEC §7): one key set however
-//! many start at once, keys added while they run reach every node, and what `admin` changes in
-//! the shared store holds on every node.
+//! many start at once, keys added (or rotated by `admin keys rotate`) while they run reach
+//! every node, and what `admin` changes in the shared store holds on every node.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -72,6 +72,7 @@ fn a_key_stored_while_nodes_run_is_served_by_every_node() {
                 kid: kid.clone(),
                 alg: Algorithm::ES256,
                 private_jwk: serde_json::to_string(&key.to_private_jwk()).unwrap(),
+                sealed: false,
                 created_at: now_ms,
             })
             .await
@@ -81,6 +82,76 @@ fn a_key_stored_while_nodes_run_is_served_by_every_node() {
             assert_eq!(jwks[&kid], serde_json::to_value(key.public_jwk()).unwrap());
         }
     });
+}
+
+#[test]
+fn admin_keys_rotate_reaches_every_node_and_keys_list_shows_the_states() {
+    let Some(cluster) = Cluster::start("key-rotated", 2) else {
+        return;
+    };
+    let listed = |cluster: &Cluster| -> Vec<(String, String, String)> {
+        cluster.admin(&["keys", "list", "--json"])["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                assert!(k["created_at"].as_i64().is_some(), "{k}");
+                let field = |f: &str| k[f].as_str().unwrap().to_owned();
+                (field("kid"), field("alg"), field("state"))
+            })
+            .collect()
+    };
+    let before = listed(&cluster);
+    assert!(
+        before.iter().all(|(_, _, state)| state == "active"),
+        "{before:?}"
+    );
+    let old = before
+        .iter()
+        .find(|(_, alg, _)| alg == "ES256")
+        .map(|(kid, _, _)| kid.clone())
+        .unwrap();
+    let rotated = cluster.admin(&["keys", "rotate", "--alg", "ES256", "--json"]);
+    let kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert_eq!(rotated.as_object().unwrap().len(), 1, "{rotated}");
+    runtime().block_on(async {
+        for node in &cluster.nodes {
+            let jwks = serves(node, &kid).await;
+            assert!(jwks.contains_key(&old), "the replaced key stays published");
+        }
+    });
+    let after = listed(&cluster);
+    assert_eq!(after[0], (kid, "ES256".to_owned(), "active".to_owned()));
+    assert!(after.contains(&(old, "ES256".to_owned(), "retiring".to_owned())));
+    assert_eq!(after.len(), before.len() + 1);
+
+    // `client create` takes the ID-token encryption options.
+    let dir = crate::support::temp_dir("enc-client");
+    let key = backchannel_protocol::jose::jwe::DecryptingKey::generate(
+        backchannel_protocol::jose::jwe::EncryptionKeyType::P256,
+    )
+    .unwrap();
+    let jwks_file = dir.join("keys.json");
+    std::fs::write(
+        &jwks_file,
+        serde_json::json!({"keys": [key.public_jwk()]}).to_string(),
+    )
+    .unwrap();
+    let created = cluster.admin(&[
+        "client",
+        "create",
+        "--name",
+        "Sealed Bank",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+        "--id-token-encryption-alg",
+        "ECDH-ES+A128KW",
+        "--json",
+    ]);
+    let id = created["client_id"].as_str().unwrap();
+    let view = cluster.admin(&["client", "get", id]);
+    assert_eq!(view["id_token_encrypted_response_alg"], "ECDH-ES+A128KW");
+    assert_eq!(view["id_token_encrypted_response_enc"], "A128CBC-HS256");
 }
 
 /// Waits (up to the hang guard) until `node` serves `kid`; its JWKS then.

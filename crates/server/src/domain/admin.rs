@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::Domain;
 use super::error::{AuthError, AuthResult};
 use super::hint::{is_phone, is_valid_nric, parse_login_hint};
+use super::id_token_encryption;
 use super::model::{Client, Enrolment, User, UserLookup};
 use crate::outbound::check_shape;
 
@@ -39,6 +40,12 @@ pub struct NewClient {
     pub user_code_required: bool,
     #[serde(default, alias = "id_token_signed_response_alg")]
     pub id_token_signing_alg: Option<String>,
+    /// OIDC Registration §2: encrypt ID tokens with this key management algorithm...
+    #[serde(default, alias = "id_token_encryption_alg")]
+    pub id_token_encrypted_response_alg: Option<String>,
+    /// ...and this content encryption (default A128CBC-HS256).
+    #[serde(default, alias = "id_token_encryption_enc")]
+    pub id_token_encrypted_response_enc: Option<String>,
 }
 
 /// A registered client and, once, its secret.
@@ -123,6 +130,12 @@ impl Domain {
         let id_token_signing_alg =
             parse_alg("id_token_signing_alg", new.id_token_signing_alg.as_deref())?
                 .unwrap_or(Algorithm::ES256);
+        let id_token_encryption = id_token_encryption::check_registration(
+            new.id_token_encrypted_response_alg.as_deref(),
+            new.id_token_encrypted_response_enc.as_deref(),
+            new.jwks.as_ref(),
+            new.jwks_uri.as_deref(),
+        )?;
         let delivery_mode = new.delivery_mode.unwrap_or(DeliveryMode::Poll);
         match (delivery_mode, &new.notification_endpoint) {
             (DeliveryMode::Poll, Some(_)) => {
@@ -180,6 +193,7 @@ impl Domain {
             request_signing_alg,
             user_code_required: new.user_code_required,
             id_token_signing_alg,
+            id_token_encryption,
             disabled: false,
             created_at: self.now_ms(),
         };

@@ -271,15 +271,17 @@ impl Domain {
         };
         jose::check_times(&times, &self.decision_rules(), now.div_euclid(1000))
             .map_err(|e| bad(&format!("the decision {e}")))?;
-        // Dynamic linking: the hash must match the challenge as this server signed it.
-        let shown = self.challenge_jwt(
-            &self.keys.signer(CHALLENGE_ALG)?,
-            &challenge,
-            &request,
-            &client,
-        )?;
-        let expected = b64::encode(&jose::sha256(shown.as_bytes()));
-        if claims.shown_hash != expected {
+        // Dynamic linking: the hash must match the challenge as this server signed it, with
+        // the key that signed it, which a rotation since may have replaced.
+        let mut matched = false;
+        for key in self.keys.signers_of(CHALLENGE_ALG) {
+            let shown = self.challenge_jwt(&key, &challenge, &request, &client)?;
+            if claims.shown_hash == b64::encode(&jose::sha256(shown.as_bytes())) {
+                matched = true;
+                break;
+            }
+        }
+        if !matched {
             return Err(bad("shown_hash does not match the challenge"));
         }
         let approved = claims.decision == Decision::Approve;

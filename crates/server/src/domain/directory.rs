@@ -2,6 +2,7 @@
 //! and one typed answer each, shared by the admin API and `backchannel admin`.
 
 use backchannel_protocol::device::DeviceInfo;
+use backchannel_protocol::jose::jwe::{ContentEncryptionAlg, KeyManagementAlg};
 use backchannel_protocol::jose::{Algorithm, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use serde::Serialize;
@@ -24,6 +25,10 @@ pub struct ClientView {
     pub backchannel_authentication_request_signing_alg: Option<Algorithm>,
     pub backchannel_user_code_parameter: bool,
     pub id_token_signed_response_alg: Algorithm,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_encrypted_response_alg: Option<KeyManagementAlg>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_encrypted_response_enc: Option<ContentEncryptionAlg>,
     pub disabled: bool,
     pub created_at: i64,
 }
@@ -42,6 +47,8 @@ impl From<&Client> for ClientView {
             backchannel_authentication_request_signing_alg: c.request_signing_alg,
             backchannel_user_code_parameter: c.user_code_required,
             id_token_signed_response_alg: c.id_token_signing_alg,
+            id_token_encrypted_response_alg: c.id_token_encryption.map(|e| e.alg),
+            id_token_encrypted_response_enc: c.id_token_encryption.map(|e| e.enc),
             disabled: c.disabled,
             created_at: c.created_at,
         }

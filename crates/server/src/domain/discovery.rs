@@ -2,10 +2,12 @@
 //! this server supports, said in one place.
 
 use backchannel_protocol::jose::Algorithm;
+use backchannel_protocol::jose::jwe::ContentEncryptionAlg;
 use backchannel_protocol::metadata::ProviderMetadata;
 use backchannel_protocol::oauth::{ClientAuthMethod, GRANT_TYPE_CIBA};
 
 use super::Domain;
+use super::id_token_encryption::ID_TOKEN_ENCRYPTION_ALGS;
 use super::token::{ACR_DEVICE, ACR_DEVICE_UV, PROFILE_CLAIMS};
 
 /// Claims an ID token may carry besides the profile claims.
@@ -59,6 +61,14 @@ impl Domain {
                 .collect(),
             token_endpoint_auth_signing_alg_values_supported: algs.clone(),
             id_token_signing_alg_values_supported: algs.clone(),
+            id_token_encryption_alg_values_supported: ID_TOKEN_ENCRYPTION_ALGS
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+            id_token_encryption_enc_values_supported: ContentEncryptionAlg::ALL
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
             request_object_signing_alg_values_supported: algs,
             authorization_details_types_supported: self.config.authorization_details.types.clone(),
             acr_values_supported: vec![ACR_DEVICE.into(), ACR_DEVICE_UV.into()],

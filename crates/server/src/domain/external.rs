@@ -11,7 +11,7 @@
 
 use aws_lc_rs::hmac;
 use backchannel_protocol::device::{DecisionResponse, PushRegistration};
-use backchannel_protocol::jose::{Algorithm, Jwk, b64};
+use backchannel_protocol::jose::{Algorithm, Jwk, SigningKey, b64};
 use serde::{Deserialize, Serialize};
 
 use super::Domain;
@@ -104,8 +104,8 @@ impl Domain {
         }
     }
 
-    fn callback_key(&self) -> AuthResult<hmac::Key> {
-        let signer = self.keys.signer(Algorithm::EdDSA)?;
+    /// The HMAC key derived from an EdDSA signing key.
+    fn callback_key(signer: &SigningKey) -> AuthResult<hmac::Key> {
         let d = signer
             .to_private_jwk()
             .d
@@ -115,11 +115,25 @@ impl Domain {
         Ok(hmac::Key::new(hmac::HMAC_SHA256, &material))
     }
 
-    /// The token that authenticates the callback for one challenge.
+    /// The token that authenticates the callback for one challenge, from the signing EdDSA
+    /// key.
     pub fn callback_token(&self, challenge_id: &str) -> AuthResult<String> {
+        let key = Domain::callback_key(&self.keys.signer(Algorithm::EdDSA)?)?;
         Ok(b64::encode(
-            hmac::sign(&self.callback_key()?, challenge_id.as_bytes()).as_ref(),
+            hmac::sign(&key, challenge_id.as_bytes()).as_ref(),
         ))
+    }
+
+    /// Whether `mac` is the callback token of `challenge_id` under any published EdDSA key:
+    /// a token handed out before a rotation stays good while its challenge can be decided.
+    fn callback_token_valid(&self, challenge_id: &str, mac: &[u8]) -> AuthResult<bool> {
+        for signer in self.keys.signers_of(Algorithm::EdDSA) {
+            let key = Domain::callback_key(&signer)?;
+            if hmac::verify(&key, challenge_id.as_bytes(), mac).is_ok() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The message for the organisation's system.
@@ -178,7 +192,9 @@ impl Domain {
             || AuthError::InvalidToken("the callback token does not match this challenge".into());
         let token = token.ok_or_else(forged)?;
         let mac = b64::decode(token).map_err(|_| forged())?;
-        hmac::verify(&self.callback_key()?, challenge_id.as_bytes(), &mac).map_err(|_| forged())?;
+        if !self.callback_token_valid(challenge_id, &mac)? {
+            return Err(forged());
+        }
         let approved = decision.decision == ExternalVerdict::Approve;
         let not_found = || AuthError::NotFound("no such external challenge".into());
         let (challenge, request) = self

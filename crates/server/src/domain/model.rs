@@ -4,6 +4,7 @@
 
 pub use backchannel_protocol::device::ChallengeState;
 use backchannel_protocol::device::PushRegistration;
+use backchannel_protocol::jose::jwe::{ContentEncryptionAlg, KeyManagementAlg};
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use serde::{Deserialize, Serialize};
@@ -28,8 +29,18 @@ pub struct Client {
     /// `backchannel_user_code_parameter` (CIBA Core §4).
     pub user_code_required: bool,
     pub id_token_signing_alg: Algorithm,
+    /// `id_token_encrypted_response_alg`/`_enc` (OIDC Registration §2): when set, ID tokens
+    /// are signed, then encrypted to the client's `enc` key (OIDC Core §10.2).
+    pub id_token_encryption: Option<IdTokenEncryption>,
     pub disabled: bool,
     pub created_at: i64,
+}
+
+/// How a client's ID tokens are encrypted (OIDC Core §10.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenEncryption {
+    pub alg: KeyManagementAlg,
+    pub enc: ContentEncryptionAlg,
 }
 
 /// An end user who can be named by a `login_hint`.
@@ -274,12 +285,14 @@ pub struct Notification {
     pub delivered_at: Option<i64>,
 }
 
-/// A server signing key as stored (private JWK as JSON text).
+/// A server signing key as stored: the private JWK as JSON text, or, when `sealed`, that
+/// text sealed with the `[keys] encryption_key_file` key (`domain::key_sealing`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
     pub kid: String,
     pub alg: Algorithm,
     pub private_jwk: String,
+    pub sealed: bool,
     pub created_at: i64,
 }
 

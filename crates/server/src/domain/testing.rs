@@ -9,7 +9,7 @@ use backchannel_protocol::oauth::ClientAuthMethod;
 
 use super::admin::{NewClient, NewUser};
 use super::clock::ManualClock;
-use super::keys::Keyring;
+use super::keys::{KeyPolicy, Keyring};
 use super::model::{Client, Device, StoredKey};
 use super::wake::LocalNotifier;
 use super::{Domain, JwksFetcher};
@@ -34,7 +34,8 @@ async fn shared_keys() -> Vec<StoredKey> {
     static KEYS: tokio::sync::OnceCell<Vec<StoredKey>> = tokio::sync::OnceCell::const_new();
     KEYS.get_or_init(|| async {
         let stores = Stores::open("sqlite::memory:").await.unwrap();
-        Keyring::load_or_generate(stores.keys.as_ref(), START_MS)
+        let clock = Arc::new(ManualClock::new(START_MS));
+        Keyring::load_or_generate(stores.keys.as_ref(), clock, KeyPolicy::default())
             .await
             .unwrap();
         stores.keys.list_signing_keys().await.unwrap()
@@ -58,7 +59,11 @@ pub async fn domain_with(config: Config) -> (Domain, ManualClock) {
     for key in shared_keys().await {
         stores.keys.insert_signing_key(&key).await.unwrap();
     }
-    let keys = Keyring::load_or_generate(stores.keys.as_ref(), START_MS)
+    let policy = KeyPolicy {
+        retention_ms: KeyPolicy::retention_ms_for(&config),
+        sealer: None,
+    };
+    let keys = Keyring::load_or_generate(stores.keys.as_ref(), Arc::new(clock.clone()), policy)
         .await
         .unwrap();
     let domain = Domain {

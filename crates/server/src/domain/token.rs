@@ -225,6 +225,7 @@ impl Domain {
         add_scope_claims(&mut id_claims, &user, &request.scope);
         let id_token = jose::sign_jwt(&id_key, Some("JWT"), &Value::Object(id_claims))
             .map_err(AuthError::internal)?;
+        let id_token = self.seal_id_token(client, id_token).await?;
 
         metrics::counter!("backchannel_tokens_issued_total").increment(1);
         Ok(TokenResponse {

@@ -150,3 +150,33 @@ pub async fn admin_device_disable_post(
     let disabled = state.domain.disable_device_by_operator(&id).await;
     answer(&trace, StatusCode::OK, disabled)
 }
+
+pub async fn admin_keys_get(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+) -> Result<Response, HttpError> {
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.list_signing_keys().await,
+    )
+}
+
+/// `{"alg": "ES256"}`, or `{}` for ES256.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    #[serde(default)]
+    alg: Option<String>,
+}
+
+pub async fn admin_keys_rotate_post(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    JsonBody(req): JsonBody<RotateKey>,
+) -> Result<Response, HttpError> {
+    let rotated = state.domain.rotate_signing_key(req.alg.as_deref()).await;
+    answer(&trace, StatusCode::CREATED, rotated)
+}

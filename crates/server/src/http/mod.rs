@@ -114,6 +114,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/devices/{id}/disable",
             post(admin::admin_device_disable_post),
         )
+        .route("/admin/v1/keys", get(admin::admin_keys_get))
+        .route("/admin/v1/keys/rotate", post(admin::admin_keys_rotate_post))
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
         .route("/metrics", get(metrics_get))

@@ -264,6 +264,10 @@ pub trait KeyStore: Send + Sync {
     /// as one step across nodes, so that nodes starting together store one first key per
     /// algorithm between them. How many of `keys` were stored.
     async fn insert_first_signing_keys(&self, keys: &[StoredKey]) -> StoreResult<u64>;
+    /// Replaces key `kid`'s clear private JWK `clear` by its sealing `sealed` (and marks it
+    /// sealed), only if the row still holds `clear`: one conditional statement, so nodes
+    /// sealing at once store one sealing. Whether this call replaced it.
+    async fn seal_signing_key(&self, kid: &str, clear: &str, sealed: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "purge",
         include_str!("../../migrations/postgres/0005_purge.sql"),
     ),
+    (
+        7,
+        "keys_encryption",
+        include_str!("../../migrations/postgres/0007_keys_encryption.sql"),
+    ),
 ];
 
 /// Connections for the statements whose commit must be durable before the answer.

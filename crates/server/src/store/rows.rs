@@ -3,6 +3,7 @@
 //! `Corrupt`; messages name columns and constraints, never stored values.
 
 use backchannel_protocol::jose::Algorithm;
+use backchannel_protocol::jose::jwe::{ContentEncryptionAlg, KeyManagementAlg};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use serde::de::DeserializeOwned;
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -10,8 +11,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::{StoreError, StoreResult};
 use crate::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEvent,
-    DeviceEventKind, Notification, NotificationKind, NotificationState, PushDelivery,
-    PushDeliveryState, StoredKey, User,
+    DeviceEventKind, IdTokenEncryption, Notification, NotificationKind, NotificationState,
+    PushDelivery, PushDeliveryState, StoredKey, User,
 };
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -159,9 +160,25 @@ pub(crate) fn client(row: &impl RowExt) -> StoreResult<Client> {
         },
         user_code_required: row.flag("user_code_required")?,
         id_token_signing_alg: enum_col(row, "id_token_signing_alg", Algorithm::parse)?,
+        id_token_encryption: id_token_encryption(row)?,
         disabled: row.flag("disabled")?,
         created_at: row.int("created_at")?,
     })
+}
+
+/// Both `id_token_encrypted_response_*` columns, or neither.
+fn id_token_encryption(row: &impl RowExt) -> StoreResult<Option<IdTokenEncryption>> {
+    let alg = row.opt_text("id_token_encrypted_response_alg")?;
+    let enc = row.opt_text("id_token_encrypted_response_enc")?;
+    let corrupt = || StoreError::Corrupt("columns id_token_encrypted_response_*".to_owned());
+    match (alg, enc) {
+        (None, None) => Ok(None),
+        (Some(alg), Some(enc)) => Ok(Some(IdTokenEncryption {
+            alg: KeyManagementAlg::parse(&alg).ok_or_else(corrupt)?,
+            enc: ContentEncryptionAlg::parse(&enc).ok_or_else(corrupt)?,
+        })),
+        _ => Err(corrupt()),
+    }
 }
 
 pub(crate) fn user(row: &impl RowExt) -> StoreResult<User> {
@@ -283,6 +300,7 @@ pub(crate) fn stored_key(row: &impl RowExt) -> StoreResult<StoredKey> {
         kid: row.text("kid")?,
         alg: enum_col(row, "alg", Algorithm::parse)?,
         private_jwk: row.text("private_jwk")?,
+        sealed: row.flag("sealed")?,
         created_at: row.int("created_at")?,
     })
 }

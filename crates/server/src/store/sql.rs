@@ -9,8 +9,9 @@ use crate::domain::model::UserLookup;
 
 pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, auth_method, \
     secret_hash, jwks, jwks_uri, scopes, delivery_mode, notification_endpoint, \
-    request_signing_alg, user_code_required, id_token_signing_alg, disabled, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    request_signing_alg, user_code_required, id_token_signing_alg, disabled, created_at, \
+    id_token_encrypted_response_alg, id_token_encrypted_response_enc) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 pub(crate) const GET_CLIENT: &str = "SELECT * FROM clients WHERE id = $1";
 pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients ORDER BY created_at, id";
 pub(crate) const SET_CLIENT_DISABLED: &str = "UPDATE clients SET disabled = $2 WHERE id = $1";
@@ -102,13 +103,15 @@ pub(crate) const CLOSE_OTHER_CHALLENGES: &str = "UPDATE challenges \
 pub(crate) const REMEMBER_JTI: &str = "INSERT INTO replay_jtis (scope, jti, expires_at) \
     VALUES ($1, $2, $3) ON CONFLICT (scope, jti) DO NOTHING";
 
-pub(crate) const INSERT_KEY: &str =
-    "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const INSERT_KEY: &str = "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, sealed) \
+    VALUES ($1, $2, $3, $4, $5)";
 pub(crate) const LIST_KEYS: &str = "SELECT * FROM signing_keys ORDER BY created_at DESC, kid DESC";
 /// Inserts a key only if its algorithm has none yet; atomic only where the caller holds off
 /// other writers of `signing_keys` (SQLite's one writer; PostgreSQL's table lock).
-pub(crate) const INSERT_KEY_IF_ALG_ABSENT: &str = "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) SELECT $1, $2, $3, $4 \
-    WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2)";
+pub(crate) const INSERT_KEY_IF_ALG_ABSENT: &str = "INSERT INTO signing_keys (kid, alg, private_jwk, created_at, sealed) \
+    SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE alg = $2)";
+pub(crate) const SEAL_KEY: &str = "UPDATE signing_keys SET private_jwk = $3, sealed = TRUE \
+    WHERE kid = $1 AND private_jwk = $2 AND NOT sealed";
 /// Keeps other nodes' first-key inserts (and any key insert) out until the transaction ends,
 /// while readers go on: SHARE ROW EXCLUSIVE conflicts with itself and with inserts only.
 pub(crate) const LOCK_KEYS: &str = "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE";

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_device_events.sql"),
     include_str!("../../migrations/sqlite/0004_leases.sql"),
     include_str!("../../migrations/sqlite/0005_purge.sql"),
+    include_str!("../../migrations/sqlite/0007_keys_encryption.sql"),
 ];
 
 /// Read-only connections beside the writer.

@@ -19,8 +19,8 @@ const HINT: &str = "quinn@example.com";
 type Received = (Option<String>, Value);
 
 #[derive(Clone, Default)]
-struct Org {
-    received: Recorder<Received>,
+pub(crate) struct Org {
+    pub(crate) received: Recorder<Received>,
 }
 
 async fn org_post(State(org): State<Org>, headers: HeaderMap, body: String) -> &'static str {
@@ -33,7 +33,7 @@ async fn org_post(State(org): State<Org>, headers: HeaderMap, body: String) -> &
     "ok"
 }
 
-async fn org() -> (Org, String) {
+pub(crate) async fn org() -> (Org, String) {
     let org = Org::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/challenges", listener.local_addr().unwrap());
@@ -44,7 +44,7 @@ async fn org() -> (Org, String) {
     (org, url)
 }
 
-async fn callback(s: &TestServer, msg: &Value, token: &str, decision: &str) -> Answer {
+pub(crate) async fn callback(s: &TestServer, msg: &Value, token: &str, decision: &str) -> Answer {
     let r = s
         .http
         .post(msg["callback_url"].as_str().unwrap())

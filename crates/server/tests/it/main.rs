@@ -9,6 +9,8 @@ mod e2e_events;
 mod e2e_external;
 mod e2e_fanout;
 mod e2e_fuzz;
+mod e2e_jwe;
+mod e2e_keys;
 mod e2e_long_poll;
 mod e2e_notify;
 mod e2e_postgres;

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use backchannel_protocol::device::PushRegistration;
+use backchannel_protocol::jose::jwe::{ContentEncryptionAlg, KeyManagementAlg};
 use backchannel_protocol::jose::{Algorithm, Jwk, Jwks};
 use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEventKind,
-    Enrolment, Notification, NotificationKind, NotificationState, PushDeliveryState, StoredKey,
-    User, UserLookup, VerifiedDecision,
+    Enrolment, IdTokenEncryption, Notification, NotificationKind, NotificationState,
+    PushDeliveryState, StoredKey, User, UserLookup, VerifiedDecision,
 };
 use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
@@ -91,6 +92,7 @@ contract!(
     replay_keys::replay_cache_detects_replays_per_scope,
     replay_keys::signing_keys_list_newest_first,
     replay_keys::first_signing_keys_are_stored_once_per_algorithm,
+    replay_keys::a_clear_signing_key_is_sealed_once,
     replay_keys::health_ping_answers,
     writes::a_failing_write_among_concurrent_ones_fails_alone,
     writes::concurrent_requests_are_all_stored,
@@ -170,6 +172,7 @@ fn client(id: &str, created_at: i64) -> Client {
         request_signing_alg: None,
         user_code_required: false,
         id_token_signing_alg: Algorithm::ES256,
+        id_token_encryption: None,
         disabled: false,
         created_at,
     }

@@ -28,7 +28,9 @@ impl ClientStore for PgStore {
             .bind(c.user_code_required)
             .bind(c.id_token_signing_alg.as_str())
             .bind(c.disabled)
-            .bind(c.created_at);
+            .bind(c.created_at)
+            .bind(c.id_token_encryption.map(|e| e.alg.as_str()))
+            .bind(c.id_token_encryption.map(|e| e.enc.as_str()));
         affected(&self.pool, q).await.map(drop)
     }
 

@@ -30,7 +30,8 @@ impl KeyStore for PgStore {
             .bind(&key.kid)
             .bind(key.alg.as_str())
             .bind(&key.private_jwk)
-            .bind(key.created_at);
+            .bind(key.created_at)
+            .bind(key.sealed);
         affected(&self.pool, q).await.map(drop)
     }
 
@@ -45,11 +46,20 @@ impl KeyStore for PgStore {
                 .bind(&key.kid)
                 .bind(key.alg.as_str())
                 .bind(&key.private_jwk)
-                .bind(key.created_at);
+                .bind(key.created_at)
+                .bind(key.sealed);
             stored += affected(&mut *tx, q).await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(stored)
+    }
+
+    async fn seal_signing_key(&self, kid: &str, clear: &str, sealed: &str) -> StoreResult<bool> {
+        let q = sqlx::query(sql::SEAL_KEY)
+            .bind(kid)
+            .bind(clear)
+            .bind(sealed);
+        Ok(affected(&self.pool, q).await? == 1)
     }
 }
 

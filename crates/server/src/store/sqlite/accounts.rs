@@ -41,6 +41,8 @@ impl ClientStore for SqliteStore {
                         &c.id_token_signing_alg.as_str(),
                         &c.disabled,
                         &c.created_at,
+                        &c.id_token_encryption.map(|e| e.alg.as_str()),
+                        &c.id_token_encryption.map(|e| e.enc.as_str()),
                     ],
                 )
                 .map(drop)
@@ -290,6 +292,7 @@ impl KeyStore for SqliteStore {
                         &key.alg.as_str(),
                         &key.private_jwk,
                         &key.created_at,
+                        &key.sealed,
                     ],
                 )
                 .map(drop)
@@ -313,11 +316,19 @@ impl KeyStore for SqliteStore {
                             &key.alg.as_str(),
                             &key.private_jwk,
                             &key.created_at,
+                            &key.sealed,
                         ],
                     )? as u64;
                 }
                 Ok(stored)
             })
+            .await
+    }
+
+    async fn seal_signing_key(&self, kid: &str, clear: &str, sealed: &str) -> StoreResult<bool> {
+        let (kid, clear, sealed) = (kid.to_owned(), clear.to_owned(), sealed.to_owned());
+        self.writer
+            .write(move |conn| Ok(execute(conn, sql::SEAL_KEY, &[&kid, &clear, &sealed])? == 1))
             .await
     }
 }

@@ -17,6 +17,10 @@ pub(super) async fn clients_round_trip_list_and_disable(s: Stores) {
     full.request_signing_alg = Some(Algorithm::PS256);
     full.user_code_required = true;
     full.id_token_signing_alg = Algorithm::EdDSA;
+    full.id_token_encryption = Some(IdTokenEncryption {
+        alg: KeyManagementAlg::EcdhEsA256Kw,
+        enc: ContentEncryptionAlg::A256CbcHs512,
+    });
     let c = &s.clients;
     c.insert_client(&plain).await.unwrap();
     c.insert_client(&full).await.unwrap();

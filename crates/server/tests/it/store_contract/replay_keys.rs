@@ -1,6 +1,6 @@
 //! Contract of the replay cache (single-use `jti`s per scope, purge), the signing-key store
-//! (newest first, one first key per algorithm however many nodes store one) and the health
-//! check.
+//! (newest first, one first key per algorithm however many nodes store one, sealing at rest
+//! once) and the health check.
 
 use super::*;
 
@@ -39,6 +39,7 @@ pub(super) async fn signing_keys_list_newest_first(s: Stores) {
         kid: kid.to_owned(),
         alg,
         private_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        sealed: alg == Algorithm::EdDSA,
         created_at,
     };
     let k = &s.keys;
@@ -61,6 +62,7 @@ pub(super) async fn first_signing_keys_are_stored_once_per_algorithm(s: Stores) 
         private_jwk: format!("{{\"kid\":\"{kid}\"}}"),
         kid,
         alg,
+        sealed: false,
         created_at: T0,
     };
     let existing = key("k-ed".into(), Algorithm::EdDSA);
@@ -85,6 +87,57 @@ pub(super) async fn first_signing_keys_are_stored_once_per_algorithm(s: Stores) 
     algs.sort_unstable();
     assert_eq!(algs, ["ES256", "EdDSA", "RS256"], "{listed:?}");
     assert!(listed.contains(&existing));
+}
+
+pub(super) async fn a_clear_signing_key_is_sealed_once(s: Stores) {
+    let clear = StoredKey {
+        kid: "k-1".into(),
+        alg: Algorithm::ES256,
+        private_jwk: "{\"kty\":\"EC\"}".into(),
+        sealed: false,
+        created_at: T0,
+    };
+    s.keys.insert_signing_key(&clear).await.unwrap();
+    // Several nodes seal at once, each with its own sealing: one of them is stored.
+    let sealings: Vec<_> = (0..6)
+        .map(|node| {
+            let keys = s.keys.clone();
+            let clear = clear.private_jwk.clone();
+            tokio::spawn(async move {
+                let sealed = format!("v1.sealed-by-{node}");
+                keys.seal_signing_key("k-1", &clear, &sealed)
+                    .await
+                    .map(|won| won.then_some(sealed))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for sealing in sealings {
+        winners.extend(sealing.await.unwrap().unwrap());
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let listed = s.keys.list_signing_keys().await.unwrap();
+    assert_eq!(
+        listed,
+        [StoredKey {
+            private_jwk: winners[0].clone(),
+            sealed: true,
+            ..clear.clone()
+        }]
+    );
+    // Sealed rows are not sealed again, and unknown kids match nothing.
+    assert!(
+        !s.keys
+            .seal_signing_key("k-1", &winners[0], "v1.again")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.keys
+            .seal_signing_key("k-2", &clear.private_jwk, "v1.x")
+            .await
+            .unwrap()
+    );
 }
 
 pub(super) async fn health_ping_answers(s: Stores) {
