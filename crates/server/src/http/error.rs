@@ -1,6 +1,8 @@
 //! The one HTTP error type: renders every [`AuthError`] as an OAuth error body with the status
-//! and headers RFC 6749 §5.2, RFC 6750 §3 and CIBA Core §13 give, `Cache-Control: no-store`, and
-//! the request's `trace_id`. Server faults are logged here, once, never shown.
+//! and headers RFC 6749 §5.2, RFC 6750 §3 and CIBA Core §13 give, and `Cache-Control: no-store`.
+//! The body carries only `error` and `error_description` (the OpenID conformance suite fails any
+//! other member); the request's id travels in the `X-Request-Id` header that the trace layer sets
+//! on every response. Server faults are logged here, once, never shown.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -88,7 +90,7 @@ impl IntoResponse for HttpError {
         let body = ErrorResponse {
             error: self.error.code().to_owned(),
             error_description: Some(self.error.to_string()),
-            trace_id: Some(self.trace_id.clone()),
+            trace_id: None,
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
@@ -177,12 +179,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn body_carries_code_description_and_trace_id_but_no_internal_detail() {
+    async fn body_carries_only_code_and_description_and_no_internal_detail() {
         let r = HttpError::new(AuthError::internal("secret detail"), "trace-42").into_response();
         let bytes = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
-        let body: ErrorResponse = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body.error, "server_error");
-        assert_eq!(body.trace_id.as_deref(), Some("trace-42"));
+        let body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], "server_error");
+        let mut members: Vec<&str> = body.keys().map(String::as_str).collect();
+        members.sort_unstable();
+        assert_eq!(members, ["error", "error_description"]);
         assert!(!String::from_utf8_lossy(&bytes).contains("secret detail"));
     }
 }

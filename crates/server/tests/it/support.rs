@@ -168,7 +168,26 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The OpenID conformance suite fails an error body with any member but these.
+#[track_caller]
+pub fn assert_error_body_members(body: &Value) {
+    let members = body.as_object().expect("error body is an object");
+    assert!(
+        members
+            .keys()
+            .all(|k| ["error", "error_description", "error_uri"].contains(&k.as_str())),
+        "error body has other members: {body}"
+    );
+}
+
 impl Answer {
+    /// The `X-Request-Id` the server named this response by.
+    pub fn request_id(&self) -> Option<&str> {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+    }
+
     pub fn error(&self) -> &str {
         self.body["error"].as_str().unwrap_or("")
     }
@@ -181,12 +200,11 @@ impl Answer {
             "body: {}",
             self.body
         );
+        assert_error_body_members(&self.body);
         assert!(
-            self.body["trace_id"]
-                .as_str()
-                .is_some_and(|t| !t.is_empty()),
-            "no trace_id: {}",
-            self.body
+            self.request_id().is_some_and(|t| !t.is_empty()),
+            "no X-Request-Id: {:?}",
+            self.headers
         );
         assert_eq!(self.headers["cache-control"], "no-store");
     }
