@@ -168,9 +168,12 @@ fn random_input_never_breaks_either_endpoint() {
                     prop_assert!(KNOWN_ERRORS.contains(&code), "unknown error code in {text}");
                     prop_assert!(request_id, "no X-Request-Id on {path}");
                     prop_assert!(
-                        v.as_object().is_some_and(|m| m
-                            .keys()
-                            .all(|k| ["error", "error_description", "error_uri"].contains(&k.as_str()))),
+                        v.as_object().is_some_and(|m| m.keys().all(|k| [
+                            "error",
+                            "error_description",
+                            "error_uri"
+                        ]
+                        .contains(&k.as_str()))),
                         "error body has other members: {text}"
                     );
                 }
