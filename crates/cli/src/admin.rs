@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use backchannel_protocol::jose::Jwks;
-use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use backchannel_protocol::oauth::{
+    ClientAuthMethod, DeliveryMode, GRANT_TYPE_CIBA, GRANT_TYPE_REFRESH_TOKEN,
+};
 use backchannel_server::config::Config;
 use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::{NewClient, NewUser};
@@ -120,6 +122,9 @@ struct ClientCreate {
     /// ID token signing algorithm (default ES256).
     #[arg(long)]
     id_token_signing_alg: Option<String>,
+    /// Register the refresh_token grant: approvals also yield rotating refresh tokens.
+    #[arg(long)]
+    refresh_tokens: bool,
     #[arg(long)]
     json: bool,
 }
@@ -233,6 +238,12 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                 request_signing_alg: c.request_signing_alg,
                 user_code_required: c.user_code_required,
                 id_token_signing_alg: c.id_token_signing_alg,
+                grant_types: c.refresh_tokens.then(|| {
+                    vec![
+                        GRANT_TYPE_CIBA.to_owned(),
+                        GRANT_TYPE_REFRESH_TOKEN.to_owned(),
+                    ]
+                }),
             };
             let created = domain.create_client(new).await?;
             Output::from_flag(c.json).print(&sorted(&created)?, |w, _| {

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 /// CIBA Core §10.1: the grant type a client uses to poll the token endpoint.
 pub const GRANT_TYPE_CIBA: &str = "urn:openid:params:grant-type:ciba";
+/// RFC 6749 §6: the grant type that exchanges a refresh token.
+pub const GRANT_TYPE_REFRESH_TOKEN: &str = "refresh_token";
 /// RFC 7523 §2.2: the client assertion type for `private_key_jwt`.
 pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -22,10 +22,12 @@ pub mod error;
 pub mod events;
 pub mod external;
 pub mod hint;
+pub mod introspection;
 pub mod jwt_rules;
 pub mod keys;
 pub mod model;
 pub mod notification;
+pub mod refresh;
 mod request_object;
 #[cfg(test)]
 pub mod testing;

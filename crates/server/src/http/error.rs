@@ -57,7 +57,10 @@ impl HttpError {
 
     pub fn status(&self) -> StatusCode {
         match &self.error {
-            AuthError::InvalidClient(_) | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthError::InvalidClient(_)
+            | AuthError::InvalidToken(_)
+            | AuthError::MissingBearerToken => StatusCode::UNAUTHORIZED,
+            AuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             AuthError::AccessDenied(_) if !self.token_endpoint => StatusCode::FORBIDDEN,
             AuthError::NotFound(_) => StatusCode::NOT_FOUND,
             AuthError::ChallengeClosed | AuthError::Conflict(_) => StatusCode::CONFLICT,
@@ -87,12 +90,17 @@ impl IntoResponse for HttpError {
                 tracing::info!(trace_id = %self.trace_id, error = self.error.code(), "request refused");
             }
         }
-        let body = ErrorResponse {
-            error: self.error.code().to_owned(),
-            error_description: Some(self.error.to_string()),
-            trace_id: None,
+        let mut response = if self.error == AuthError::MissingBearerToken {
+            // RFC 6750 §3.1: a request with no credentials gets the challenge alone.
+            status.into_response()
+        } else {
+            let body = ErrorResponse {
+                error: self.error.code().to_owned(),
+                error_description: Some(self.error.to_string()),
+                trace_id: None,
+            };
+            (status, axum::Json(body)).into_response()
         };
-        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -102,10 +110,14 @@ impl IntoResponse for HttpError {
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
-        if status == StatusCode::UNAUTHORIZED {
+        let bearer_forbidden = status == StatusCode::FORBIDDEN && self.scheme == AuthScheme::Bearer;
+        if status == StatusCode::UNAUTHORIZED || bearer_forbidden {
             let challenge = match self.scheme {
                 AuthScheme::Basic => Some("Basic realm=\"backchannel\"".to_owned()),
                 AuthScheme::Device => Some(format!("Device error=\"{}\"", self.error.code())),
+                AuthScheme::Bearer if self.error == AuthError::MissingBearerToken => {
+                    Some("Bearer realm=\"backchannel\"".to_owned())
+                }
                 AuthScheme::Bearer => Some(format!(
                     "Bearer realm=\"backchannel\", error=\"{}\"",
                     self.error.code()
@@ -142,6 +154,35 @@ mod tests {
                 .starts_with("Basic")
         );
         assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    }
+
+    #[test]
+    fn bearer_challenges_carry_an_error_code_only_when_a_token_was_sent() {
+        let (status, headers) =
+            render(HttpError::new(AuthError::MissingBearerToken, "t").scheme(AuthScheme::Bearer));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"backchannel\""
+        );
+        let (status, headers) = render(
+            HttpError::new(AuthError::InvalidToken("expired".into()), "t")
+                .scheme(AuthScheme::Bearer),
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"backchannel\", error=\"invalid_token\""
+        );
+        let (status, headers) = render(
+            HttpError::new(AuthError::InsufficientScope("openid".into()), "t")
+                .scheme(AuthScheme::Bearer),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"backchannel\", error=\"insufficient_scope\""
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod external;
 pub mod extract;
 pub mod op;
+pub mod tokens;
 
 use crate::domain::Domain;
 use crate::domain::error::AuthError;
@@ -68,6 +69,12 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/v1/bc/authorize", post(op::bc_authorize_post))
         .route("/token", post(op::token_post))
         .route("/oauth2/v1/token", post(op::token_post))
+        .route(
+            "/userinfo",
+            get(tokens::userinfo_get).post(tokens::userinfo_get),
+        )
+        .route("/introspect", post(tokens::introspect_post))
+        .route("/revoke", post(tokens::revoke_post))
         .route("/device/v1/enrol", post(device::device_enrol_post))
         .route("/device/v1/challenges", get(device::device_challenges_get))
         .route("/device/v1/events", get(device::device_events_get))

@@ -9,8 +9,9 @@ use crate::domain::model::UserLookup;
 
 pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, auth_method, \
     secret_hash, jwks, jwks_uri, scopes, delivery_mode, notification_endpoint, \
-    request_signing_alg, user_code_required, id_token_signing_alg, disabled, created_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    request_signing_alg, user_code_required, id_token_signing_alg, disabled, created_at, \
+    refresh_tokens) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 pub(crate) const GET_CLIENT: &str = "SELECT * FROM clients WHERE id = $1";
 pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients ORDER BY created_at, id";
 pub(crate) const SET_CLIENT_DISABLED: &str = "UPDATE clients SET disabled = $2 WHERE id = $1";
@@ -70,8 +71,10 @@ pub(crate) const POLL_ALLOWED: &str = "UPDATE auth_requests SET last_polled_at =
 pub(crate) const POLL_SLOW_DOWN: &str = "UPDATE auth_requests \
     SET interval_secs = interval_secs + $3, last_polled_at = $2 \
     WHERE id = $1 AND state = 'pending' RETURNING interval_secs";
-pub(crate) const TOUCH_POLL: &str =
-    "UPDATE auth_requests SET last_polled_at = $2 WHERE id = $1 AND state = 'pending'";
+/// A held poll answered pending at `$2` already spaced the client's polls: the next poll may
+/// come at once, so the gate is set as if the last poll were a whole interval ago.
+pub(crate) const TOUCH_POLL: &str = "UPDATE auth_requests \
+    SET last_polled_at = $2 - interval_secs * 1000 WHERE id = $1 AND state = 'pending'";
 pub(crate) const REDEEM: &str = "UPDATE auth_requests SET state = 'redeemed', redeemed_at = $2 \
     WHERE id = $1 AND state = 'approved'";
 

@@ -25,7 +25,8 @@ impl ClientStore for PgStore {
             .bind(c.user_code_required)
             .bind(c.id_token_signing_alg.as_str())
             .bind(c.disabled)
-            .bind(c.created_at);
+            .bind(c.created_at)
+            .bind(c.refresh_tokens);
         affected(&self.pool, q).await.map(drop)
     }
 

@@ -50,6 +50,7 @@ impl ClientStore for SqliteStore {
                         &c.id_token_signing_alg.as_str(),
                         &c.disabled,
                         &c.created_at,
+                        &c.refresh_tokens,
                     ],
                 )
                 .map(drop)
