@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use backchannel_protocol::jose::Jwks;
-use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use backchannel_protocol::oauth::{
+    ClientAuthMethod, DeliveryMode, GRANT_TYPE_CIBA, GRANT_TYPE_REFRESH_TOKEN,
+};
 use backchannel_server::config::Config;
 use backchannel_server::domain::Domain;
 use backchannel_server::domain::admin::{NewClient, NewUser};
@@ -148,6 +150,9 @@ struct ClientCreate {
     /// Content encryption of encrypted ID tokens (default A128CBC-HS256).
     #[arg(long, requires = "id_token_encryption_alg", value_parser = ["A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM"])]
     id_token_encryption_enc: Option<String>,
+    /// Register the refresh_token grant: approvals also yield rotating refresh tokens.
+    #[arg(long)]
+    refresh_tokens: bool,
     #[arg(long)]
     json: bool,
 }
@@ -264,6 +269,12 @@ async fn client(domain: &Domain, cmd: ClientCommand) -> CmdResult {
                 id_token_signing_alg: c.id_token_signing_alg,
                 id_token_encrypted_response_alg: c.id_token_encryption_alg,
                 id_token_encrypted_response_enc: c.id_token_encryption_enc,
+                grant_types: c.refresh_tokens.then(|| {
+                    vec![
+                        GRANT_TYPE_CIBA.to_owned(),
+                        GRANT_TYPE_REFRESH_TOKEN.to_owned(),
+                    ]
+                }),
             };
             let created = domain.create_client(new).await?;
             Output::from_flag(c.json).print(&sorted(&created)?, |w, _| {

@@ -5,11 +5,15 @@ use serde::{Deserialize, Serialize};
 
 /// CIBA Core §10.1: the grant type a client uses to poll the token endpoint.
 pub const GRANT_TYPE_CIBA: &str = "urn:openid:params:grant-type:ciba";
+/// RFC 6749 §6: the grant type that exchanges a refresh token.
+pub const GRANT_TYPE_REFRESH_TOKEN: &str = "refresh_token";
 /// RFC 7523 §2.2: the client assertion type for `private_key_jwt`.
 pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// An OAuth error body (RFC 6749 §5.2, CIBA Core §13). `trace_id` names the server's log line.
+/// An OAuth error body (RFC 6749 §5.2, CIBA Core §13). The server sends only `error` and
+/// `error_description`; the id of its log line is the response's `X-Request-Id` header.
+/// `trace_id` is read from servers that put it in the body (before issue 10), never sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
     pub error: String,

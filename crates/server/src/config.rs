@@ -108,6 +108,12 @@ pub struct TokenConfig {
     /// How long a token poll of a pending request is held open for a decision (Singpass
     /// style long polling); 0 answers at once.
     pub long_poll_seconds: u64,
+    /// A refresh token unused this long expires (RFC 9700 §4.14.2); each rotation starts the
+    /// idle time again, never past the absolute lifetime.
+    pub refresh_token_idle_secs: i64,
+    /// A refresh-token family (the approval and every rotation of it) ends this long after the
+    /// approval, however it is used; then it is purged.
+    pub refresh_token_absolute_secs: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +171,8 @@ impl Default for TokenConfig {
             access_token_lifetime_secs: 600,
             id_token_lifetime_secs: 600,
             long_poll_seconds: 0,
+            refresh_token_idle_secs: 14 * 24 * 3600,
+            refresh_token_absolute_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -310,6 +318,15 @@ impl Config {
         if c.binding_message_min > c.binding_message_max {
             return Err(ConfigError::Invalid(
                 "binding_message_min exceeds binding_message_max".into(),
+            ));
+        }
+        let t = &self.token;
+        if t.refresh_token_idle_secs < 1
+            || t.refresh_token_absolute_secs < t.refresh_token_idle_secs
+        {
+            return Err(ConfigError::Invalid(
+                "token.refresh_token_idle_secs must be positive and at most refresh_token_absolute_secs"
+                    .into(),
             ));
         }
         self.push.validate()?;

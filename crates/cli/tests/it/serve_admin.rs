@@ -136,3 +136,23 @@ fn admin_refuses_bad_input_with_a_message_and_non_zero_exit() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not_a_key"));
 }
+
+#[test]
+fn admin_client_create_with_refresh_tokens_registers_the_grant() {
+    let dir = temp_dir("refresh-grant");
+    let grants = |extra: &[&str]| {
+        let mut args = vec!["client", "create", "--name", "Refreshing Bank", "--json"];
+        args.extend_from_slice(extra);
+        let created = admin(&dir, &args);
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        admin(&dir, &["client", "get", &id, "--json"])["grant_types"].clone()
+    };
+    assert_eq!(
+        grants(&["--refresh-tokens"]),
+        serde_json::json!(["urn:openid:params:grant-type:ciba", "refresh_token"])
+    );
+    assert_eq!(
+        grants(&[]),
+        serde_json::json!(["urn:openid:params:grant-type:ciba"])
+    );
+}

@@ -99,6 +99,10 @@ pub struct TimeRules {
     /// Whether an `nbf`, when present, is enforced (RFC 7519 §4.1.5). Off only where the
     /// verifier's claims never carry one.
     pub honour_nbf: bool,
+    /// How far ahead of now `exp` may lie (the skew comes on top); `None`: no bound.
+    pub max_exp_ahead_secs: Option<i64>,
+    /// How long before now `nbf` may lie (the skew comes on top); `None`: no bound.
+    pub max_nbf_age_secs: Option<i64>,
 }
 
 impl TimeRules {
@@ -114,6 +118,8 @@ impl TimeRules {
             require_iat: false,
             require_nbf: false,
             honour_nbf: true,
+            max_exp_ahead_secs: None,
+            max_nbf_age_secs: None,
         }
     }
 
@@ -173,6 +179,12 @@ pub enum ClaimsError {
     /// `exp` comes before `iat`: no moment at which such a token was valid.
     #[error("expires before it was issued (iat {iat}, exp {exp})")]
     ExpiresBeforeIssued { iat: i64, exp: i64 },
+    /// `exp` lies further ahead than [`TimeRules::max_exp_ahead_secs`].
+    #[error("expires too far in the future (exp {exp}, now {now})")]
+    ExpiresTooLate { exp: i64, now: i64 },
+    /// `nbf` lies further back than [`TimeRules::max_nbf_age_secs`].
+    #[error("has an nbf too far in the past (nbf {nbf}, now {now})")]
+    NotBeforeTooOld { nbf: i64, now: i64 },
     /// The lifetime exceeds [`TimeRules::max_lifetime_secs`].
     #[error("lifetime of {lifetime} s is longer than the {max} s allowed")]
     LifetimeTooLong { lifetime: i64, max: i64 },
@@ -183,7 +195,8 @@ pub enum ClaimsError {
 
 /// Checks the time claims against `rules` at `now` (Unix seconds). In order: required claims
 /// present; not expired; not issued in the future; not before `nbf`; `exp` not before `iat`;
-/// not older than the maximum age; lifetime within bound. The first failure is returned.
+/// not older than the maximum age; `exp` not too far ahead; `nbf` not too far back; lifetime
+/// within bound. The first failure is returned.
 /// Arithmetic saturates, so hostile values (`iat = i64::MIN`) cannot overflow.
 pub fn check_times(claims: &TimeClaims, rules: &TimeRules, now: i64) -> Result<(), ClaimsError> {
     let skew = rules.skew_secs;
@@ -224,6 +237,16 @@ pub fn check_times(claims: &TimeClaims, rules: &TimeRules, now: i64) -> Result<(
         && now.saturating_sub(iat) > max_age.saturating_add(skew)
     {
         return Err(ClaimsError::TooOld { iat, now });
+    }
+    if let (Some(ahead), Some(exp)) = (rules.max_exp_ahead_secs, claims.exp)
+        && exp.saturating_sub(now) > ahead.saturating_add(skew)
+    {
+        return Err(ClaimsError::ExpiresTooLate { exp, now });
+    }
+    if let (Some(age), Some(nbf)) = (rules.max_nbf_age_secs, claims.nbf)
+        && now.saturating_sub(nbf) > age.saturating_add(skew)
+    {
+        return Err(ClaimsError::NotBeforeTooOld { nbf, now });
     }
     if let (Some(max), Some(exp)) = (rules.max_lifetime_secs, claims.exp) {
         let start = match rules.lifetime_from {
@@ -408,6 +431,34 @@ mod tests {
     }
 
     #[test]
+    fn exp_ahead_and_nbf_age_are_bounded_with_the_skew() {
+        let rules = TimeRules {
+            max_exp_ahead_secs: Some(3600),
+            max_nbf_age_secs: Some(3600),
+            ..TimeRules::lenient(SKEW)
+        };
+        check(
+            times(Some(NOW + 3600 + SKEW), None, Some(NOW - 3600 - SKEW)),
+            rules,
+        )
+        .unwrap();
+        assert_eq!(
+            check(times(Some(NOW + 3601 + SKEW), None, None), rules),
+            Err(ClaimsError::ExpiresTooLate {
+                exp: NOW + 3601 + SKEW,
+                now: NOW
+            })
+        );
+        assert_eq!(
+            check(times(Some(NOW + 60), None, Some(NOW - 3601 - SKEW)), rules),
+            Err(ClaimsError::NotBeforeTooOld {
+                nbf: NOW - 3601 - SKEW,
+                now: NOW
+            })
+        );
+    }
+
+    #[test]
     fn exp_before_iat_is_refused() {
         assert_eq!(
             check(
@@ -426,6 +477,8 @@ mod tests {
         let rules = TimeRules {
             max_lifetime_secs: Some(300),
             max_age_secs: Some(10),
+            max_exp_ahead_secs: Some(10),
+            max_nbf_age_secs: Some(10),
             ..TimeRules::lenient(i64::MAX)
         };
         for c in [

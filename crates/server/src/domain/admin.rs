@@ -2,7 +2,9 @@
 //! clients (secret shown once, stored hashed), users and one-time enrolment codes.
 
 use backchannel_protocol::jose::{Algorithm, Jwks};
-use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use backchannel_protocol::oauth::{
+    ClientAuthMethod, DeliveryMode, GRANT_TYPE_CIBA, GRANT_TYPE_REFRESH_TOKEN,
+};
 use serde::{Deserialize, Serialize};
 
 use super::Domain;
@@ -46,6 +48,10 @@ pub struct NewClient {
     /// ...and this content encryption (default A128CBC-HS256).
     #[serde(default, alias = "id_token_encryption_enc")]
     pub id_token_encrypted_response_enc: Option<String>,
+    /// RFC 7591 `grant_types`: the CIBA grant (always) and `refresh_token` (then approvals
+    /// also yield refresh tokens). Absent: the CIBA grant alone.
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
 }
 
 /// A registered client and, once, its secret.
@@ -136,6 +142,18 @@ impl Domain {
             new.jwks.as_ref(),
             new.jwks_uri.as_deref(),
         )?;
+        let mut refresh_tokens = false;
+        for grant in new.grant_types.iter().flatten() {
+            match grant.as_str() {
+                GRANT_TYPE_CIBA => {}
+                GRANT_TYPE_REFRESH_TOKEN => refresh_tokens = true,
+                other => {
+                    return Err(AuthError::invalid_request(format!(
+                        "grant_types: unsupported grant {other}"
+                    )));
+                }
+            }
+        }
         let delivery_mode = new.delivery_mode.unwrap_or(DeliveryMode::Poll);
         match (delivery_mode, &new.notification_endpoint) {
             (DeliveryMode::Poll, Some(_)) => {
@@ -196,6 +214,7 @@ impl Domain {
             id_token_encryption,
             disabled: false,
             created_at: self.now_ms(),
+            refresh_tokens,
         };
         self.stores.clients.insert_client(&client).await?;
         tracing::info!(client_id = %client.id, "client registered");

@@ -393,7 +393,7 @@ mod tests {
                 ],
                 "invalid_authorization_details",
             ),
-            (&[("request", "x.y.z")], "invalid_request_object"),
+            (&[("request", "x.y.z")], "invalid_request"),
             (
                 &[("scope", "openid"), ("request", "x.y.z")],
                 "invalid_request",

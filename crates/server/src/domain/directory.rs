@@ -4,7 +4,9 @@
 use backchannel_protocol::device::DeviceInfo;
 use backchannel_protocol::jose::jwe::{ContentEncryptionAlg, KeyManagementAlg};
 use backchannel_protocol::jose::{Algorithm, Jwks};
-use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
+use backchannel_protocol::oauth::{
+    ClientAuthMethod, DeliveryMode, GRANT_TYPE_CIBA, GRANT_TYPE_REFRESH_TOKEN,
+};
 use serde::Serialize;
 
 use super::Domain;
@@ -29,6 +31,8 @@ pub struct ClientView {
     pub id_token_encrypted_response_alg: Option<KeyManagementAlg>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token_encrypted_response_enc: Option<ContentEncryptionAlg>,
+    /// RFC 7591 `grant_types`.
+    pub grant_types: Vec<String>,
     pub disabled: bool,
     pub created_at: i64,
 }
@@ -49,6 +53,10 @@ impl From<&Client> for ClientView {
             id_token_signed_response_alg: c.id_token_signing_alg,
             id_token_encrypted_response_alg: c.id_token_encryption.map(|e| e.alg),
             id_token_encrypted_response_enc: c.id_token_encryption.map(|e| e.enc),
+            grant_types: std::iter::once(GRANT_TYPE_CIBA)
+                .chain(c.refresh_tokens.then_some(GRANT_TYPE_REFRESH_TOKEN))
+                .map(str::to_owned)
+                .collect(),
             disabled: c.disabled,
             created_at: c.created_at,
         }
@@ -182,12 +190,18 @@ impl Domain {
             .ok_or_else(|| no_such("user"))
     }
 
-    /// Disables a user: no new request may name them.
+    /// Disables a user: no new request may name them, approvals not yet redeemed yield no
+    /// tokens, their access tokens are inactive, and their refresh tokens are revoked.
     pub async fn disable_user(&self, sub: &str) -> AuthResult<UserDisabled> {
         if !self.stores.users.set_user_disabled(sub, true).await? {
             return Err(no_such("user"));
         }
-        tracing::info!(sub, "user disabled");
+        let revoked = self
+            .stores
+            .tokens
+            .revoke_user_refresh_families(sub, self.now_ms())
+            .await?;
+        tracing::info!(sub, revoked_refresh_families = revoked, "user disabled");
         Ok(UserDisabled {
             sub: sub.to_owned(),
             disabled: true,

@@ -4,7 +4,8 @@
 use backchannel_protocol::jose::Algorithm;
 use backchannel_protocol::jose::jwe::ContentEncryptionAlg;
 use backchannel_protocol::metadata::ProviderMetadata;
-use backchannel_protocol::oauth::{ClientAuthMethod, GRANT_TYPE_CIBA};
+use backchannel_protocol::oauth::{ClientAuthMethod, GRANT_TYPE_CIBA, GRANT_TYPE_REFRESH_TOKEN};
+use serde_json::json;
 
 use super::Domain;
 use super::id_token_encryption::ID_TOKEN_ENCRYPTION_ALGS;
@@ -40,25 +41,46 @@ impl Domain {
             .collect();
         let mut claims = owned(STANDARD_CLAIMS);
         claims.extend(owned(&PROFILE_CLAIMS));
+        let auth_methods: Vec<String> = ClientAuthMethod::ALL
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect();
+        // RFC 7662 §4 / RFC 7009 §2.1 (RFC 8414 §2 names): both authenticate clients as the
+        // token endpoint does.
+        let mut other = serde_json::Map::new();
+        other.insert(
+            "introspection_endpoint".into(),
+            json!(self.url("/introspect")),
+        );
+        other.insert("revocation_endpoint".into(), json!(self.url("/revoke")));
+        for name in [
+            "introspection_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
+        ] {
+            other.insert(name.into(), json!(auth_methods));
+        }
+        for name in [
+            "introspection_endpoint_auth_signing_alg_values_supported",
+            "revocation_endpoint_auth_signing_alg_values_supported",
+        ] {
+            other.insert(name.into(), json!(algs));
+        }
         ProviderMetadata {
             issuer: self.issuer.clone(),
             jwks_uri: self.url("/jwks"),
             token_endpoint: self.url("/token"),
             backchannel_authentication_endpoint: self.url("/bc-authorize"),
             authorization_endpoint: None,
-            userinfo_endpoint: None,
+            userinfo_endpoint: Some(self.url("/userinfo")),
             backchannel_token_delivery_modes_supported: owned(DELIVERY_MODES),
             backchannel_authentication_request_signing_alg_values_supported: algs.clone(),
             backchannel_user_code_parameter_supported: true,
-            grant_types_supported: vec![GRANT_TYPE_CIBA.into()],
+            grant_types_supported: vec![GRANT_TYPE_CIBA.into(), GRANT_TYPE_REFRESH_TOKEN.into()],
             response_types_supported: vec![],
             subject_types_supported: vec!["public".into()],
             scopes_supported: owned(SCOPES),
             claims_supported: claims,
-            token_endpoint_auth_methods_supported: ClientAuthMethod::ALL
-                .iter()
-                .map(|m| m.as_str().to_owned())
-                .collect(),
+            token_endpoint_auth_methods_supported: auth_methods,
             token_endpoint_auth_signing_alg_values_supported: algs.clone(),
             id_token_signing_alg_values_supported: algs.clone(),
             id_token_encryption_alg_values_supported: ID_TOKEN_ENCRYPTION_ALGS
@@ -74,7 +96,7 @@ impl Domain {
             acr_values_supported: vec![ACR_DEVICE.into(), ACR_DEVICE_UV.into()],
             claims_parameter_supported: false,
             request_parameter_supported: true,
-            other: serde_json::Map::new(),
+            other,
         }
     }
 }

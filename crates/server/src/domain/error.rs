@@ -32,9 +32,6 @@ pub enum AuthError {
     /// CIBA Core §13: the binding message is invalid or unacceptable.
     #[error("{0}")]
     InvalidBindingMessage(String),
-    /// OIDC Core §6.1 / CIBA Core §7.1.1: the signed request object is invalid.
-    #[error("{0}")]
-    InvalidRequestObject(String),
     /// RFC 9396 §5: an `authorization_details` entry is malformed or of an unknown type.
     #[error("{0}")]
     InvalidAuthorizationDetails(String),
@@ -56,9 +53,17 @@ pub enum AuthError {
     /// RFC 6749 §5.2.
     #[error("{0}")]
     UnsupportedGrantType(String),
-    /// RFC 6750 §3.1: a device or admin credential is missing or invalid.
+    /// RFC 6750 §3.1: a device or admin credential, or an access token, is missing or
+    /// invalid (expired, revoked, malformed, not ours).
     #[error("{0}")]
     InvalidToken(String),
+    /// RFC 6750 §3.1: a protected resource was asked without any Bearer token; the answer
+    /// carries a challenge and no error information.
+    #[error("a Bearer access token is required")]
+    MissingBearerToken,
+    /// RFC 6750 §3.1: the access token lacks a scope the resource needs.
+    #[error("{0}")]
+    InsufficientScope(String),
     /// Device API: the enrolment code is unknown, used or expired.
     #[error("the enrolment code is unknown, used or expired")]
     InvalidCode,
@@ -96,7 +101,6 @@ impl AuthError {
             AuthError::MissingUserCode(_) => "missing_user_code",
             AuthError::InvalidUserCode(_) => "invalid_user_code",
             AuthError::InvalidBindingMessage(_) => "invalid_binding_message",
-            AuthError::InvalidRequestObject(_) => "invalid_request_object",
             AuthError::InvalidAuthorizationDetails(_) => "invalid_authorization_details",
             AuthError::AccessDenied(_) => "access_denied",
             AuthError::AuthorizationPending => "authorization_pending",
@@ -105,6 +109,8 @@ impl AuthError {
             AuthError::InvalidGrant(_) => "invalid_grant",
             AuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             AuthError::InvalidToken(_) => "invalid_token",
+            AuthError::MissingBearerToken => "missing_token",
+            AuthError::InsufficientScope(_) => "insufficient_scope",
             AuthError::InvalidCode => "invalid_code",
             AuthError::NotFound(_) => "not_found",
             AuthError::ChallengeClosed => "challenge_closed",

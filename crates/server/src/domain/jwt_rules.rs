@@ -16,6 +16,10 @@ use super::error::AuthResult;
 /// the configured assertion bound (five minutes by default), are allowed at least this much.
 pub const REQUEST_OBJECT_MIN_LIFETIME_BOUND_SECS: i64 = 3600;
 
+/// How far from now a request object's `exp` (ahead) and `nbf` (back) may lie: 60 minutes
+/// (FAPI 1.0 Advanced §5.2.2-13, checked by the FAPI-CIBA test plan).
+pub const REQUEST_OBJECT_WINDOW_SECS: i64 = 3600;
+
 /// The least clock difference a decision's `iat` may show, either way. Decisions come from
 /// phones and browsers, whose clocks drift further than a relying party's server; a decision
 /// has no `exp` and needs no time window for replay protection (it is bound to one challenge
@@ -39,7 +43,9 @@ impl Domain {
 
     /// Signed request objects (CIBA Core §7.1.1): `exp`, `iat` and `nbf` all required;
     /// `exp` − `nbf` at most the assertion bound or [`REQUEST_OBJECT_MIN_LIFETIME_BOUND_SECS`],
-    /// whichever is longer; the configured skew at both ends.
+    /// whichever is longer; as the FAPI-CIBA test plan checks (FAPI 1.0 Advanced §5.2.2-13),
+    /// `exp` at most 60 minutes ahead and `nbf` at most 60 minutes back and not in the future;
+    /// the configured skew at both ends.
     pub fn request_object_rules(&self) -> TimeRules {
         let c = &self.config.ciba;
         TimeRules {
@@ -51,6 +57,8 @@ impl Domain {
             require_exp: true,
             require_iat: true,
             require_nbf: true,
+            max_exp_ahead_secs: Some(REQUEST_OBJECT_WINDOW_SECS),
+            max_nbf_age_secs: Some(REQUEST_OBJECT_WINDOW_SECS),
             ..TimeRules::lenient(c.clock_skew_secs)
         }
     }

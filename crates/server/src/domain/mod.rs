@@ -23,11 +23,13 @@ pub mod events;
 pub mod external;
 pub mod hint;
 pub mod id_token_encryption;
+pub mod introspection;
 pub mod jwt_rules;
 pub mod key_sealing;
 pub mod keys;
 pub mod model;
 pub mod notification;
+pub mod refresh;
 mod request_object;
 #[cfg(test)]
 pub mod testing;

@@ -34,6 +34,10 @@ pub struct Client {
     pub id_token_encryption: Option<IdTokenEncryption>,
     pub disabled: bool,
     pub created_at: i64,
+    /// Registered with the `refresh_token` grant (RFC 7591 `grant_types`): its approvals
+    /// also yield a refresh token.
+    #[serde(default)]
+    pub refresh_tokens: bool,
 }
 
 /// How a client's ID tokens are encrypted (OIDC Core §10.2).
@@ -378,4 +382,38 @@ pub struct PushDelivery {
     pub deadline: i64,
     pub last_error: Option<String>,
     pub created_at: i64,
+}
+
+/// A refresh-token family (RFC 9700 §4.14.2): the grant one approval made, continued by each
+/// rotation, ended by a reuse, a revocation or its absolute lifetime (`expires_at`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshFamily {
+    pub id: String,
+    pub client_id: String,
+    pub user_sub: String,
+    /// The device that approved, whose disabling ends the grant.
+    pub device_id: Option<String>,
+    pub scope: String,
+    pub authorization_details: Option<serde_json::Value>,
+    /// When the user approved (the tokens' `auth_time`).
+    pub authenticated_at: i64,
+    pub user_verified: bool,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One refresh token of a family, known by the SHA-256 of its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshToken {
+    pub hash: String,
+    pub family_id: String,
+    pub created_at: i64,
+    /// Idle expiry: unused until then, it lapses (never after the family's `expires_at`).
+    pub expires_at: i64,
+    /// Set by its one use; a second presentation is a reuse.
+    pub rotated_at: Option<i64>,
+    /// The access token minted with it, revoked with the family.
+    pub access_jti: String,
+    pub access_expires_at: i64,
 }

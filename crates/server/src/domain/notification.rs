@@ -84,8 +84,9 @@ impl Domain {
     }
 
     /// CIBA Core §10.3.1: the token response plus `auth_req_id`, the ID token carrying
-    /// `urn:openid:params:jwt:claim:auth_req_id` and `at_hash`. If tokens cannot be minted the
-    /// client is told `transaction_failed`.
+    /// `urn:openid:params:jwt:claim:auth_req_id`, `at_hash` and, with a refresh token,
+    /// `urn:openid:params:jwt:claim:rt_hash`. If tokens cannot be minted the client is told
+    /// `transaction_failed` (`access_denied` if the grant no longer stands).
     pub async fn push_payload(&self, client: &Client, request: &AuthRequest) -> AuthResult<String> {
         let auth_req_id = Domain::raw_auth_req_id(request)?;
         match self.mint_tokens(client, request, Some(auth_req_id)).await {
@@ -95,6 +96,12 @@ impl Domain {
                     obj.insert("auth_req_id".into(), json!(auth_req_id));
                 }
                 Ok(body.to_string())
+            }
+            // The user, client or approving device was disabled after the approval: the
+            // client is told as a denial, and no tokens are sent (CIBA Core §10.3.1).
+            Err(AuthError::AccessDenied(why)) => {
+                tracing::info!(%why, "push tokens withheld");
+                Ok(push_error("access_denied", auth_req_id))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "minting push tokens failed");

@@ -1,6 +1,7 @@
 //! The signed request object of a backchannel request (CIBA Core §7.1.1): verified with the
-//! client's keys, its `iss`, `aud`, times and `jti` checked, and the parameters it carries
-//! returned. Its time rules are in `jwt_rules`.
+//! client's keys, its `typ`, `iss`, `aud`, times and `jti` checked, and the parameters it
+//! carries returned. Its time rules are in `jwt_rules`. A request object that fails any check
+//! is `invalid_request`: CIBA Core §13 has no `invalid_request_object`.
 
 use backchannel_protocol::jose::{self, Audience, TimeClaims};
 use serde_json::Value;
@@ -25,6 +26,18 @@ const AUTH_PARAMS: [&str; 11] = [
     "client_notification_token",
 ];
 
+/// `typ` values a request object may carry, compared case-insensitively (RFC 7515 §4.1.9
+/// media types are case-insensitive): a plain JWT, or RFC 9101 §10.8's
+/// `oauth-authz-req+jwt`, each also with the `application/` prefix. Any other `typ` (an
+/// access token, a logout token) names a different kind of JWT and is refused.
+const REQUEST_OBJECT_TYPS: [&str; 2] = ["jwt", "oauth-authz-req+jwt"];
+
+fn typ_accepted(typ: &str) -> bool {
+    let lower = typ.to_ascii_lowercase();
+    let bare = lower.strip_prefix("application/").unwrap_or(&lower);
+    REQUEST_OBJECT_TYPS.contains(&bare)
+}
+
 fn claim_to_param(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
@@ -43,7 +56,7 @@ impl Domain {
         request: &str,
         outer: &Params,
     ) -> AuthResult<Params> {
-        let bad = |m: &str| AuthError::InvalidRequestObject(m.to_owned());
+        let bad = |m: &str| AuthError::InvalidRequest(m.to_owned());
         if let Some(name) = outer.keys().find(|k| AUTH_PARAMS.contains(&k.as_str())) {
             return Err(AuthError::invalid_request(format!(
                 "{name} must be inside the signed request object, not beside it"
@@ -51,6 +64,11 @@ impl Domain {
         }
         let jws = jose::decode_jws(request)
             .map_err(|e| bad(&format!("request is not a valid JWS: {e}")))?;
+        if let Some(typ) = jws.header.typ.as_deref()
+            && !typ_accepted(typ)
+        {
+            return Err(bad("request typ must be JWT or oauth-authz-req+jwt"));
+        }
         if let Some(required) = client.request_signing_alg
             && jws.alg() != required
         {
@@ -108,5 +126,26 @@ impl Domain {
             }
         }
         Ok(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::typ_accepted;
+
+    #[test]
+    fn typ_is_compared_case_insensitively() {
+        for typ in [
+            "JWT",
+            "jwt",
+            "oauth-authz-req+jwt",
+            "OAuth-Authz-Req+JWT",
+            "application/JWT",
+        ] {
+            assert!(typ_accepted(typ), "{typ}");
+        }
+        for typ in ["at+jwt", "logout+jwt", "", "JOSE"] {
+            assert!(!typ_accepted(typ), "{typ}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::Domain;
 use super::error::{AuthError, AuthResult};
-use super::model::{AuthRequest, AuthRequestState, Client, User};
+use super::model::{AuthRequest, AuthRequestState, ChallengeState, Client, User};
 use crate::store::PollGate;
 
 /// CIBA Core §11: every `slow_down` adds this many seconds to the request's interval.
@@ -106,7 +106,8 @@ impl Domain {
 
     /// Long polling: holds a pending poll until the request is decided (woken by the
     /// notifier, or found on a periodic re-check) or `hold_ms` runs out, never past expiry.
-    /// The poll counts when it is answered: the interval runs from the answer.
+    /// A held poll spaced the client's polls by itself: polling again at once after it was
+    /// answered `authorization_pending` is allowed, whatever the hold and the interval.
     async fn hold_poll(
         &self,
         client: &Client,
@@ -157,87 +158,210 @@ impl Domain {
     }
 
     /// The token response for an approved request. Push mode passes the `auth_req_id`, which
-    /// the ID token then carries (CIBA Core §10.3.1).
+    /// the ID token then carries (CIBA Core §10.3.1). Nothing is minted for a user, client or
+    /// approving device disabled since the approval: `access_denied`.
     pub async fn mint_tokens(
         &self,
         client: &Client,
         request: &AuthRequest,
         push_auth_req_id: Option<&str>,
     ) -> AuthResult<TokenResponse> {
-        let user = self
-            .stores
-            .users
-            .get_user(&request.user_sub)
-            .await?
-            .ok_or_else(|| AuthError::InvalidGrant("the user no longer exists".into()))?;
-        let now = self.now_secs();
-        let auth_time = request
-            .decided_at
-            .unwrap_or(request.created_at)
-            .div_euclid(1000);
-        let (acr, amr) = if request.user_verified {
-            (ACR_DEVICE_UV, vec!["pop", "user", "mfa"])
-        } else {
-            (ACR_DEVICE, vec!["pop"])
+        let (user, device_id) = self.approval_still_stands(client, request).await?;
+        let grant = Grant {
+            scope: request.scope.clone(),
+            authorization_details: request.authorization_details.clone(),
+            auth_time: request
+                .decided_at
+                .unwrap_or(request.created_at)
+                .div_euclid(1000),
+            user_verified: request.user_verified,
         };
-        let at_lifetime = self.config.token.access_token_lifetime_secs;
-        let mut at_claims = json!({
+        let access = self.mint_access_token(client, &user.sub, &grant)?;
+        let refresh_token = if client.refresh_tokens {
+            Some(
+                self.start_refresh_family(client, request, device_id, &grant, &access)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let id_token = self.mint_id_token(
+            client,
+            &user,
+            &grant,
+            &access.token,
+            refresh_token
+                .as_deref()
+                .filter(|_| push_auth_req_id.is_some()),
+            push_auth_req_id,
+        )
+        .await?;
+        metrics::counter!("backchannel_tokens_issued_total").increment(1);
+        Ok(TokenResponse {
+            access_token: access.token,
+            token_type: "Bearer".into(),
+            expires_in: u64::try_from(self.config.token.access_token_lifetime_secs).unwrap_or(0),
+            id_token: Some(id_token),
+            refresh_token,
+            scope: Some(grant.scope),
+            authorization_details: grant.authorization_details,
+        })
+    }
+
+    /// "Disabled means disabled": the user, the client and the device that approved must all
+    /// still be active when tokens are minted. The user, and the approving device's id.
+    async fn approval_still_stands(
+        &self,
+        client: &Client,
+        request: &AuthRequest,
+    ) -> AuthResult<(User, Option<String>)> {
+        let denied = |m: &str| AuthError::AccessDenied(m.to_owned());
+        if client.disabled {
+            return Err(denied("the client was disabled"));
+        }
+        let user = match self.stores.users.get_user(&request.user_sub).await? {
+            Some(u) if !u.disabled => u,
+            _ => return Err(denied("the user was disabled")),
+        };
+        let approver = self
+            .stores
+            .requests
+            .request_challenges(&request.id)
+            .await?
+            .into_iter()
+            .find(|c| c.state == ChallengeState::Approved)
+            .map(|c| c.device_id);
+        if let Some(device_id) = &approver {
+            match self.stores.devices.get_device(device_id).await? {
+                Some(d) if !d.disabled => {}
+                _ => return Err(denied("the approving device was disabled or removed")),
+            }
+        }
+        Ok((user, approver))
+    }
+
+    /// An RFC 9068 access token for `sub` under `grant`.
+    pub(super) fn mint_access_token(
+        &self,
+        client: &Client,
+        sub: &str,
+        grant: &Grant,
+    ) -> AuthResult<MintedAccessToken> {
+        let now = self.now_secs();
+        let exp = now + self.config.token.access_token_lifetime_secs;
+        let jti = Domain::random_id(26)?;
+        let mut claims = json!({
             "iss": self.issuer,
-            "sub": user.sub,
+            "sub": sub,
             "aud": self.issuer,
             "client_id": client.id,
             "iat": now,
-            "exp": now + at_lifetime,
-            "jti": Domain::random_id(26)?,
-            "scope": request.scope,
-            "auth_time": auth_time,
-            "acr": acr,
+            "exp": exp,
+            "jti": jti,
+            "scope": grant.scope,
+            "auth_time": grant.auth_time,
+            "acr": grant.acr(),
         });
-        if let (Some(details), Some(obj)) =
-            (&request.authorization_details, at_claims.as_object_mut())
-        {
+        if let (Some(details), Some(obj)) = (&grant.authorization_details, claims.as_object_mut()) {
             obj.insert("authorization_details".into(), details.clone());
         }
-        let at_key = self.keys.signer(Algorithm::ES256)?;
-        let access_token =
-            jose::sign_jwt(&at_key, Some("at+jwt"), &at_claims).map_err(AuthError::internal)?;
+        let key = self.keys.signer(Algorithm::ES256)?;
+        let token =
+            jose::sign_jwt(&key, Some(ACCESS_TOKEN_TYP), &claims).map_err(AuthError::internal)?;
+        Ok(MintedAccessToken {
+            token,
+            jti,
+            expires_at: exp.saturating_mul(1000),
+        })
+    }
 
-        let mut id_claims = Map::new();
-        id_claims.insert("iss".into(), json!(self.issuer));
-        id_claims.insert("sub".into(), json!(user.sub));
-        id_claims.insert("aud".into(), json!(client.id));
-        id_claims.insert("iat".into(), json!(now));
-        id_claims.insert(
+    /// The ID token (OIDC Core §2, CIBA Core §10.3.1): every ID token this server issues is
+    /// made here, in one step, so a last step (encryption to the client) has one place to go.
+    /// `at_hash` always; `rt_hash` and `auth_req_id` in push mode.
+    pub(super) async fn mint_id_token(
+        &self,
+        client: &Client,
+        user: &User,
+        grant: &Grant,
+        access_token: &str,
+        push_refresh_token: Option<&str>,
+        push_auth_req_id: Option<&str>,
+    ) -> AuthResult<String> {
+        let now = self.now_secs();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.issuer));
+        claims.insert("sub".into(), json!(user.sub));
+        claims.insert("aud".into(), json!(client.id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert(
             "exp".into(),
             json!(now + self.config.token.id_token_lifetime_secs),
         );
-        id_claims.insert("auth_time".into(), json!(auth_time));
-        id_claims.insert("acr".into(), json!(acr));
-        id_claims.insert("amr".into(), json!(amr));
-        let id_key = self.keys.signer(client.id_token_signing_alg)?;
-        id_claims.insert(
+        claims.insert("auth_time".into(), json!(grant.auth_time));
+        claims.insert("acr".into(), json!(grant.acr()));
+        claims.insert("amr".into(), json!(grant.amr()));
+        let key = self.keys.signer(client.id_token_signing_alg)?;
+        claims.insert(
             "at_hash".into(),
-            json!(jose::hash_half(id_key.alg(), access_token.as_bytes())),
+            json!(jose::hash_half(key.alg(), access_token.as_bytes())),
         );
-        if let Some(id) = push_auth_req_id {
-            id_claims.insert("urn:openid:params:jwt:claim:auth_req_id".into(), json!(id));
+        if let Some(rt) = push_refresh_token {
+            claims.insert(
+                "urn:openid:params:jwt:claim:rt_hash".into(),
+                json!(jose::hash_half(key.alg(), rt.as_bytes())),
+            );
         }
-        add_scope_claims(&mut id_claims, &user, &request.scope);
-        let id_token = jose::sign_jwt(&id_key, Some("JWT"), &Value::Object(id_claims))
-            .map_err(AuthError::internal)?;
-        let id_token = self.seal_id_token(client, id_token).await?;
-
-        metrics::counter!("backchannel_tokens_issued_total").increment(1);
-        Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_in: u64::try_from(at_lifetime).unwrap_or(0),
-            id_token: Some(id_token),
-            refresh_token: None,
-            scope: Some(request.scope.clone()),
-            authorization_details: request.authorization_details.clone(),
-        })
+        if let Some(id) = push_auth_req_id {
+            claims.insert("urn:openid:params:jwt:claim:auth_req_id".into(), json!(id));
+        }
+        add_scope_claims(&mut claims, user, &grant.scope);
+        let signed =
+            jose::sign_jwt(&key, Some("JWT"), &Value::Object(claims)).map_err(AuthError::internal)?;
+        // Last: a client registered for encrypted ID tokens gets the signed one as a JWE.
+        self.seal_id_token(client, signed).await
     }
+}
+
+/// The `typ` of the RFC 9068 access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// What an approval granted, as the tokens minted from it (at redemption or at a refresh)
+/// state it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub scope: String,
+    pub authorization_details: Option<Value>,
+    /// Unix seconds.
+    pub auth_time: i64,
+    pub user_verified: bool,
+}
+
+impl Grant {
+    /// `acr` when the device proved possession of its key / also verified the user.
+    pub fn acr(&self) -> &'static str {
+        if self.user_verified {
+            ACR_DEVICE_UV
+        } else {
+            ACR_DEVICE
+        }
+    }
+
+    pub fn amr(&self) -> Vec<&'static str> {
+        if self.user_verified {
+            vec!["pop", "user", "mfa"]
+        } else {
+            vec!["pop"]
+        }
+    }
+}
+
+/// An access token just signed, with what revoking it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedAccessToken {
+    pub token: String,
+    pub jti: String,
+    /// Unix ms.
+    pub expires_at: i64,
 }
 
 /// OIDC Core §5.4: claims released by the `email`, `phone` and `profile` scopes.

@@ -1,6 +1,8 @@
 //! The one HTTP error type: renders every [`AuthError`] as an OAuth error body with the status
-//! and headers RFC 6749 §5.2, RFC 6750 §3 and CIBA Core §13 give, `Cache-Control: no-store`, and
-//! the request's `trace_id`. Server faults are logged here, once, never shown.
+//! and headers RFC 6749 §5.2, RFC 6750 §3 and CIBA Core §13 give, and `Cache-Control: no-store`.
+//! The body carries only `error` and `error_description` (the OpenID conformance suite fails any
+//! other member); the request's id travels in the `X-Request-Id` header that the trace layer sets
+//! on every response. Server faults are logged here, once, never shown.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -55,7 +57,10 @@ impl HttpError {
 
     pub fn status(&self) -> StatusCode {
         match &self.error {
-            AuthError::InvalidClient(_) | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            AuthError::InvalidClient(_)
+            | AuthError::InvalidToken(_)
+            | AuthError::MissingBearerToken => StatusCode::UNAUTHORIZED,
+            AuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             AuthError::AccessDenied(_) if !self.token_endpoint => StatusCode::FORBIDDEN,
             AuthError::NotFound(_) => StatusCode::NOT_FOUND,
             AuthError::ChallengeClosed | AuthError::Conflict(_) => StatusCode::CONFLICT,
@@ -85,12 +90,17 @@ impl IntoResponse for HttpError {
                 tracing::info!(trace_id = %self.trace_id, error = self.error.code(), "request refused");
             }
         }
-        let body = ErrorResponse {
-            error: self.error.code().to_owned(),
-            error_description: Some(self.error.to_string()),
-            trace_id: Some(self.trace_id.clone()),
+        let mut response = if self.error == AuthError::MissingBearerToken {
+            // RFC 6750 §3.1: a request with no credentials gets the challenge alone.
+            status.into_response()
+        } else {
+            let body = ErrorResponse {
+                error: self.error.code().to_owned(),
+                error_description: Some(self.error.to_string()),
+                trace_id: None,
+            };
+            (status, axum::Json(body)).into_response()
         };
-        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -100,10 +110,14 @@ impl IntoResponse for HttpError {
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
         }
-        if status == StatusCode::UNAUTHORIZED {
+        let bearer_forbidden = status == StatusCode::FORBIDDEN && self.scheme == AuthScheme::Bearer;
+        if status == StatusCode::UNAUTHORIZED || bearer_forbidden {
             let challenge = match self.scheme {
                 AuthScheme::Basic => Some("Basic realm=\"backchannel\"".to_owned()),
                 AuthScheme::Device => Some(format!("Device error=\"{}\"", self.error.code())),
+                AuthScheme::Bearer if self.error == AuthError::MissingBearerToken => {
+                    Some("Bearer realm=\"backchannel\"".to_owned())
+                }
                 AuthScheme::Bearer => Some(format!(
                     "Bearer realm=\"backchannel\", error=\"{}\"",
                     self.error.code()
@@ -143,6 +157,35 @@ mod tests {
     }
 
     #[test]
+    fn bearer_challenges_carry_an_error_code_only_when_a_token_was_sent() {
+        let (status, headers) =
+            render(HttpError::new(AuthError::MissingBearerToken, "t").scheme(AuthScheme::Bearer));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"backchannel\""
+        );
+        let (status, headers) = render(
+            HttpError::new(AuthError::InvalidToken("expired".into()), "t")
+                .scheme(AuthScheme::Bearer),
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"backchannel\", error=\"invalid_token\""
+        );
+        let (status, headers) = render(
+            HttpError::new(AuthError::InsufficientScope("openid".into()), "t")
+                .scheme(AuthScheme::Bearer),
+        );
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"backchannel\", error=\"insufficient_scope\""
+        );
+    }
+
+    #[test]
     fn invalid_client_without_basic_has_no_challenge() {
         let (status, headers) = render(HttpError::new(AuthError::InvalidClient("x".into()), "t"));
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -177,12 +220,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn body_carries_code_description_and_trace_id_but_no_internal_detail() {
+    async fn body_carries_only_code_and_description_and_no_internal_detail() {
         let r = HttpError::new(AuthError::internal("secret detail"), "trace-42").into_response();
         let bytes = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
-        let body: ErrorResponse = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body.error, "server_error");
-        assert_eq!(body.trace_id.as_deref(), Some("trace-42"));
+        let body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], "server_error");
+        let mut members: Vec<&str> = body.keys().map(String::as_str).collect();
+        members.sort_unstable();
+        assert_eq!(members, ["error", "error_description"]);
         assert!(!String::from_utf8_lossy(&bytes).contains("secret detail"));
     }
 }

@@ -128,6 +128,56 @@ impl FromRequestParts<AppState> for AuthenticatedDevice {
     }
 }
 
+/// The Bearer access token of a protected-resource request (RFC 6750 §2): the
+/// `Authorization` header, or on a POST the `access_token` parameter of a form body (§2.2).
+/// None sent is [`AuthError::MissingBearerToken`]; both at once is `invalid_request` (§2).
+pub struct BearerToken {
+    pub trace: TraceId,
+    pub token: String,
+}
+
+impl BearerToken {
+    pub fn error(&self, error: AuthError) -> HttpError {
+        self.trace.error(error).scheme(AuthScheme::Bearer)
+    }
+}
+
+impl FromRequest<AppState> for BearerToken {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let trace = TraceId(TraceId::of(&parts));
+        let fail = |e: AuthError| trace.error(e).scheme(AuthScheme::Bearer);
+        let header = authorization_credential(&parts.headers, "Bearer").map(str::to_owned);
+        let form =
+            media_type(&parts.headers).as_deref() == Some("application/x-www-form-urlencoded");
+        let in_body = if parts.method == axum::http::Method::POST && form {
+            let mut params = read_form(&parts.headers, body, state.max_body, &trace.0)
+                .await
+                .map_err(|e| e.scheme(AuthScheme::Bearer))?;
+            params.remove("access_token")
+        } else {
+            None
+        };
+        let token = match (header, in_body) {
+            (Some(_), Some(_)) => {
+                return Err(fail(AuthError::invalid_request(
+                    "send the access token in one place only",
+                )));
+            }
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => return Err(fail(AuthError::MissingBearerToken)),
+        };
+        if token.is_empty() {
+            return Err(fail(AuthError::InvalidToken(
+                "the access token is empty".into(),
+            )));
+        }
+        Ok(BearerToken { trace, token })
+    }
+}
+
 /// A request that carried the admin bearer token (compared by hash, in constant time).
 pub struct Admin;
 

@@ -1,5 +1,6 @@
 //! The HTTP surface: one axum router over [`AppState`] with the OP endpoints, the device API,
-//! the admin API and health/metrics, plus the trace-id middleware and JSON fallbacks.
+//! the admin API and health/metrics, plus the trace-id middleware (which names every response
+//! in an `X-Request-Id` header) and JSON fallbacks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,7 @@ pub mod error;
 pub mod external;
 pub mod extract;
 pub mod op;
+pub mod tokens;
 
 use crate::domain::Domain;
 use crate::domain::error::AuthError;
@@ -67,6 +69,12 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/v1/bc/authorize", post(op::bc_authorize_post))
         .route("/token", post(op::token_post))
         .route("/oauth2/v1/token", post(op::token_post))
+        .route(
+            "/userinfo",
+            get(tokens::userinfo_get).post(tokens::userinfo_get),
+        )
+        .route("/introspect", post(tokens::introspect_post))
+        .route("/revoke", post(tokens::revoke_post))
         .route("/device/v1/enrol", post(device::device_enrol_post))
         .route("/device/v1/challenges", get(device::device_challenges_get))
         .route("/device/v1/events", get(device::device_events_get))
@@ -127,8 +135,12 @@ pub fn router(state: AppState) -> Router {
 
 static NEXT_TRACE: AtomicU64 = AtomicU64::new(0);
 
+/// The response header that names the request's log line (errors and successes alike).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// Gives every request a trace id (random per process, then a counter), logs one line per
-/// request with it, and hands it to handlers for their error bodies.
+/// request with it, hands it to handlers for their log lines, and returns it to the client in
+/// the `X-Request-Id` header of every response.
 async fn trace_layer(mut req: Request, next: Next) -> Response {
     let n = NEXT_TRACE.fetch_add(1, Ordering::Relaxed);
     let trace = format!("{}-{n:x}", process_tag());
@@ -137,7 +149,10 @@ async fn trace_layer(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let route = route_label(&req);
     let started = std::time::Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&trace) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
     let status = response.status().as_u16();
     metrics::histogram!("backchannel_http_request_seconds", "path" => route)
         .record(started.elapsed().as_secs_f64());

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use crate::domain::model::{
     AuthRequest, Challenge, Client, Device, DeviceEvent, Enrolment, Notification,
-    NotificationState, PushDelivery, PushDeliveryState, StoredKey, User, UserLookup,
-    VerifiedDecision,
+    NotificationState, PushDelivery, PushDeliveryState, RefreshFamily, RefreshToken, StoredKey,
+    User, UserLookup, VerifiedDecision,
 };
 
 mod cache;
@@ -22,6 +22,7 @@ mod rows;
 mod sql;
 mod sql_delivery;
 mod sql_purge;
+mod sql_tokens;
 pub mod sqlite;
 
 pub use purge::{PurgeCutoffs, PurgeOutcome, PurgeStore, Purged};
@@ -125,8 +126,9 @@ pub trait AuthRequestStore: Send + Sync {
         now: i64,
         slow_down_increment_secs: i64,
     ) -> StoreResult<PollGate>;
-    /// Sets `last_polled_at = now` on a pending request: a held (long) poll is counted when
-    /// it is answered.
+    /// A held (long) poll of a pending request was answered at `now`: it spaced the client's
+    /// polls by itself, so the next poll is allowed at once (`last_polled_at` becomes `now`
+    /// minus the interval). The natural long-poll loop never earns `slow_down`.
     async fn touch_poll(&self, id: &str, now: i64) -> StoreResult<()>;
     /// `approved` → `redeemed` as one conditional UPDATE; true for exactly one caller.
     async fn redeem(&self, id: &str, now: i64) -> StoreResult<bool>;
@@ -270,6 +272,40 @@ pub trait KeyStore: Send + Sync {
     async fn seal_signing_key(&self, kid: &str, clear: &str, sealed: &str) -> StoreResult<bool>;
 }
 
+/// Refresh tokens (RFC 6749 §6, rotated as RFC 9700 §4.14.2 asks) and access tokens revoked
+/// before their expiry (RFC 7009).
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new family with its first token, in one transaction.
+    async fn insert_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshToken,
+    ) -> StoreResult<()>;
+    /// A token by the hash of its value, with its family.
+    async fn get_refresh_token(
+        &self,
+        hash: &str,
+    ) -> StoreResult<Option<(RefreshToken, RefreshFamily)>>;
+    /// The one use of token `old_hash` at `now`: in one transaction, marks it rotated (only if
+    /// it was not, it has not expired, and its family is in force and unexpired) and stores
+    /// `next` in its family. True for exactly one caller; false changes nothing.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: &RefreshToken,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Revokes a family at `now` and, until their expiry, the access tokens minted with its
+    /// tokens. True if it was in force.
+    async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> StoreResult<bool>;
+    /// [`TokenStore::revoke_refresh_family`] for every family of the user; how many.
+    async fn revoke_user_refresh_families(&self, user_sub: &str, now: i64) -> StoreResult<u64>;
+    /// Revokes an access token by `jti` until `expires_at` (when it is refused anyway).
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> StoreResult<()>;
+    async fn access_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     /// A cheap round trip to the database (readiness).
@@ -288,6 +324,7 @@ pub struct Stores {
     pub pushes: Arc<dyn PushQueueStore>,
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
+    pub tokens: Arc<dyn TokenStore>,
     pub purge: Arc<dyn PurgeStore>,
     pub health: Arc<dyn Health>,
     /// The PostgreSQL pool when the backend is PostgreSQL: several nodes may share it, and
@@ -308,6 +345,7 @@ impl Stores {
             + PushQueueStore
             + ReplayCache
             + KeyStore
+            + TokenStore
             + PurgeStore
             + Health
             + 'static,
@@ -322,6 +360,7 @@ impl Stores {
             pushes: backend.clone(),
             replay: backend.clone(),
             keys: backend.clone(),
+            tokens: backend.clone(),
             purge: backend.clone(),
             health: backend,
             shared_pool: None,

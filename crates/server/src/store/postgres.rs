@@ -10,6 +10,7 @@ mod delivery;
 mod purge;
 mod replay_keys;
 mod requests;
+mod tokens;
 
 pub use purge::PurgeLock;
 
@@ -46,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "purge",
         include_str!("../../migrations/postgres/0005_purge.sql"),
+    ),
+    (
+        6,
+        "tokens",
+        include_str!("../../migrations/postgres/0006_tokens.sql"),
     ),
     (
         7,

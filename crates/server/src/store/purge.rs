@@ -14,8 +14,8 @@ pub const PURGE_BATCH_ROWS: i64 = 1_000;
 /// What one pass may delete, as of `now` (Unix ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeCutoffs {
-    /// Nothing pending at `now` with a deadline at or after it is deleted, and used `jti`s
-    /// are deleted once `now` reached their expiry.
+    /// Nothing pending at `now` with a deadline at or after it is deleted; used `jti`s,
+    /// refresh families and revoked access tokens are deleted once `now` reached their expiry.
     pub now: i64,
     /// Requests that expired before this (`now` minus the grace period), whatever their state,
     /// go with their challenges, notification and push deliveries; device events written
@@ -51,6 +51,9 @@ pub struct Purged {
     pub push_deliveries: u64,
     pub device_events: u64,
     pub jtis: u64,
+    pub refresh_families: u64,
+    pub refresh_tokens: u64,
+    pub revoked_access_tokens: u64,
     /// Transactions the pass ran (each deleting at most a batch per statement).
     pub rounds: u64,
 }
@@ -64,6 +67,9 @@ impl Purged {
             + self.push_deliveries
             + self.device_events
             + self.jtis
+            + self.refresh_families
+            + self.refresh_tokens
+            + self.revoked_access_tokens
     }
 }
 
@@ -84,7 +90,8 @@ pub trait PurgeStore: Send + Sync {
     /// `expired_before` unless a notification or push delivery of theirs is pending with a
     /// deadline at or after `now`, together with their challenges, notification and push
     /// deliveries; `jti`s that expired by `now`; device events written before
-    /// `expired_before`. On PostgreSQL the pass holds an advisory lock (per database and
+    /// `expired_before`; refresh families whose absolute lifetime ended by `now`, with their
+    /// tokens; revoked access tokens that expired by `now`. On PostgreSQL the pass holds an advisory lock (per database and
     /// schema) and is `Skipped` when another session holds it; SQLite has one node.
     async fn purge(&self, cutoffs: &PurgeCutoffs) -> StoreResult<PurgeOutcome>;
 }
@@ -97,6 +104,9 @@ impl std::ops::AddAssign for Purged {
         self.push_deliveries += other.push_deliveries;
         self.device_events += other.device_events;
         self.jtis += other.jtis;
+        self.refresh_families += other.refresh_families;
+        self.refresh_tokens += other.refresh_tokens;
+        self.revoked_access_tokens += other.revoked_access_tokens;
         self.rounds += other.rounds;
     }
 }

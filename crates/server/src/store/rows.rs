@@ -12,7 +12,7 @@ use super::{StoreError, StoreResult};
 use crate::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEvent,
     DeviceEventKind, IdTokenEncryption, Notification, NotificationKind, NotificationState,
-    PushDelivery, PushDeliveryState, StoredKey, User,
+    PushDelivery, PushDeliveryState, RefreshFamily, RefreshToken, StoredKey, User,
 };
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -163,6 +163,7 @@ pub(crate) fn client(row: &impl RowExt) -> StoreResult<Client> {
         id_token_encryption: id_token_encryption(row)?,
         disabled: row.flag("disabled")?,
         created_at: row.int("created_at")?,
+        refresh_tokens: row.flag("refresh_tokens")?,
     })
 }
 
@@ -179,6 +180,36 @@ fn id_token_encryption(row: &impl RowExt) -> StoreResult<Option<IdTokenEncryptio
         })),
         _ => Err(corrupt()),
     }
+}
+
+pub(crate) fn refresh_family(row: &impl RowExt) -> StoreResult<RefreshFamily> {
+    Ok(RefreshFamily {
+        id: row.text("id")?,
+        client_id: row.text("client_id")?,
+        user_sub: row.text("user_sub")?,
+        device_id: row.opt_text("device_id")?,
+        scope: row.text("scope")?,
+        authorization_details: opt_json_col(row, "authorization_details")?,
+        authenticated_at: row.int("authenticated_at")?,
+        user_verified: row.flag("user_verified")?,
+        created_at: row.int("created_at")?,
+        expires_at: row.int("expires_at")?,
+        revoked_at: row.opt_int("revoked_at")?,
+    })
+}
+
+/// A refresh token (columns prefixed `rt_`) joined with its family (columns as named).
+pub(crate) fn refresh_token(row: &impl RowExt) -> StoreResult<(RefreshToken, RefreshFamily)> {
+    let token = RefreshToken {
+        hash: row.text("rt_hash")?,
+        family_id: row.text("rt_family_id")?,
+        created_at: row.int("rt_created_at")?,
+        expires_at: row.int("rt_expires_at")?,
+        rotated_at: row.opt_int("rt_rotated_at")?,
+        access_jti: row.text("rt_access_jti")?,
+        access_expires_at: row.int("rt_access_expires_at")?,
+    };
+    Ok((token, refresh_family(row)?))
 }
 
 pub(crate) fn user(row: &impl RowExt) -> StoreResult<User> {

@@ -10,8 +10,8 @@ use crate::domain::model::UserLookup;
 pub(crate) const INSERT_CLIENT: &str = "INSERT INTO clients (id, name, auth_method, \
     secret_hash, jwks, jwks_uri, scopes, delivery_mode, notification_endpoint, \
     request_signing_alg, user_code_required, id_token_signing_alg, disabled, created_at, \
-    id_token_encrypted_response_alg, id_token_encrypted_response_enc) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+    id_token_encrypted_response_alg, id_token_encrypted_response_enc, refresh_tokens) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 pub(crate) const GET_CLIENT: &str = "SELECT * FROM clients WHERE id = $1";
 pub(crate) const LIST_CLIENTS: &str = "SELECT * FROM clients ORDER BY created_at, id";
 pub(crate) const SET_CLIENT_DISABLED: &str = "UPDATE clients SET disabled = $2 WHERE id = $1";
@@ -60,8 +60,10 @@ pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges (id, auth_requ
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub(crate) const GET_AUTH_REQUEST: &str = "SELECT * FROM auth_requests WHERE id = $1";
 
-pub(crate) const TOUCH_POLL: &str =
-    "UPDATE auth_requests SET last_polled_at = $2 WHERE id = $1 AND state = 'pending'";
+/// A held poll answered pending at `$2` already spaced the client's polls: the next poll may
+/// come at once, so the gate is set as if the last poll were a whole interval ago.
+pub(crate) const TOUCH_POLL: &str = "UPDATE auth_requests \
+    SET last_polled_at = $2 - interval_secs * 1000 WHERE id = $1 AND state = 'pending'";
 pub(crate) const REDEEM: &str = "UPDATE auth_requests SET state = 'redeemed', redeemed_at = $2 \
     WHERE id = $1 AND state = 'approved'";
 

@@ -60,3 +60,27 @@ pub(crate) const PURGE_JTIS: &str = "DELETE FROM replay_jtis WHERE (scope, jti) 
 pub(crate) const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE seq IN \
     (SELECT seq FROM (SELECT seq, created_at FROM device_events ORDER BY seq LIMIT $2) AS head \
      WHERE created_at < $1)";
+
+/// Refresh families whose absolute lifetime ended by `$1`, at most `$2` a round: their tokens
+/// first, ...
+macro_rules! purgeable_families {
+    () => {
+        "SELECT id FROM refresh_families WHERE expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+    };
+}
+pub(crate) const PURGE_REFRESH_TOKENS: &str = concat!(
+    "DELETE FROM refresh_tokens WHERE family_id IN (",
+    purgeable_families!(),
+    ")"
+);
+/// ... then the families (a revoked one is kept until then, so a reuse is still recognised).
+pub(crate) const PURGE_REFRESH_FAMILIES: &str = concat!(
+    "DELETE FROM refresh_families WHERE id IN (",
+    purgeable_families!(),
+    ")"
+);
+
+/// At most `$2` revoked access tokens that expired by `$1`: past its `exp` a token is refused
+/// anyway.
+pub(crate) const PURGE_REVOKED_ACCESS_TOKENS: &str = "DELETE FROM revoked_access_tokens \
+    WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at <= $1 LIMIT $2)";

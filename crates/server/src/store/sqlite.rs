@@ -23,6 +23,7 @@ mod delivery;
 mod purge;
 mod read;
 mod requests;
+mod tokens;
 mod writer;
 
 /// The migrations, in order; `PRAGMA user_version` records how many ran.
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_device_events.sql"),
     include_str!("../../migrations/sqlite/0004_leases.sql"),
     include_str!("../../migrations/sqlite/0005_purge.sql"),
+    include_str!("../../migrations/sqlite/0006_tokens.sql"),
     include_str!("../../migrations/sqlite/0007_keys_encryption.sql"),
 ];
 

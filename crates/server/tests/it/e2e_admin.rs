@@ -207,7 +207,7 @@ async fn discovery_lists_the_ciba_metadata() {
         assert_eq!(m["backchannel_user_code_parameter_supported"], true);
         assert_eq!(
             m["grant_types_supported"],
-            json!(["urn:openid:params:grant-type:ciba"])
+            json!(["urn:openid:params:grant-type:ciba", "refresh_token"])
         );
         assert_eq!(
             m["authorization_details_types_supported"],

@@ -643,7 +643,7 @@ async fn signed_request_objects() {
     // Replay.
     s.bc_authorize(&auth, &[("request", &request)])
         .await
-        .expect_error(400, "invalid_request_object");
+        .expect_error(400, "invalid_request");
     // Parameters beside the object.
     s.bc_authorize(
         &auth,
@@ -692,7 +692,7 @@ async fn signed_request_objects() {
     for request in broken {
         s.bc_authorize(&auth, &[("request", &request)])
             .await
-            .expect_error(400, "invalid_request_object");
+            .expect_error(400, "invalid_request");
     }
 }
 

@@ -158,6 +158,7 @@ fn random_input_never_breaks_either_endpoint() {
                     Err(e) => panic!("transport error: {e}"),
                 };
                 let status = r.status().as_u16();
+                let request_id = r.headers().get("x-request-id").is_some();
                 let text = r.text().await.unwrap();
                 prop_assert!(status < 500, "{path} answered {status}: {text}");
                 if status != 200 {
@@ -165,7 +166,16 @@ fn random_input_never_breaks_either_endpoint() {
                         .map_err(|_| TestCaseError::fail(format!("not JSON: {text}")))?;
                     let code = v["error"].as_str().unwrap_or("");
                     prop_assert!(KNOWN_ERRORS.contains(&code), "unknown error code in {text}");
-                    prop_assert!(v["trace_id"].is_string());
+                    prop_assert!(request_id, "no X-Request-Id on {path}");
+                    prop_assert!(
+                        v.as_object().is_some_and(|m| m.keys().all(|k| [
+                            "error",
+                            "error_description",
+                            "error_uri"
+                        ]
+                        .contains(&k.as_str()))),
+                        "error body has other members: {text}"
+                    );
                 }
                 Ok(())
             })

@@ -14,7 +14,7 @@ use backchannel_protocol::oauth::{ClientAuthMethod, DeliveryMode};
 use backchannel_server::domain::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, DeviceEventKind,
     Enrolment, IdTokenEncryption, Notification, NotificationKind, NotificationState,
-    PushDeliveryState, StoredKey, User, UserLookup, VerifiedDecision,
+    PushDeliveryState, RefreshFamily, RefreshToken, StoredKey, User, UserLookup, VerifiedDecision,
 };
 use backchannel_server::store::postgres::PgStore;
 use backchannel_server::store::sqlite::SqliteStore;
@@ -29,6 +29,7 @@ mod outbox;
 mod purge;
 mod replay_keys;
 mod requests;
+mod tokens;
 mod writes;
 
 /// A fixed "now" (Unix ms); tests move time by passing other values, never by sleeping.
@@ -94,6 +95,10 @@ contract!(
     replay_keys::first_signing_keys_are_stored_once_per_algorithm,
     replay_keys::a_clear_signing_key_is_sealed_once,
     replay_keys::health_ping_answers,
+    tokens::refresh_tokens_rotate_once_and_revoke_with_their_family,
+    tokens::concurrent_uses_of_one_refresh_token_rotate_it_once,
+    tokens::a_users_refresh_families_are_revoked_together,
+    tokens::purge_removes_ended_refresh_families_and_expired_revocations,
     writes::a_failing_write_among_concurrent_ones_fails_alone,
     writes::concurrent_requests_are_all_stored,
     writes::reads_see_acknowledged_writes,
@@ -175,6 +180,7 @@ fn client(id: &str, created_at: i64) -> Client {
         id_token_encryption: None,
         disabled: false,
         created_at,
+        refresh_tokens: false,
     }
 }
 

@@ -12,7 +12,7 @@ use backchannel_protocol::device::{
 };
 use backchannel_protocol::jose::{self, Algorithm, Jwks, SigningKey, b64};
 use backchannel_protocol::oauth::{
-    CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA,
+    CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA, GRANT_TYPE_REFRESH_TOKEN,
 };
 use std::sync::Arc;
 
@@ -146,7 +146,26 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The OpenID conformance suite fails an error body with any member but these.
+#[track_caller]
+pub fn assert_error_body_members(body: &Value) {
+    let members = body.as_object().expect("error body is an object");
+    assert!(
+        members
+            .keys()
+            .all(|k| ["error", "error_description", "error_uri"].contains(&k.as_str())),
+        "error body has other members: {body}"
+    );
+}
+
 impl Answer {
+    /// The `X-Request-Id` the server named this response by.
+    pub fn request_id(&self) -> Option<&str> {
+        self.headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+    }
+
     pub fn error(&self) -> &str {
         self.body["error"].as_str().unwrap_or("")
     }
@@ -159,12 +178,11 @@ impl Answer {
             "body: {}",
             self.body
         );
+        assert_error_body_members(&self.body);
         assert!(
-            self.body["trace_id"]
-                .as_str()
-                .is_some_and(|t| !t.is_empty()),
-            "no trace_id: {}",
-            self.body
+            self.request_id().is_some_and(|t| !t.is_empty()),
+            "no X-Request-Id: {:?}",
+            self.headers
         );
         assert_eq!(self.headers["cache-control"], "no-store");
     }
@@ -497,5 +515,124 @@ impl TestDevice {
         assert_eq!(list.len(), 1, "expected exactly one pending challenge");
         let jws = self.decision_jws(&list[0], decision, &list[0].challenge);
         self.send_decision(server, &list[0].id, &jws).await
+    }
+}
+
+/// A flow's outcome: the token response and the user it was for.
+pub struct Tokens {
+    pub body: Value,
+    pub sub: String,
+}
+
+impl Tokens {
+    pub fn access_token(&self) -> &str {
+        self.body["access_token"].as_str().unwrap()
+    }
+
+    pub fn refresh_token(&self) -> &str {
+        self.body["refresh_token"].as_str().unwrap()
+    }
+}
+
+impl TestServer {
+    /// A client authenticating with `method` (a fresh key for `private_key_jwt`), allowed
+    /// `scope`, registered with the refresh_token grant when `refresh` is set.
+    pub async fn client_with(&self, method: ClientAuthMethod, scope: &str, refresh: bool) -> Auth {
+        let key = SigningKey::generate(Algorithm::ES256).unwrap();
+        let jwt = method == ClientAuthMethod::PrivateKeyJwt;
+        let (id, secret) = self
+            .client(NewClient {
+                name: "Token Bank".into(),
+                auth_method: Some(method),
+                jwks: jwt.then(|| Jwks {
+                    keys: vec![key.public_jwk()],
+                }),
+                scope: Some(scope.into()),
+                grant_types: refresh.then(|| {
+                    vec![
+                        GRANT_TYPE_CIBA.to_owned(),
+                        GRANT_TYPE_REFRESH_TOKEN.to_owned(),
+                    ]
+                }),
+                ..Default::default()
+            })
+            .await;
+        match method {
+            ClientAuthMethod::ClientSecretBasic => Auth::Basic(id, secret.unwrap()),
+            ClientAuthMethod::ClientSecretPost => Auth::Post(id, secret.unwrap()),
+            ClientAuthMethod::PrivateKeyJwt => Auth::Jwt(id, key),
+        }
+    }
+
+    /// A request for `hint` with `scope`, approved on `device`: its auth_req_id.
+    pub async fn approved_request(
+        &self,
+        auth: &Auth,
+        device: &TestDevice,
+        hint: &str,
+        scope: &str,
+    ) -> String {
+        let id = self
+            .start_request(auth, &[("scope", scope), ("login_hint", hint)])
+            .await;
+        let a = device.decide_only(self, Decision::Approve).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        id
+    }
+
+    /// A whole flow for `hint` with `scope`, approved on `device`, redeemed at once.
+    pub async fn tokens(
+        &self,
+        auth: &Auth,
+        device: &TestDevice,
+        hint: &str,
+        scope: &str,
+    ) -> Tokens {
+        let id = self.approved_request(auth, device, hint, scope).await;
+        let t = self.token(auth, &id).await;
+        assert_eq!(t.status, 200, "{}", t.body);
+        let id_token = t.body["id_token"].as_str().unwrap();
+        let sub = self.verify_jwt(id_token).await.1["sub"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Tokens { body: t.body, sub }
+    }
+
+    /// `grant_type=refresh_token`.
+    pub async fn refresh(&self, auth: &Auth, refresh_token: &str) -> Answer {
+        self.post_form(
+            "/token",
+            auth,
+            &[
+                ("grant_type", GRANT_TYPE_REFRESH_TOKEN),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// `GET /userinfo` with the token (if any) in the Authorization header.
+    pub async fn userinfo(&self, access_token: Option<&str>) -> Answer {
+        let mut req = self.http.get(self.url("/userinfo"));
+        if let Some(t) = access_token {
+            req = req.bearer_auth(t);
+        }
+        Answer::from(req.send().await.unwrap()).await
+    }
+
+    /// `POST /introspect` of `token` by `auth`.
+    pub async fn introspect(&self, auth: &Auth, token: &str) -> Value {
+        let a = self
+            .post_form("/introspect", auth, &[("token", token)])
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.headers["cache-control"], "no-store");
+        a.body
+    }
+
+    /// `POST /revoke` of `token` by `auth`.
+    pub async fn revoke(&self, auth: &Auth, token: &str) -> Answer {
+        self.post_form("/revoke", auth, &[("token", token)]).await
     }
 }

@@ -30,7 +30,8 @@ impl ClientStore for PgStore {
             .bind(c.disabled)
             .bind(c.created_at)
             .bind(c.id_token_encryption.map(|e| e.alg.as_str()))
-            .bind(c.id_token_encryption.map(|e| e.enc.as_str()));
+            .bind(c.id_token_encryption.map(|e| e.enc.as_str()))
+            .bind(c.refresh_tokens);
         affected(&self.pool, q).await.map(drop)
     }
 

@@ -86,6 +86,25 @@ async fn purge_requests(lock: &mut PurgeLock, c: &PurgeCutoffs) -> StoreResult<P
     })
 }
 
+/// One round of refresh families whose absolute lifetime is over, their tokens first, in one
+/// repeatable-read transaction (both statements pick the same families).
+async fn purge_families(lock: &mut PurgeLock, c: &PurgeCutoffs) -> StoreResult<Purged> {
+    let mut tx = lock.conn.begin().await.map_err(db_error)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let bound = |statement: &'static str| sqlx::query(statement).bind(c.now).bind(c.limit());
+    let refresh_tokens = affected(&mut *tx, bound(sql::PURGE_REFRESH_TOKENS)).await?;
+    let refresh_families = affected(&mut *tx, bound(sql::PURGE_REFRESH_FAMILIES)).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(Purged {
+        refresh_families,
+        refresh_tokens,
+        ..Purged::default()
+    })
+}
+
 /// Runs `statement` (`$1` a cutoff, `$2` the batch) in rounds, each a statement of its own;
 /// `counted` says which kind of row it deletes.
 async fn purge_by(
@@ -138,6 +157,25 @@ impl PurgeStore for PgStore {
             c.limit(),
             |device_events| Purged {
                 device_events,
+                ..Purged::default()
+            },
+        )
+        .await?;
+        loop {
+            let round = purge_families(&mut lock, &c).await?;
+            purged += round;
+            purged.rounds += 1;
+            if round.refresh_families < u64::try_from(c.limit()).unwrap_or(u64::MAX) {
+                break;
+            }
+        }
+        purged += purge_by(
+            &mut lock,
+            sql::PURGE_REVOKED_ACCESS_TOKENS,
+            c.now,
+            c.limit(),
+            |revoked_access_tokens| Purged {
+                revoked_access_tokens,
                 ..Purged::default()
             },
         )

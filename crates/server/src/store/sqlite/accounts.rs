@@ -43,6 +43,7 @@ impl ClientStore for SqliteStore {
                         &c.created_at,
                         &c.id_token_encryption.map(|e| e.alg.as_str()),
                         &c.id_token_encryption.map(|e| e.enc.as_str()),
+                        &c.refresh_tokens,
                     ],
                 )
                 .map(drop)

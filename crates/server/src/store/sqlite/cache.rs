@@ -116,7 +116,8 @@ impl PollBook {
         }
     }
 
-    /// A held poll counts when it is answered.
+    /// A held poll answered pending at `now` spaced the client's polls by itself: the next
+    /// one may come at once (as if the last poll were an interval ago).
     pub(super) fn touch(&self, request: &AuthRequest, now: i64) {
         let mut shard = self.shard(&request.id);
         let entry = shard.entry(request.id.clone()).or_insert(PollEntry {
@@ -124,7 +125,7 @@ impl PollBook {
             interval_secs: request.interval_secs,
             expires_at: request.expires_at,
         });
-        entry.last_polled_at = Some(now);
+        entry.last_polled_at = Some(now - entry.interval_secs * 1000);
     }
 
     /// The request as the file has it, with the poll state only memory knows.

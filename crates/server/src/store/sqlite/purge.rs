@@ -91,6 +91,38 @@ impl PurgeStore for SqliteStore {
                 },
             )
             .await?;
+        purged += in_rounds(
+            c.limit(),
+            |p| p.refresh_families,
+            || async move {
+                self.writer
+                    .write(move |conn| {
+                        let params: [&dyn ToSql; 2] = [&c.now, &c.limit()];
+                        let refresh_tokens =
+                            count(execute(conn, sql::PURGE_REFRESH_TOKENS, &params)?);
+                        let refresh_families =
+                            count(execute(conn, sql::PURGE_REFRESH_FAMILIES, &params)?);
+                        Ok(Purged {
+                            refresh_families,
+                            refresh_tokens,
+                            ..Purged::default()
+                        })
+                    })
+                    .await
+            },
+        )
+        .await?;
+        purged += self
+            .purge_by(
+                sql::PURGE_REVOKED_ACCESS_TOKENS,
+                c.now,
+                c.limit(),
+                |revoked_access_tokens| Purged {
+                    revoked_access_tokens,
+                    ..Purged::default()
+                },
+            )
+            .await?;
         Ok(PurgeOutcome::Ran(purged))
     }
 }
