@@ -31,6 +31,7 @@ mod request_object;
 pub mod testing;
 pub mod token;
 pub mod wake;
+pub mod webauthn;
 
 use crate::config::Config;
 use crate::outbound::OutboundError;

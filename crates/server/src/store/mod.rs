@@ -22,8 +22,10 @@ mod sql;
 mod sql_delivery;
 mod sql_purge;
 pub mod sqlite;
+pub mod webauthn;
 
 pub use purge::{PurgeCutoffs, PurgeOutcome, PurgeStore, Purged};
+pub use webauthn::WebAuthnStore;
 
 /// Storage failures. `Conflict` is the only one a caller is expected to handle (a duplicate
 /// unique value); `Backend` is a server fault.
@@ -284,6 +286,7 @@ pub struct Stores {
     pub replay: Arc<dyn ReplayCache>,
     pub keys: Arc<dyn KeyStore>,
     pub purge: Arc<dyn PurgeStore>,
+    pub webauthn: Arc<dyn WebAuthnStore>,
     pub health: Arc<dyn Health>,
     /// The PostgreSQL pool when the backend is PostgreSQL: several nodes may share it, and
     /// the cluster notifier LISTENs on it.
@@ -304,6 +307,7 @@ impl Stores {
             + ReplayCache
             + KeyStore
             + PurgeStore
+            + WebAuthnStore
             + Health
             + 'static,
     {
@@ -318,6 +322,7 @@ impl Stores {
             replay: backend.clone(),
             keys: backend.clone(),
             purge: backend.clone(),
+            webauthn: backend.clone(),
             health: backend,
             shared_pool: None,
         }

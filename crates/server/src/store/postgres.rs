@@ -10,6 +10,7 @@ mod delivery;
 mod purge;
 mod replay_keys;
 mod requests;
+mod webauthn;
 
 pub use purge::PurgeLock;
 
@@ -44,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "purge",
         include_str!("../../migrations/postgres/0005_purge.sql"),
+    ),
+    (
+        8,
+        "webauthn",
+        include_str!("../../migrations/postgres/0008_webauthn.sql"),
     ),
 ];
 

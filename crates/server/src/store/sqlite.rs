@@ -23,6 +23,7 @@ mod delivery;
 mod purge;
 mod read;
 mod requests;
+mod webauthn;
 mod writer;
 
 /// The migrations, in order; `PRAGMA user_version` records how many ran.
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0003_device_events.sql"),
     include_str!("../../migrations/sqlite/0004_leases.sql"),
     include_str!("../../migrations/sqlite/0005_purge.sql"),
+    include_str!("../../migrations/sqlite/0008_webauthn.sql"),
 ];
 
 /// Read-only connections beside the writer.

@@ -4,6 +4,7 @@
 
 mod e2e_admin;
 mod e2e_backchannel;
+mod e2e_browser;
 mod e2e_device;
 mod e2e_events;
 mod e2e_external;
@@ -13,6 +14,7 @@ mod e2e_long_poll;
 mod e2e_notify;
 mod e2e_postgres;
 mod e2e_token;
+mod e2e_webauthn;
 mod push;
 mod store_contract;
 mod support;
