@@ -179,7 +179,14 @@ async function main() {
     await a.page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
+  let used = null;
   await step("Approve with WebAuthn: the relying party gets tokens with the verified-user acr", async () => {
+    // Keep the assertion the page sends, to replay it below.
+    await a.page.route("**/decision", async (route) => {
+      const jws = JSON.parse(route.request().postData()).decision;
+      used = claimsOf(jws).webauthn;
+      await route.continue();
+    });
     const card = cardOf(a.page, binding);
     await card.getByRole("button", { name: "Approve", exact: true }).click();
     await card.getByText("Approved", { exact: true }).waitFor(WAIT);
@@ -189,6 +196,43 @@ async function main() {
     const id = claimsOf(tokens.id_token);
     assert.equal(id.acr, "urn:backchannel:acr:device:uv");
     assert.deepEqual(id.amr, ["pop", "user", "mfa"]);
+  });
+
+  await step("a replayed or forged WebAuthn assertion is refused by the server", async () => {
+    await a.page.unroute("**/decision");
+    assert.ok(used && used.signature, "the approval carried a WebAuthn assertion");
+    await startRequest(client, { ...hint, binding_message: "Replay #5" });
+    const card = cardOf(a.page, "Replay #5");
+    await card.waitFor(WAIT);
+    const id = await card.getAttribute("data-challenge-id");
+    // Signed by this page's own device key, so only the assertion is wrong.
+    const answers = await a.page.evaluate(
+      async ({ id, replayed }) => {
+        const D = globalThis.BackchannelDevice;
+        const device = await D.loadDevice();
+        const { challenge } = await D.call(device, "GET", `/device/v1/challenges/${id}`);
+        // A fresh assertion for this very challenge, its signature altered.
+        const fresh = await D.webauthnAssertion(device, id, challenge, "approve");
+        const sig = D.b64uDecode(fresh.signature);
+        sig[sig.length - 1] ^= 1;
+        const b64u = (b) => btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+        const forged = { ...fresh, signature: b64u(sig) };
+        const out = [];
+        for (const assertion of [replayed, forged]) {
+          try {
+            await D.decide(device, id, challenge, "approve", assertion);
+            out.push("accepted");
+          } catch (e) {
+            out.push(e.code);
+          }
+        }
+        return out;
+      },
+      { id, replayed: used },
+    );
+    assert.deepEqual(answers, ["invalid_decision", "invalid_decision"]);
+    await card.getByRole("button", { name: "Deny", exact: true }).click();
+    await card.getByText("Denied", { exact: true }).waitFor(WAIT);
   });
 
   await step("Deny: the relying party gets access_denied", async () => {
