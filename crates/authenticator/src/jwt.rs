@@ -99,6 +99,7 @@ pub fn sign_decision(
         shown_hash: jose::b64::encode(&jose::sha256(challenge.raw.as_bytes())),
         iat: now,
         jti: jose::random_token(16)?,
+        webauthn: None,
     };
     sign_with_device_key(key, device_id, DECISION_JWT_TYP, &claims)
 }

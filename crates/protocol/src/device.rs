@@ -175,6 +175,67 @@ pub struct DecisionClaims {
     pub shown_hash: String,
     pub iat: i64,
     pub jti: String,
+    /// The WebAuthn assertion that verified the user for this decision (browser authenticator,
+    /// `docs/device-api.md` §9): required with `user_verified: true` from a device that
+    /// registered a WebAuthn credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<WebAuthnAssertion>,
+}
+
+/// A WebAuthn assertion (`navigator.credentials.get`) carried in a decision; every member is
+/// base64url without padding. Its challenge is [`webauthn_decision_challenge`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebAuthnAssertion {
+    /// The credential's raw id.
+    pub credential_id: String,
+    pub authenticator_data: String,
+    pub client_data_json: String,
+    pub signature: String,
+}
+
+/// `POST /device/v1/device/webauthn`: the credential a browser registered
+/// (`navigator.credentials.create`, `none` attestation) to verify its user; base64url members.
+/// Its challenge is [`webauthn_registration_challenge`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebAuthnRegistration {
+    pub credential_id: String,
+    pub client_data_json: String,
+    pub attestation_object: String,
+}
+
+/// The answer to a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebAuthnCredentialInfo {
+    pub credential_id: String,
+    /// `ES256`, `EdDSA` or `RS256`.
+    pub alg: String,
+}
+
+/// `GET /device/v1/webpush`: the VAPID public key a browser subscribes with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPushKey {
+    /// Uncompressed P-256 point, base64url: `applicationServerKey` of `pushManager.subscribe`.
+    pub application_server_key: String,
+}
+
+/// The text whose SHA-256 is the WebAuthn challenge of a registration: the device id, so the
+/// credential is bound to the device that registers it (the call is device-signed, once).
+pub fn webauthn_registration_challenge(device_id: &str) -> String {
+    format!("backchannel:webauthn-register:v1.{device_id}")
+}
+
+/// The text whose SHA-256 is the WebAuthn challenge of a decision: the challenge id, the
+/// decision and the `shown_hash`, so the user's gesture approves exactly this transaction.
+pub fn webauthn_decision_challenge(
+    challenge_id: &str,
+    decision: Decision,
+    shown_hash: &str,
+) -> String {
+    let decision = match decision {
+        Decision::Approve => "approve",
+        Decision::Deny => "deny",
+    };
+    format!("backchannel:webauthn-decision:v1.{challenge_id}.{decision}.{shown_hash}")
 }
 
 /// `POST /device/v1/challenges/{id}/decision`.

@@ -216,12 +216,18 @@ pub async fn start_with_clock(
     .await?;
     let (token, generated) = admin_token(&config)?;
     let (shutdown, mut rx) = watch::channel(false);
+    let senders =
+        PushSenders::from_config(&config.push, &outbound).map_err(|e| err("push senders")(&e))?;
     let state = AppState::new(Shared {
         domain: domain.clone(),
         admin_token_hash: Some(Domain::hash_hex(&token)),
         metrics: metrics_handle(),
         max_body: config.server.max_body_bytes,
         shutdown: rx.clone(),
+        webpush_key: senders
+            .webpush
+            .as_ref()
+            .map(|w| w.application_server_key().to_owned()),
     });
     let app = router(state);
     let mut serve_rx = rx.clone();
@@ -234,8 +240,6 @@ pub async fn start_with_clock(
     });
     release_dead_leases(&domain).await?;
     let outbox = OutboxWorker::new(domain.clone(), outbound.clone()).spawn(rx.clone());
-    let senders =
-        PushSenders::from_config(&config.push, &outbound).map_err(|e| err("push senders")(&e))?;
     let pushes = PushWorker::new(domain.clone(), senders, outbound).spawn(rx.clone());
     let key_reload = spawn_key_reload(domain.clone(), rx.clone());
     let hk_domain = domain.clone();

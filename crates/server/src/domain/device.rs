@@ -285,12 +285,13 @@ impl Domain {
             return Err(bad("shown_hash does not match the challenge"));
         }
         let approved = claims.decision == Decision::Approve;
+        let user_verified = self.decision_user_verified(device, &claims).await?;
         self.apply_decision(
             &challenge,
             &request,
             &device.id,
             approved,
-            claims.user_verified,
+            user_verified,
             decision_jws.to_owned(),
             now,
         )

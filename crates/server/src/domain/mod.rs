@@ -35,6 +35,7 @@ mod request_object;
 pub mod testing;
 pub mod token;
 pub mod wake;
+pub mod webauthn;
 
 use crate::config::Config;
 use crate::outbound::OutboundError;

@@ -199,6 +199,7 @@ impl Fixture {
             shown_hash: b64::encode(&jose::sha256(c.challenge.as_bytes())),
             iat,
             jti: jose::random_token(8).unwrap(),
+            webauthn: None,
         };
         let jws = jose::sign_jwt(&self.device_key, Some(DECISION_JWT_TYP), &claims).unwrap();
         self.domain

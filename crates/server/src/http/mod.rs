@@ -14,6 +14,7 @@ use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub mod admin;
+pub mod authenticator;
 pub mod device;
 pub mod error;
 pub mod external;
@@ -54,6 +55,8 @@ pub struct Shared {
     /// Turns true when the server stops: long-lived responses (event streams) end then, so a
     /// graceful shutdown does not wait on them forever.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The VAPID public key (base64url) when Web Push is configured: browsers subscribe with it.
+    pub webpush_key: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -127,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz_get))
         .route("/readyz", get(readyz_get))
         .route("/metrics", get(metrics_get))
+        .merge(authenticator::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(trace_layer))

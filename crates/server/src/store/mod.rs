@@ -24,8 +24,10 @@ mod sql_delivery;
 mod sql_purge;
 mod sql_tokens;
 pub mod sqlite;
+pub mod webauthn;
 
 pub use purge::{PurgeCutoffs, PurgeOutcome, PurgeStore, Purged};
+pub use webauthn::WebAuthnStore;
 
 /// Storage failures. `Conflict` is the only one a caller is expected to handle (a duplicate
 /// unique value); `Backend` is a server fault.
@@ -326,6 +328,7 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub tokens: Arc<dyn TokenStore>,
     pub purge: Arc<dyn PurgeStore>,
+    pub webauthn: Arc<dyn WebAuthnStore>,
     pub health: Arc<dyn Health>,
     /// The PostgreSQL pool when the backend is PostgreSQL: several nodes may share it, and
     /// the cluster notifier LISTENs on it.
@@ -347,6 +350,7 @@ impl Stores {
             + KeyStore
             + TokenStore
             + PurgeStore
+            + WebAuthnStore
             + Health
             + 'static,
     {
@@ -362,6 +366,7 @@ impl Stores {
             keys: backend.clone(),
             tokens: backend.clone(),
             purge: backend.clone(),
+            webauthn: backend.clone(),
             health: backend,
             shared_pool: None,
         }

@@ -11,6 +11,7 @@ mod purge;
 mod replay_keys;
 mod requests;
 mod tokens;
+mod webauthn;
 
 pub use purge::PurgeLock;
 
@@ -57,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "keys_encryption",
         include_str!("../../migrations/postgres/0007_keys_encryption.sql"),
+    ),
+    (
+        8,
+        "webauthn",
+        include_str!("../../migrations/postgres/0008_webauthn.sql"),
     ),
 ];
 

@@ -24,6 +24,7 @@ mod purge;
 mod read;
 mod requests;
 mod tokens;
+mod webauthn;
 mod writer;
 
 /// The migrations, in order; `PRAGMA user_version` records how many ran.
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_purge.sql"),
     include_str!("../../migrations/sqlite/0006_tokens.sql"),
     include_str!("../../migrations/sqlite/0007_keys_encryption.sql"),
+    include_str!("../../migrations/sqlite/0008_webauthn.sql"),
 ];
 
 /// Read-only connections beside the writer.

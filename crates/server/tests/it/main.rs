@@ -5,6 +5,7 @@
 mod e2e_admin;
 mod e2e_backchannel;
 mod e2e_conformance;
+mod e2e_browser;
 mod e2e_device;
 mod e2e_disabled;
 mod e2e_events;
@@ -20,6 +21,7 @@ mod e2e_postgres;
 mod e2e_refresh;
 mod e2e_token;
 mod e2e_userinfo;
+mod e2e_webauthn;
 mod push;
 mod store_contract;
 mod support;

@@ -30,6 +30,7 @@ mod purge;
 mod replay_keys;
 mod requests;
 mod tokens;
+mod webauthn;
 mod writes;
 
 /// A fixed "now" (Unix ms); tests move time by passing other values, never by sleeping.
@@ -103,6 +104,7 @@ contract!(
     writes::concurrent_requests_are_all_stored,
     writes::reads_see_acknowledged_writes,
     writes::push_rows_only_for_devices_that_are_pushed_to,
+    webauthn::webauthn_credentials_are_one_per_device_and_counters_only_rise,
 );
 
 /// A database file in a fresh temp dir, removed (with its WAL files) when dropped.

@@ -487,6 +487,7 @@ impl TestDevice {
             shown_hash: b64::encode(&jose::sha256(shown.as_bytes())),
             iat: now_secs(),
             jti: jose::random_token(16).unwrap(),
+            webauthn: None,
         };
         jose::sign_jwt(&self.key, Some(DECISION_JWT_TYP), &claims).unwrap()
     }
