@@ -185,17 +185,18 @@ impl Domain {
         } else {
             None
         };
-        let id_token = self.mint_id_token(
-            client,
-            &user,
-            &grant,
-            &access.token,
-            refresh_token
-                .as_deref()
-                .filter(|_| push_auth_req_id.is_some()),
-            push_auth_req_id,
-        )
-        .await?;
+        let id_token = self
+            .mint_id_token(
+                client,
+                &user,
+                &grant,
+                &access.token,
+                refresh_token
+                    .as_deref()
+                    .filter(|_| push_auth_req_id.is_some()),
+                push_auth_req_id,
+            )
+            .await?;
         metrics::counter!("backchannel_tokens_issued_total").increment(1);
         Ok(TokenResponse {
             access_token: access.token,
@@ -315,8 +316,8 @@ impl Domain {
             claims.insert("urn:openid:params:jwt:claim:auth_req_id".into(), json!(id));
         }
         add_scope_claims(&mut claims, user, &grant.scope);
-        let signed =
-            jose::sign_jwt(&key, Some("JWT"), &Value::Object(claims)).map_err(AuthError::internal)?;
+        let signed = jose::sign_jwt(&key, Some("JWT"), &Value::Object(claims))
+            .map_err(AuthError::internal)?;
         // Last: a client registered for encrypted ID tokens gets the signed one as a JWE.
         self.seal_id_token(client, signed).await
     }

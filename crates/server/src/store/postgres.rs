@@ -6,7 +6,9 @@
 //! under an advisory lock, in `postgres/purge.rs`).
 
 mod accounts;
+mod batch;
 mod delivery;
+mod poll_gate;
 mod purge;
 mod replay_keys;
 mod requests;
@@ -85,6 +87,10 @@ pub struct PgStore {
     pool: PgPool,
     polls: PgPool,
     cache: PgCaches,
+    /// Backchannel requests, written in batches (group commit).
+    creates: batch::Batcher,
+    /// The poll gate, with this node's memory in front of the database.
+    poll_gates: std::sync::Arc<poll_gate::PollGates>,
 }
 
 /// The rows every backchannel request reads, kept for [`CACHE_MAX_AGE`]: this node's own
@@ -156,6 +162,8 @@ impl PgStore {
             )));
         }
         Ok(PgStore {
+            creates: batch::Batcher::start(pool.clone()),
+            poll_gates: poll_gate::PollGates::start(polls.clone()),
             pool,
             polls,
             cache: PgCaches::new(),

@@ -4,17 +4,17 @@
 
 mod e2e_admin;
 mod e2e_backchannel;
-mod e2e_conformance;
 mod e2e_browser;
+mod e2e_conformance;
 mod e2e_device;
 mod e2e_disabled;
 mod e2e_events;
 mod e2e_external;
 mod e2e_fanout;
 mod e2e_fuzz;
+mod e2e_introspect;
 mod e2e_jwe;
 mod e2e_keys;
-mod e2e_introspect;
 mod e2e_long_poll;
 mod e2e_notify;
 mod e2e_postgres;

@@ -566,6 +566,64 @@ async fn caches_age_out(a: Arc<PgStore>, url: String) {
     b.close().await;
 }
 
+/// The poll gate holds across nodes although each answers polls that come too soon after one
+/// it saw from memory: racing polls on two nodes get one `Allowed` per interval, and the
+/// intervals that memory added reach the database (and the other node) shortly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_share_one_poll_gate() {
+    let Some(pg) = PgSchema::open().await else {
+        return;
+    };
+    let outcome = tokio::spawn(polls_on_two_nodes(pg.store.clone(), pg.url())).await;
+    let dropped = pg.remove().await;
+    if let Err(failed) = outcome {
+        std::panic::resume_unwind(failed.into_panic());
+    }
+    dropped.unwrap();
+}
+
+async fn polls_on_two_nodes(a: Arc<PgStore>, url: String) {
+    let b = Arc::new(PgStore::open(&url).await.unwrap());
+    let (node_a, node_b) = (
+        Stores::from_backend(a.clone()),
+        Stores::from_backend(b.clone()),
+    );
+    world(&node_a, 1).await;
+    start(&node_a, "req-1", &["device-1"], T0).await;
+    const SEC: i64 = 1000;
+    let poll = |s: &Stores, at: i64| {
+        let s = s.clone();
+        async move { s.requests.record_poll("req-1", at, 5).await.unwrap() }
+    };
+    assert_eq!(poll(&node_a, T0).await, PollGate::Allowed);
+    // B has seen no poll: it asks the database, which saw A's.
+    assert_eq!(
+        poll(&node_b, T0 + SEC).await,
+        PollGate::SlowDown { interval_secs: 10 }
+    );
+    // A answers from memory (its interval is still 5 s, enough to know this is too soon).
+    assert_eq!(
+        poll(&node_a, T0 + 2 * SEC).await,
+        PollGate::SlowDown { interval_secs: 10 }
+    );
+    // What A added reaches the database, so B's next question counts it.
+    eventually("A's slow_down reaches the database", || async {
+        let stored = get_request(&node_b, "req-1").await.unwrap();
+        if stored.interval_secs == 15 {
+            Ok(())
+        } else {
+            Err(stored.interval_secs)
+        }
+    })
+    .await;
+    // 15 s after A's last poll: allowed once, whichever node asks; the other is too soon.
+    let at = T0 + 17 * SEC;
+    let (x, y) = tokio::join!(poll(&node_a, at), poll(&node_b, at));
+    let allowed = [x, y].iter().filter(|g| **g == PollGate::Allowed).count();
+    assert_eq!(allowed, 1, "{x:?} {y:?}");
+    b.close().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // SQLite specifics
 

@@ -4,41 +4,8 @@ use async_trait::async_trait;
 
 use super::{PgStore, affected, all, insert_notification, one};
 use crate::domain::model::{AuthRequest, Challenge, ChallengeState, VerifiedDecision};
-use crate::store::rows::{self, RowExt as _, db_error, opt_json};
+use crate::store::rows::{self, RowExt as _, db_error};
 use crate::store::{AuthRequestStore, PollGate, StoreResult, sql, sql_delivery};
-
-/// A request with its challenges, each device's `challenge` event and the push deliveries,
-/// as one statement: one round trip, atomic without a transaction block. The challenges come
-/// as parallel arrays (`$19`..`$25`, the last saying which are pushed).
-const CREATE_AUTH_REQUEST: &str = "WITH c AS (SELECT * FROM unnest($19::text[], $20::text[], \
-    $21::text[], $22::text[], $23::int8[], $24::int8[], $25::text[], $26::bool[]) \
-    AS c(id, auth_request_id, device_id, state, created_at, decided_at, decision_jws, pushed)), \
-    r AS (INSERT INTO auth_requests (id, client_id, user_sub, scope, acr_values, binding_message, \
-    authorization_details, delivery_mode, client_notification_token, created_at, expires_at, \
-    interval_secs, last_polled_at, state, decided_at, user_verified, redeemed_at, auth_req_id) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)), \
-    ch AS (INSERT INTO challenges (id, auth_request_id, device_id, state, created_at, decided_at, \
-    decision_jws) SELECT id, auth_request_id, device_id, state, created_at, decided_at, \
-    decision_jws FROM c), \
-    ev AS (INSERT INTO device_events (device_id, kind, challenge_id, created_at) \
-    SELECT device_id, 'challenge', id, created_at FROM c) \
-    INSERT INTO push_deliveries (challenge_id, device_id, state, next_attempt_at, deadline, \
-    created_at) SELECT id, device_id, 'pending', created_at, $11, created_at FROM c WHERE pushed";
-
-/// The poll gate (CIBA Core §7.3, §11) as one statement, so concurrent polls on several nodes
-/// cannot both pass: the row is locked and read as it was (`o`); the poll is allowed if it is
-/// the first or comes at least `interval_secs` after the previous one; `last_polled_at` moves
-/// to now either way, and a poll that came too soon raises the interval for the rest of the
-/// request's life.
-const RECORD_POLL: &str = "UPDATE auth_requests a SET last_polled_at = $2, \
-    interval_secs = CASE WHEN o.last_polled_at IS NULL \
-    OR o.last_polled_at + o.interval_secs * 1000 <= $2 THEN o.interval_secs \
-    ELSE o.interval_secs + $3 END \
-    FROM (SELECT id, last_polled_at, interval_secs FROM auth_requests \
-    WHERE id = $1 AND state = 'pending' FOR UPDATE) o \
-    WHERE a.id = o.id \
-    RETURNING a.interval_secs, \
-    (o.last_polled_at IS NULL OR o.last_polled_at + o.interval_secs * 1000 <= $2) AS allowed";
 
 #[async_trait]
 impl AuthRequestStore for PgStore {
@@ -52,59 +19,15 @@ impl AuthRequestStore for PgStore {
             .iter()
             .map(|c| push_devices.contains(&c.device_id))
             .collect();
-        let insert = sqlx::query(CREATE_AUTH_REQUEST)
-            .bind(&r.id)
-            .bind(&r.client_id)
-            .bind(&r.user_sub)
-            .bind(&r.scope)
-            .bind(&r.acr_values)
-            .bind(&r.binding_message)
-            .bind(opt_json(r.authorization_details.as_ref())?)
-            .bind(r.delivery_mode.as_str())
-            .bind(&r.client_notification_token)
-            .bind(r.created_at)
-            .bind(r.expires_at)
-            .bind(r.interval_secs)
-            .bind(r.last_polled_at)
-            .bind(r.state.as_str())
-            .bind(r.decided_at)
-            .bind(r.user_verified)
-            .bind(r.redeemed_at)
-            .bind(&r.auth_req_id)
-            .bind(challenges.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())
-            .bind(
-                challenges
-                    .iter()
-                    .map(|c| c.auth_request_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                challenges
-                    .iter()
-                    .map(|c| c.device_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                challenges
-                    .iter()
-                    .map(|c| c.state.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(challenges.iter().map(|c| c.created_at).collect::<Vec<_>>())
-            .bind(challenges.iter().map(|c| c.decided_at).collect::<Vec<_>>())
-            .bind(
-                challenges
-                    .iter()
-                    .map(|c| c.decision_jws.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(pushed);
-        affected(&self.pool, insert).await.map(drop)
+        self.creates
+            .create(r.clone(), challenges.to_vec(), pushed)
+            .await
     }
 
     async fn get_auth_request(&self, id: &str) -> StoreResult<Option<AuthRequest>> {
         let q = sqlx::query(sql::GET_AUTH_REQUEST).bind(id);
-        one(&self.pool, q, rows::auth_request).await
+        let request = one(&self.pool, q, rows::auth_request).await?;
+        Ok(request.map(|r| self.poll_gates.overlay(r)))
     }
 
     async fn record_poll(
@@ -113,25 +36,13 @@ impl AuthRequestStore for PgStore {
         now: i64,
         slow_down_increment_secs: i64,
     ) -> StoreResult<PollGate> {
-        let q = sqlx::query(RECORD_POLL)
-            .bind(id)
-            .bind(now)
-            .bind(slow_down_increment_secs);
-        let gate = one(&self.polls, q, |r| {
-            Ok(if r.flag("allowed")? {
-                PollGate::Allowed
-            } else {
-                PollGate::SlowDown {
-                    interval_secs: r.int("interval_secs")?,
-                }
-            })
-        });
-        // No row: the request is gone or no longer pending; the domain, which checked its
-        // state first, answers from the state.
-        Ok(gate.await?.unwrap_or(PollGate::Allowed))
+        self.poll_gates
+            .record(id, now, slow_down_increment_secs)
+            .await
     }
 
     async fn touch_poll(&self, id: &str, now: i64) -> StoreResult<()> {
+        self.poll_gates.touch(id, now);
         affected(&self.polls, sqlx::query(sql::TOUCH_POLL).bind(id).bind(now)).await?;
         Ok(())
     }
@@ -199,6 +110,7 @@ impl AuthRequestStore for PgStore {
             affected(&mut *tx, insert_notification(n)).await?;
         }
         tx.commit().await.map_err(db_error)?;
+        self.poll_gates.forget(&request_id);
         Ok(true)
     }
 
