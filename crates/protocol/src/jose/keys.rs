@@ -341,7 +341,7 @@ fn ec_private_jwk(curve: &Curve, pair: &EcdsaKeyPair) -> Result<Jwk, JoseError> 
     })
 }
 
-fn rsa_private_jwk(pair: &RsaKeyPair) -> Result<Jwk, JoseError> {
+pub(super) fn rsa_private_jwk(pair: &RsaKeyPair) -> Result<Jwk, JoseError> {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
     let pkcs8: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| JoseError::Crypto)?;
     let parts = der::rsa_parts_from_pkcs8(pkcs8.as_ref())?;

@@ -1,10 +1,12 @@
 //! A small JOSE implementation over aws-lc-rs: JWK/JWKS, compact JWS sign and verify for
 //! ES256/384/512, PS256, RS256 and EdDSA (Ed25519), key generation and RFC 7638 thumbprints,
-//! and the one set of JWT claim rules (`aud`, time claims, `jti`) every verifier applies.
-//! No primitive is hand-rolled: every signature and digest comes from aws-lc-rs.
+//! the one set of JWT claim rules (`aud`, time claims, `jti`) every verifier applies, and
+//! compact JWE (`jwe`: ECDH-ES, RSA-OAEP-256, AES-GCM, AES-CBC-HMAC).
+//! No primitive is hand-rolled: every signature, cipher and digest comes from aws-lc-rs.
 
 pub mod b64;
 mod der;
+pub mod jwe;
 mod jwk;
 mod jws;
 mod jwt;
@@ -59,6 +61,10 @@ pub enum JoseError {
     /// A cryptographic operation failed.
     #[error("cryptographic operation failed")]
     Crypto,
+    /// A JWE did not decrypt: wrong key, or an altered header, key, IV, ciphertext or tag
+    /// (RFC 7516 §5.2 step 16; one error for all, RFC 7516 §11.5).
+    #[error("decryption failed")]
+    DecryptionFailed,
 }
 
 /// JWS algorithms Backchannel signs and verifies (RFC 7518 §3.1, RFC 8037 §3.1).
@@ -179,6 +185,7 @@ mod tests {
             JoseError::KeyMismatch,
             JoseError::BadSignature,
             JoseError::Crypto,
+            JoseError::DecryptionFailed,
         ];
         for e in errors {
             let text = e.to_string();
