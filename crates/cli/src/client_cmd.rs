@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use backchannel_client::{
     Algorithm, BackchannelAuthResponse, CibaClient, ClientAuth, ClientError, ErrorCode,
-    InitiateRequest, PollOptions, PollProgress, TokenResponse, load_signing_key,
+    InitiateRequest, PollOptions, PollProgress, TokenResponse, load_decryption_key,
+    load_signing_key,
 };
 use serde_json::json;
 
@@ -56,6 +57,10 @@ struct Connection {
     credential: Credential,
     #[command(flatten)]
     key: KeyOptions,
+    /// The client's key for encrypted ID tokens: a private JWK or PEM file (EC for ECDH-ES,
+    /// RSA for RSA-OAEP-256).
+    #[arg(long, value_name = "KEYFILE")]
+    decryption_key: Option<PathBuf>,
     /// The client authentication method (default: client_secret_basic with a secret,
     /// private_key_jwt with a key).
     #[arg(long, value_enum, value_name = "METHOD")]
@@ -331,7 +336,22 @@ fn summary(
 
 async fn connect(conn: &Connection) -> Result<CibaClient, BoxError> {
     let auth = client_auth(conn)?;
-    Ok(CibaClient::discover(&conn.issuer, conn.client_id.clone(), auth).await?)
+    let decryption =
+        match &conn.decryption_key {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Some(load_decryption_key(&text, None).map_err(|e| {
+                    format!("{} is not a usable decryption key: {e}", path.display())
+                })?)
+            }
+            None => None,
+        };
+    let client = CibaClient::discover(&conn.issuer, conn.client_id.clone(), auth).await?;
+    Ok(match decryption {
+        Some(key) => client.with_id_token_decryption_key(key),
+        None => client,
+    })
 }
 
 fn client_auth(conn: &Connection) -> Result<ClientAuth, BoxError> {

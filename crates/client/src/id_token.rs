@@ -3,9 +3,14 @@
 //! that bind the token to the access and refresh tokens it came with (`at_hash`,
 //! `urn:openid:params:jwt:claim:rt_hash`) and to its request
 //! (`urn:openid:params:jwt:claim:auth_req_id`). CIBA has no `nonce`: the token is bound to the
-//! request by the authenticated back channel instead.
+//! request by the authenticated back channel instead. An encrypted ID token (a compact JWE
+//! around the signed one, OIDC Core §10.2, as Singpass sends them) is decrypted first with the
+//! client's key ([`CibaClient::with_id_token_decryption_key`]).
 
-use backchannel_protocol::jose::{self, Algorithm, Audience, TimeClaims, TimeRules};
+use backchannel_protocol::jose::jwe::{self, DecryptingKey};
+use backchannel_protocol::jose::{
+    self, Algorithm, Audience, Jwk, SigningKey, TimeClaims, TimeRules,
+};
 use backchannel_protocol::oauth::TokenResponse;
 use serde::{Deserialize, Serialize};
 
@@ -23,14 +28,53 @@ pub const CLAIM_RT_HASH: &str = "urn:openid:params:jwt:claim:rt_hash";
 #[derive(Debug, Clone)]
 pub(crate) struct IdTokenOptions {
     pub leeway_secs: i64,
+    /// The client's keys for encrypted ID tokens, tried by `kid` and algorithm.
+    pub decryption_keys: Vec<DecryptingKey>,
 }
 
 impl Default for IdTokenOptions {
     fn default() -> Self {
         IdTokenOptions {
             leeway_secs: DEFAULT_LEEWAY_SECS,
+            decryption_keys: Vec::new(),
         }
     }
+}
+
+/// Reads the client's ID-token decryption key from the text of a key file: a private JWK
+/// (EC P-256/384/521 or X25519 for ECDH-ES, RSA for RSA-OAEP-256) or a PEM file (PKCS#8, SEC1 or
+/// PKCS#1; EC or RSA). `kid` replaces the file's `kid` (a PEM key's default is its RFC 7638
+/// thumbprint): it should be the `kid` of the public key the server encrypts to.
+///
+/// ```
+/// use backchannel_client::load_decryption_key;
+/// use backchannel_protocol::jose::jwe::{DecryptingKey, EncryptionKeyType};
+///
+/// let key = DecryptingKey::generate(EncryptionKeyType::P256).unwrap();
+/// let file = serde_json::to_string(&key.to_private_jwk()).unwrap();
+/// let loaded = load_decryption_key(&file, Some("enc-1")).unwrap();
+/// assert_eq!(loaded.kid(), Some("enc-1"));
+/// ```
+pub fn load_decryption_key(text: &str, kid: Option<&str>) -> Result<DecryptingKey, ClientError> {
+    let mut jwk: Jwk = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| ClientError::Config(format!("not a JWK: {e}")))?
+    } else {
+        // The PEM structures are the same for signing and key agreement: read the private key
+        // with the signing reader, then use its members as an encryption key.
+        let mut jwk = SigningKey::from_pem(text, None, kid)?.to_private_jwk();
+        jwk.use_ = Some("enc".to_owned());
+        jwk.alg = None;
+        jwk
+    };
+    if let Some(kid) = kid {
+        jwk.kid = Some(kid.to_owned());
+    }
+    if jwk.d.is_none() {
+        return Err(ClientError::Config(
+            "the JWK is a public key; decrypting needs the private one".into(),
+        ));
+    }
+    Ok(DecryptingKey::from_jwk(&jwk)?)
 }
 
 /// The claims of a validated ID token. Claims not named here are kept in `other`.
@@ -69,7 +113,15 @@ impl CibaClient {
         self
     }
 
-    /// Validates an ID token this client received and returns its claims.
+    /// Decrypts encrypted ID tokens with `key` (call once per key; during a key rotation give
+    /// both). The key is chosen by the JWE's `kid`, else every key that fits its `alg` is tried.
+    pub fn with_id_token_decryption_key(mut self, key: DecryptingKey) -> Self {
+        self.id_token.decryption_keys.push(key);
+        self
+    }
+
+    /// Validates an ID token this client received (signed, or encrypted around a signed one)
+    /// and returns its claims.
     pub async fn validate_id_token(&self, id_token: &str) -> Result<IdTokenClaims, ClientError> {
         Ok(self.verify_id_token(id_token).await?.0)
     }
@@ -118,6 +170,13 @@ impl CibaClient {
         id_token: &str,
     ) -> Result<(IdTokenClaims, Algorithm), ClientError> {
         let invalid = |m: &str| ClientError::InvalidIdToken(m.to_owned());
+        let decrypted;
+        let id_token = if jwe::is_compact_jwe(id_token) {
+            decrypted = self.decrypt_id_token(id_token)?;
+            decrypted.as_str()
+        } else {
+            id_token
+        };
         let jws =
             jose::decode_jws(id_token).map_err(|e| ClientError::InvalidIdToken(e.to_string()))?;
         let alg = jws.alg();
@@ -141,6 +200,44 @@ impl CibaClient {
             self.id_token.leeway_secs,
         )?;
         Ok((claims, alg))
+    }
+}
+
+impl CibaClient {
+    /// The signed ID token inside an encrypted one (OIDC Core §10.2: a nested JWT).
+    fn decrypt_id_token(&self, token: &str) -> Result<String, ClientError> {
+        let invalid = |m: String| ClientError::InvalidIdToken(m);
+        let keys = &self.id_token.decryption_keys;
+        if keys.is_empty() {
+            return Err(invalid(
+                "the ID token is encrypted and this client has no decryption key".into(),
+            ));
+        }
+        let header = jwe::decode_header(token)
+            .map_err(|e| invalid(format!("unreadable encrypted ID token: {e}")))?;
+        let named: Vec<&DecryptingKey> = keys
+            .iter()
+            .filter(|k| {
+                header.kid.is_none() || k.kid().is_none() || k.kid() == header.kid.as_deref()
+            })
+            .filter(|k| k.supports(header.alg))
+            .collect();
+        if named.is_empty() {
+            return Err(invalid(format!(
+                "no decryption key for {} with kid {:?}",
+                header.alg.as_str(),
+                header.kid.as_deref().unwrap_or("(none)")
+            )));
+        }
+        let plaintext = named
+            .iter()
+            .find_map(|k| jwe::decrypt(token, k).ok())
+            .map(|(_, p)| p)
+            .ok_or_else(|| {
+                invalid("the encrypted ID token does not decrypt with this client's key".into())
+            })?;
+        String::from_utf8(plaintext)
+            .map_err(|_| invalid("the decrypted ID token is not text".into()))
     }
 }
 

@@ -13,7 +13,9 @@
 //! - **ping and push reception** (feature `receiver`): an axum router for the notification
 //!   endpoint;
 //! - **ID-token validation**: signature, `iss`, `aud`/`azp`, times with a configurable skew,
-//!   `at_hash`, `rt_hash` and the `auth_req_id` claim of pushed tokens.
+//!   `at_hash`, `rt_hash` and the `auth_req_id` claim of pushed tokens; encrypted ID tokens
+//!   (ECDH-ES+A256KW, RSA-OAEP-256... with `backchannel_protocol::jose::jwe`) decrypted with the
+//!   client's key.
 //!
 //! Errors from the server are [`ClientError::OAuth`]: an [`OAuthError`] with one
 //! [`ErrorCode`] per code of RFC 6749 and CIBA Core, the server's description and its request
@@ -78,7 +80,9 @@ pub use ciba::{CibaClient, InitiateRequest, PollOutcome};
 pub use discovery::{DEFAULT_CACHE_SECS, MIN_KEY_REFRESH_SECS, discover, discover_with};
 pub use error::{ClientError, ErrorCode, OAuthError};
 pub use http::{Exchange, Observer};
-pub use id_token::{CLAIM_AUTH_REQ_ID, CLAIM_RT_HASH, DEFAULT_LEEWAY_SECS, IdTokenClaims};
+pub use id_token::{
+    CLAIM_AUTH_REQ_ID, CLAIM_RT_HASH, DEFAULT_LEEWAY_SECS, IdTokenClaims, load_decryption_key,
+};
 pub use poll::{
     BoxFuture, DEFAULT_INTERVAL_SECS, ManualSleeper, PollOptions, PollProgress,
     SLOW_DOWN_STEP_SECS, Sleeper, TokioSleeper,
@@ -87,6 +91,7 @@ pub use poll::{
 pub use receiver::{Notification, NotificationReceiver};
 
 pub use backchannel_protocol::clock::{Clock, ManualClock, SystemClock};
+pub use backchannel_protocol::jose::jwe::DecryptingKey;
 pub use backchannel_protocol::jose::{Algorithm, Audience, SigningKey};
 pub use backchannel_protocol::metadata::ProviderMetadata;
 pub use backchannel_protocol::oauth::{BackchannelAuthResponse, TokenResponse};
