@@ -1,20 +1,32 @@
 //! `backchannel client`: a relying party on the command line (SPEC §3.2): `login` (initiate,
-//! then poll until the user decides), `initiate` and `poll`.
+//! then poll until the user decides), `initiate` and `poll`, with an exit code per outcome.
 
 use std::fmt::{self, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backchannel_client::{
-    CibaClient, ClientAuth, ClientError, InitiateRequest, TokenResponse, discover,
+    Algorithm, BackchannelAuthResponse, CibaClient, ClientAuth, ClientError, ErrorCode,
+    InitiateRequest, PollOptions, PollProgress, TokenResponse, load_decryption_key,
+    load_signing_key,
 };
-use backchannel_protocol::jose::{Jwk, SigningKey};
 use serde_json::json;
 
 use crate::output::{Output, pretty_json};
 use crate::{BoxError, CmdResult};
 
+/// Exit status when the user denied the request (`access_denied`).
+pub const EXIT_DENIED: u8 = 3;
+/// Exit status when the request expired undecided (`expired_token`, or its lifetime ran out).
+pub const EXIT_EXPIRED: u8 = 4;
+
+const EXIT_CODES: &str = "Exit status: 0 approved (tokens printed), 1 any other error, \
+                          2 bad command line, 3 denied by the user (access_denied), \
+                          4 expired undecided (expired_token).";
+
 #[derive(clap::Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct ClientArgs {
     #[command(subcommand)]
     command: ClientCommand,
@@ -23,10 +35,12 @@ pub struct ClientArgs {
 #[derive(clap::Subcommand)]
 enum ClientCommand {
     /// Initiate a backchannel request and poll until the user decides; prints the token response.
+    #[command(after_help = EXIT_CODES)]
     Login(InitiateArgs),
     /// Initiate a backchannel request; prints {"auth_req_id","expires_in","interval"}.
     Initiate(InitiateArgs),
     /// Poll for the outcome of an initiated request until it has one, like `login`.
+    #[command(after_help = EXIT_CODES)]
     Poll(PollArgs),
 }
 
@@ -41,6 +55,12 @@ struct Connection {
     client_id: String,
     #[command(flatten)]
     credential: Credential,
+    #[command(flatten)]
+    key: KeyOptions,
+    /// The client's key for encrypted ID tokens: a private JWK or PEM file (EC for ECDH-ES,
+    /// RSA for RSA-OAEP-256).
+    #[arg(long, value_name = "KEYFILE")]
+    decryption_key: Option<PathBuf>,
     /// The client authentication method (default: client_secret_basic with a secret,
     /// private_key_jwt with a key).
     #[arg(long, value_enum, value_name = "METHOD")]
@@ -57,9 +77,27 @@ struct Credential {
     /// Authenticate with a client secret (client_secret_basic unless --auth-method says otherwise).
     #[arg(long, value_name = "S")]
     client_secret: Option<String>,
-    /// Authenticate with private_key_jwt, signing with this private JWK (a JSON file).
-    #[arg(long, value_name = "JWKFILE")]
+    /// Authenticate with private_key_jwt, signing with this private key: a JWK (JSON) or a PEM
+    /// file (PKCS#8 "PRIVATE KEY", SEC1 "EC PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY").
+    #[arg(long, value_name = "KEYFILE")]
     private_key: Option<PathBuf>,
+}
+
+/// How the private key signs, where its file does not say.
+#[derive(clap::Args)]
+struct KeyOptions {
+    /// The key's algorithm (ES256, ES384, ES512, PS256, RS256, EdDSA); a PEM RSA key signs
+    /// RS256 unless told PS256.
+    #[arg(long, value_name = "ALG", value_parser = parse_alg)]
+    key_alg: Option<Algorithm>,
+    /// The kid the server registered for the key (default: the JWK's kid, or the key's RFC 7638
+    /// thumbprint for a PEM file).
+    #[arg(long, value_name = "KID")]
+    kid: Option<String>,
+}
+
+fn parse_alg(s: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(s).ok_or_else(|| format!("unsupported algorithm {s}"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,12 +112,8 @@ enum AuthMethod {
 struct InitiateArgs {
     #[command(flatten)]
     conn: Connection,
-    /// Who to authenticate: e-mail, NRIC/FIN, username, phone or sub.
-    #[arg(long, value_name = "H", required_unless_present = "id_token_hint")]
-    login_hint: Option<String>,
-    /// Name the user by an ID token the server issued earlier instead of a login hint.
-    #[arg(long, value_name = "JWT", conflicts_with = "login_hint")]
-    id_token_hint: Option<String>,
+    #[command(flatten)]
+    hint: Hint,
     /// A short message shown on the user's device and in the client's own screen.
     #[arg(long, value_name = "M")]
     binding_message: Option<String>,
@@ -98,9 +132,27 @@ struct InitiateArgs {
     /// RFC 9396 authorization details, a JSON array (e.g. '[{"type":"payment_initiation",...}]').
     #[arg(long, value_name = "JSON")]
     authorization_details: Option<String>,
+    /// The bearer token the server presents at a ping or push client's notification endpoint.
+    #[arg(long, value_name = "TOKEN")]
+    client_notification_token: Option<String>,
     /// Send the request as a signed request object (CIBA Core §7.1.1), signed with --private-key.
     #[arg(long, requires = "private_key")]
     signed_request: bool,
+}
+
+/// Exactly one way of naming the user (CIBA Core §7.1).
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Hint {
+    /// Who to authenticate: e-mail, NRIC/FIN, username, phone or sub.
+    #[arg(long, value_name = "H")]
+    login_hint: Option<String>,
+    /// Name the user by an ID token the server issued earlier.
+    #[arg(long, value_name = "JWT")]
+    id_token_hint: Option<String>,
+    /// Name the user by a login_hint_token.
+    #[arg(long, value_name = "TOKEN")]
+    login_hint_token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -133,14 +185,7 @@ async fn login(a: InitiateArgs) -> CmdResult {
         Ok(s) => s,
         Err(e) => return fail(e, out),
     };
-    finish(
-        &client,
-        &started.auth_req_id,
-        started.interval.unwrap_or(5),
-        started.expires_in,
-        out,
-    )
-    .await
+    finish(&client, &started, out).await
 }
 
 async fn initiate(a: InitiateArgs) -> CmdResult {
@@ -158,7 +203,7 @@ async fn initiate(a: InitiateArgs) -> CmdResult {
 async fn send_initiate(
     client: &CibaClient,
     a: &InitiateArgs,
-) -> Result<backchannel_client::BackchannelAuthResponse, ClientError> {
+) -> Result<BackchannelAuthResponse, ClientError> {
     let req = initiate_request(a).map_err(|e| ClientError::Config(e.to_string()))?;
     if a.signed_request {
         client.initiate_signed(&req).await
@@ -169,47 +214,93 @@ async fn send_initiate(
 
 async fn poll(a: PollArgs) -> CmdResult {
     let client = connect(&a.conn).await?;
-    finish(
-        &client,
-        &a.auth_req_id,
-        a.interval,
-        a.expires_in,
-        Output::from_flag(a.conn.json),
-    )
-    .await
+    let started = BackchannelAuthResponse {
+        auth_req_id: a.auth_req_id.clone(),
+        expires_in: a.expires_in,
+        interval: Some(a.interval),
+    };
+    finish(&client, &started, Output::from_flag(a.conn.json)).await
 }
 
 /// Polls until an outcome, validates the ID token and prints the token response.
-async fn finish(
-    client: &CibaClient,
-    auth_req_id: &str,
-    interval: u64,
-    expires_in: u64,
-    out: Output,
-) -> CmdResult {
-    out.if_human(|| {
-        eprintln!(
-            "Waiting for the user to decide (auth_req_id {auth_req_id}, polling every {interval} s, \
-             up to {expires_in} s)..."
-        );
-    });
-    let tokens = match client
-        .poll_until_done(auth_req_id, interval, expires_in)
-        .await
-    {
+async fn finish(client: &CibaClient, started: &BackchannelAuthResponse, out: Output) -> CmdResult {
+    let mut progress = Progress::new(out);
+    progress.start(started);
+    let options = PollOptions::default().on_progress(|p| progress.update(p));
+    let result = client.poll_until_done_with(started, options).await;
+    progress.done();
+    let tokens = match result {
         Ok(t) => t,
         Err(e) => return fail(e, out),
     };
     // A token response whose ID token does not validate is not a login.
-    let claims = match &tokens.id_token {
-        Some(id_token) => Some(client.validate_id_token(id_token).await?),
-        None => None,
+    let claims = match client.validate_token_response(&tokens).await {
+        Ok(c) => c,
+        Err(e) => return fail(e, out),
     };
     out.print(&tokens, |w, tokens| {
         summary(w, tokens, claims.as_ref())?;
         pretty_json(w, tokens)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// "waiting for approval on the user's device… 12 s" on stderr, for a person only: rewritten in
+/// place at a terminal, a line per poll otherwise.
+struct Progress {
+    out: Output,
+    terminal: bool,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(out: Output) -> Self {
+        Progress {
+            out,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn start(&self, started: &BackchannelAuthResponse) {
+        self.out.if_human(|| {
+            eprintln!(
+                "Request {} sent; it expires in {} s.",
+                started.auth_req_id, started.expires_in
+            )
+        });
+    }
+
+    fn update(&mut self, p: &PollProgress) {
+        let terminal = self.terminal;
+        let mut drawn = self.drawn;
+        self.out.if_human(|| {
+            let slow = if p.slowed_down {
+                format!(" (server asked to slow down: every {} s)", p.interval_secs)
+            } else {
+                String::new()
+            };
+            let line = format!(
+                "waiting for approval on the user's device… {} s{slow}",
+                p.elapsed_secs
+            );
+            let mut err = std::io::stderr().lock();
+            if terminal {
+                let _ = write!(err, "\r\x1b[2K{line}");
+                drawn = true;
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+        });
+        self.drawn = drawn;
+    }
+
+    fn done(&self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
 }
 
 /// What a person reads above the token response: who logged in, how, and what was granted.
@@ -245,11 +336,30 @@ fn summary(
 
 async fn connect(conn: &Connection) -> Result<CibaClient, BoxError> {
     let auth = client_auth(conn)?;
-    let metadata = discover(&conn.issuer).await?;
-    Ok(CibaClient::new(metadata, conn.client_id.clone(), auth))
+    let decryption =
+        match &conn.decryption_key {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Some(load_decryption_key(&text, None).map_err(|e| {
+                    format!("{} is not a usable decryption key: {e}", path.display())
+                })?)
+            }
+            None => None,
+        };
+    let client = CibaClient::discover(&conn.issuer, conn.client_id.clone(), auth).await?;
+    Ok(match decryption {
+        Some(key) => client.with_id_token_decryption_key(key),
+        None => client,
+    })
 }
 
 fn client_auth(conn: &Connection) -> Result<ClientAuth, BoxError> {
+    if conn.credential.private_key.is_none()
+        && (conn.key.key_alg.is_some() || conn.key.kid.is_some())
+    {
+        return Err("--key-alg and --kid describe --private-key".into());
+    }
     match (
         &conn.credential.client_secret,
         &conn.credential.private_key,
@@ -264,9 +374,7 @@ fn client_auth(conn: &Connection) -> Result<ClientAuth, BoxError> {
         (None, Some(path), None | Some(AuthMethod::PrivateKeyJwt)) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let jwk: Jwk = serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not a JWK: {e}", path.display()))?;
-            let key = SigningKey::from_jwk(&jwk)
+            let key = load_signing_key(&text, conn.key.key_alg, conn.key.kid.as_deref())
                 .map_err(|e| format!("{} is not a usable private key: {e}", path.display()))?;
             Ok(ClientAuth::PrivateKeyJwt(key))
         }
@@ -290,31 +398,43 @@ fn initiate_request(a: &InitiateArgs) -> Result<InitiateRequest, BoxError> {
     };
     Ok(InitiateRequest {
         scope: a.scope.clone(),
-        login_hint: a.login_hint.clone(),
-        id_token_hint: a.id_token_hint.clone(),
+        login_hint: a.hint.login_hint.clone(),
+        id_token_hint: a.hint.id_token_hint.clone(),
+        login_hint_token: a.hint.login_hint_token.clone(),
         binding_message: a.binding_message.clone(),
         user_code: a.user_code.clone(),
         requested_expiry: a.requested_expiry,
         acr_values: a.acr_values.clone(),
         authorization_details,
-        ..InitiateRequest::default()
+        client_notification_token: a.client_notification_token.clone(),
     })
 }
 
-/// Reports a failed request on stderr and exits non-zero. A script that asked for `--json` gets
-/// the OAuth error object when the server sent one, or the `expired_token` one the server
-/// would have sent; a failure without one is a message either way.
+/// The exit status for a failure: denial and expiry have their own (see [`EXIT_CODES`]).
+fn exit_code(e: &ClientError) -> ExitCode {
+    match e.code() {
+        Some(ErrorCode::AccessDenied) => ExitCode::from(EXIT_DENIED),
+        Some(ErrorCode::ExpiredToken) => ExitCode::from(EXIT_EXPIRED),
+        _ if matches!(e, ClientError::Expired) => ExitCode::from(EXIT_EXPIRED),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// Reports a failed request on stderr and exits with its status. A script that asked for
+/// `--json` gets the OAuth error object (with the server's `request_id`) when the server sent
+/// one, or the `expired_token` one the server would have sent; a failure without one is a
+/// message either way.
 fn fail(e: ClientError, out: Output) -> CmdResult {
     let message = format!("error: {e}\n");
     match &e {
-        ClientError::OAuth { error, .. } => out.eprint(error, |w, _| w.write_str(&message))?,
+        ClientError::OAuth(error) => out.eprint(&error.to_json(), |w, _| w.write_str(&message))?,
         ClientError::Expired => {
             let error = json!({"error": "expired_token", "error_description": e.to_string()});
             out.eprint(&error, |w, _| w.write_str(&message))?;
         }
         _ => eprint!("{message}"),
     }
-    Ok(ExitCode::FAILURE)
+    Ok(exit_code(&e))
 }
 
 #[cfg(test)]
@@ -357,6 +477,7 @@ mod tests {
         ));
         let req = initiate_request(&a).unwrap();
         assert_eq!(req.login_hint.as_deref(), Some("alice@example.com"));
+        assert_eq!(req.id_token_hint, None);
         assert_eq!(req.binding_message.as_deref(), Some("W4SCT"));
     }
 
@@ -440,5 +561,59 @@ mod tests {
             panic!()
         };
         assert!(initiate_request(&a).is_err());
+    }
+
+    #[test]
+    fn exactly_one_hint_and_key_options_need_a_key() {
+        let mut two = vec!["initiate"];
+        two.extend(BASE);
+        two.extend(["--client-secret", "s", "--login-hint", "h"]);
+        two.extend(["--login-hint-token", "t"]);
+        assert!(parse(&two).is_err());
+        let mut by_token = vec!["initiate"];
+        by_token.extend(BASE);
+        by_token.extend(["--client-secret", "s", "--login-hint-token", "t"]);
+        let ClientCommand::Initiate(a) = parse(&by_token).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(
+            initiate_request(&a).unwrap().login_hint_token.as_deref(),
+            Some("t")
+        );
+        let mut kid = vec!["login"];
+        kid.extend(BASE);
+        kid.extend(["--client-secret", "s", "--login-hint", "h", "--kid", "k"]);
+        let ClientCommand::Login(a) = parse(&kid).unwrap().command else {
+            panic!()
+        };
+        assert!(client_auth(&a.conn).is_err(), "--kid needs --private-key");
+        let mut alg = vec!["login"];
+        alg.extend(BASE);
+        alg.extend(["--private-key", "k.pem", "--login-hint", "h"]);
+        alg.extend(["--key-alg", "HS256"]);
+        assert!(parse(&alg).is_err(), "no symmetric algorithms");
+    }
+
+    #[test]
+    fn each_outcome_has_its_exit_status() {
+        use backchannel_client::OAuthError;
+        let oauth = |code| ClientError::OAuth(OAuthError::new(code, 400));
+        assert_eq!(
+            exit_code(&oauth(ErrorCode::AccessDenied)),
+            ExitCode::from(EXIT_DENIED)
+        );
+        assert_eq!(
+            exit_code(&oauth(ErrorCode::ExpiredToken)),
+            ExitCode::from(EXIT_EXPIRED)
+        );
+        assert_eq!(
+            exit_code(&ClientError::Expired),
+            ExitCode::from(EXIT_EXPIRED)
+        );
+        assert_eq!(
+            exit_code(&oauth(ErrorCode::UnknownUserId)),
+            ExitCode::FAILURE
+        );
+        assert_ne!(EXIT_DENIED, EXIT_EXPIRED);
     }
 }

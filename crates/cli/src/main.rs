@@ -1,5 +1,5 @@
 //! The `backchannel` binary: one command for the server, its administration, a relying-party
-//! client, a reference authenticator and a load benchmark.
+//! client, a reference authenticator, a narrated demo and a load benchmark.
 
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ mod bench_events;
 mod bench_notify;
 mod bench_purge;
 mod client_cmd;
+mod demo;
 mod log_sink;
 mod migrate;
 mod output;
@@ -42,6 +43,8 @@ enum Command {
     Authenticator(authenticator_cmd::AuthenticatorArgs),
     /// Measure requests/s and latency of the real server over loopback.
     Bench(bench::BenchArgs),
+    /// Run a whole CIBA flow in one process, narrated: server, client, user, device, tokens.
+    Demo(demo::DemoArgs),
     /// Apply the store's migrations and exit.
     Migrate(migrate::MigrateArgs),
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             Command::Client(args) => client_cmd::run(args).await,
             Command::Authenticator(args) => authenticator_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Migrate(args) => migrate::run(args).await,
         }
     });

@@ -1,15 +1,15 @@
 //! Client authentication at the token and backchannel endpoints: `client_secret_basic`,
 //! `client_secret_post` (RFC 6749 §2.3.1) and `private_key_jwt` (OIDC Core §9, RFC 7523).
 
-use backchannel_protocol::jose::{self, SigningKey};
+use backchannel_protocol::jose::{self, Algorithm, Jwk, SigningKey};
 use backchannel_protocol::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::ClientError;
 
-/// Lifetime of a client assertion. Short: it is made fresh for every request, and the server
-/// bounds `exp - iat` (SPEC §4, five minutes by default).
+/// Lifetime of a client assertion. Short: it is made fresh for every request, the server
+/// bounds `exp - iat` (five minutes by default here), and Singpass takes at most two minutes.
 const ASSERTION_LIFETIME_SECS: i64 = 60;
 
 /// How the client proves its identity.
@@ -35,6 +35,16 @@ impl std::fmt::Debug for ClientAuth {
 }
 
 impl ClientAuth {
+    /// `private_key_jwt` with the key in `text`: a private JWK (JSON) or a PEM file (PKCS#8,
+    /// SEC1 or PKCS#1). See [`load_signing_key`].
+    pub fn private_key(
+        text: &str,
+        alg: Option<Algorithm>,
+        kid: Option<&str>,
+    ) -> Result<Self, ClientError> {
+        load_signing_key(text, alg, kid).map(ClientAuth::PrivateKeyJwt)
+    }
+
     /// The `token_endpoint_auth_method` name of this method.
     pub fn method_name(&self) -> &'static str {
         match self {
@@ -43,6 +53,54 @@ impl ClientAuth {
             ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
         }
     }
+}
+
+/// Reads the client's private key from the text of a key file: a private JWK (JSON, as
+/// `backchannel` and most JOSE tools write it) or PEM (`PRIVATE KEY`, `EC PRIVATE KEY`,
+/// `RSA PRIVATE KEY`, as OpenSSL writes it). `alg` names the algorithm where the file does not
+/// (needed for PS256 from an RSA PEM key, which otherwise signs RS256); `kid` replaces the
+/// file's `kid` (a PEM key's default is its RFC 7638 thumbprint): it must be the `kid` under
+/// which the server knows the public key, as Singpass requires.
+///
+/// ```
+/// use backchannel_client::load_signing_key;
+/// use backchannel_protocol::jose::{Algorithm, SigningKey, pem};
+///
+/// # let key = SigningKey::generate(Algorithm::ES256).unwrap();
+/// # let pem_file = pem::encode(pem::LABEL_PKCS8, &key.to_pkcs8_der().unwrap());
+/// let loaded = load_signing_key(&pem_file, None, Some("my-key-1")).unwrap();
+/// assert_eq!((loaded.alg(), loaded.kid()), (Algorithm::ES256, "my-key-1"));
+/// ```
+pub fn load_signing_key(
+    text: &str,
+    alg: Option<Algorithm>,
+    kid: Option<&str>,
+) -> Result<SigningKey, ClientError> {
+    if text.trim_start().starts_with('{') {
+        let mut jwk: Jwk = serde_json::from_str(text)
+            .map_err(|e| ClientError::Config(format!("not a JWK: {e}")))?;
+        if let Some(alg) = alg {
+            match jwk.alg.as_deref() {
+                Some(a) if a != alg.as_str() => {
+                    return Err(ClientError::Config(format!(
+                        "the JWK is for {a}, not {}",
+                        alg.as_str()
+                    )));
+                }
+                _ => jwk.alg = Some(alg.as_str().to_owned()),
+            }
+        }
+        if let Some(kid) = kid {
+            jwk.kid = Some(kid.to_owned());
+        }
+        if jwk.d.is_none() {
+            return Err(ClientError::Config(
+                "the JWK is a public key; private_key_jwt needs the private one".into(),
+            ));
+        }
+        return Ok(SigningKey::from_jwk(&jwk)?);
+    }
+    Ok(SigningKey::from_pem(text, alg, kid)?)
 }
 
 /// What a request must carry to authenticate: an `Authorization` header and/or form fields.
@@ -64,7 +122,8 @@ pub struct AssertionClaims {
 }
 
 /// The claims of a client assertion for `client_id`, addressed to `audience` (the issuer, which
-/// CIBA Core §7.1 lets every endpoint accept), valid for 60 seconds from `now`.
+/// CIBA Core §7.1 lets every endpoint accept and Singpass requires), valid for 60 seconds
+/// from `now`.
 pub fn client_assertion_claims(
     client_id: &str,
     audience: &str,

@@ -1,32 +1,37 @@
-//! Discovery, the backchannel authentication request (CIBA Core §7) and token polling in poll
-//! mode (CIBA Core §10.1, §11).
+//! The relying party itself: [`CibaClient`], the backchannel authentication request (CIBA
+//! Core §7, also as a signed request object, §7.1.1) and the token request of the CIBA grant
+//! (§10.1, §11), once or polled until an outcome.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use backchannel_protocol::jose::{self, Jwks};
 use backchannel_protocol::metadata::ProviderMetadata;
-use backchannel_protocol::oauth::{
-    BackchannelAuthResponse, ErrorResponse, GRANT_TYPE_CIBA, TokenResponse,
-};
-use serde::de::DeserializeOwned;
+use backchannel_protocol::oauth::{BackchannelAuthResponse, GRANT_TYPE_CIBA, TokenResponse};
 
 use crate::auth::{self, ClientAuth};
-use crate::{ClientError, Clock, SystemClock};
+use crate::discovery::{self, Cached};
+use crate::http::{self, Answer, Observer, Outgoing};
+use crate::id_token::IdTokenOptions;
+use crate::poll::{Sleeper, TokioSleeper};
+use crate::{ClientError, Clock, ErrorCode, OAuthError, SystemClock};
 
-/// CIBA Core §7.3: the polling interval when the server names none.
-const DEFAULT_INTERVAL_SECS: u64 = 5;
-/// CIBA Core §11: every `slow_down` adds five seconds to the interval for the rest of the
-/// request's life.
-const SLOW_DOWN_STEP_SECS: u64 = 5;
-/// Lifetime of a signed authentication request object (CIBA Core §7.1.1).
-const REQUEST_OBJECT_LIFETIME_SECS: i64 = 300;
-/// Per-request timeout. Long enough for a server that holds polls (long polling).
-const HTTP_TIMEOUT: Duration = Duration::from_secs(90);
+/// Lifetime of a signed authentication request object (CIBA Core §7.1.1 bounds it; Singpass
+/// takes at most two minutes).
+const REQUEST_OBJECT_LIFETIME_SECS: i64 = 110;
 
 /// The parameters of a backchannel authentication request (CIBA Core §7.1). Exactly one hint
 /// should be set; `scope` must contain `openid`.
+///
+/// ```
+/// use backchannel_client::InitiateRequest;
+///
+/// let req = InitiateRequest {
+///     binding_message: Some("Pay SGD 42 to ACME? W4SCT".into()),
+///     requested_expiry: Some(120),
+///     ..InitiateRequest::for_login_hint("S1234567D")
+/// };
+/// assert!(req.to_form().contains(&("requested_expiry", "120".to_owned())));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitiateRequest {
     pub scope: String,
@@ -39,7 +44,8 @@ pub struct InitiateRequest {
     pub acr_values: Option<String>,
     /// RFC 9396 authorization details: a JSON array of objects with a `type`.
     pub authorization_details: Option<serde_json::Value>,
-    /// Required for ping and push clients (CIBA Core §7.1).
+    /// Required for ping and push clients (CIBA Core §7.1): the bearer token the server will
+    /// present at the client's notification endpoint.
     pub client_notification_token: Option<String>,
 }
 
@@ -65,6 +71,22 @@ impl InitiateRequest {
     pub fn for_login_hint(login_hint: impl Into<String>) -> Self {
         InitiateRequest {
             login_hint: Some(login_hint.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A request for scope `openid` naming the user by an ID token the server issued.
+    pub fn for_id_token_hint(id_token: impl Into<String>) -> Self {
+        InitiateRequest {
+            id_token_hint: Some(id_token.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A request for scope `openid` naming the user by a `login_hint_token`.
+    pub fn for_login_hint_token(token: impl Into<String>) -> Self {
+        InitiateRequest {
+            login_hint_token: Some(token.into()),
             ..Default::default()
         }
     }
@@ -95,7 +117,7 @@ impl InitiateRequest {
 
     /// The request as claims of a signed request object (CIBA Core §7.1.1): the same
     /// parameters, with `requested_expiry` a number and `authorization_details` JSON.
-    fn to_claims(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub(crate) fn to_claims(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         for (k, v) in self.to_form() {
             if k != "requested_expiry" && k != "authorization_details" {
@@ -117,63 +139,99 @@ impl InitiateRequest {
 pub enum PollOutcome {
     /// The user approved: the token response (CIBA Core §11).
     Tokens(TokenResponse),
-    /// `authorization_pending`: no decision yet.
-    Pending,
+    /// `authorization_pending`: no decision yet. `retry_after` is the server's `Retry-After`,
+    /// also given for a 429 or 503 answer that asks the client to come back later.
+    Pending { retry_after: Option<u64> },
     /// `slow_down`: polled too soon; wait five seconds more from now on.
-    SlowDown,
+    SlowDown { retry_after: Option<u64> },
     /// Any other error of the grant (`access_denied`, `expired_token`, `invalid_grant`...).
-    Failed(ErrorResponse),
-}
-
-/// Fetches and checks the server's discovery document (`/.well-known/openid-configuration`).
-pub async fn discover(issuer: &str) -> Result<ProviderMetadata, ClientError> {
-    discover_with(&default_http(), issuer).await
-}
-
-/// [`discover`] with a caller-supplied HTTP client.
-pub async fn discover_with(
-    http: &reqwest::Client,
-    issuer: &str,
-) -> Result<ProviderMetadata, ClientError> {
-    let issuer = issuer.trim_end_matches('/');
-    let url = format!("{issuer}/.well-known/openid-configuration");
-    let resp = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|source| http_err(&url, source))?;
-    let metadata: ProviderMetadata = read_json(resp, &url).await?;
-    // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
-    if metadata.issuer.trim_end_matches('/') != issuer {
-        return Err(ClientError::IssuerMismatch {
-            expected: issuer.to_owned(),
-            found: metadata.issuer,
-        });
-    }
-    Ok(metadata)
+    Failed(OAuthError),
 }
 
 /// A relying party registered at one authorization server.
-#[derive(Debug)]
+///
+/// Made by [`CibaClient::discover`] (or [`CibaClient::new`] from metadata in hand); the
+/// `with_*` methods replace its HTTP client, clock, sleeper and observer. Cheap to share behind
+/// an `Arc`: every method takes `&self`.
 pub struct CibaClient {
     pub(crate) http: reqwest::Client,
-    pub(crate) metadata: ProviderMetadata,
+    /// The issuer asked for: the metadata must keep naming it.
+    pub(crate) issuer: String,
     pub(crate) client_id: String,
     auth: ClientAuth,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The server's keys, refreshed when a token names a key not in them.
-    pub(crate) jwks: Mutex<Option<Arc<Jwks>>>,
+    pub(crate) sleeper: Arc<dyn Sleeper>,
+    pub(crate) observer: Option<Observer>,
+    pub(crate) provider: Mutex<Cached<ProviderMetadata>>,
+    pub(crate) keys: Mutex<Option<Cached<Jwks>>>,
+    pub(crate) id_token: IdTokenOptions,
+}
+
+impl std::fmt::Debug for CibaClient {
+    // Never the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CibaClient")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CibaClient {
+    /// A client for a server whose metadata is already in hand (for example read from a
+    /// configuration file). The metadata is fetched again from its issuer after an hour.
     pub fn new(metadata: ProviderMetadata, client_id: impl Into<String>, auth: ClientAuth) -> Self {
-        CibaClient {
-            http: default_http(),
+        Self::assemble(metadata, None, client_id.into(), auth, http::default_http())
+    }
+
+    /// Discovers the server at `issuer` (see [`discover`](crate::discover)) and makes a client
+    /// of it. The metadata is cached for its `Cache-Control: max-age`.
+    pub async fn discover(
+        issuer: &str,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> Result<Self, ClientError> {
+        Self::discover_with(http::default_http(), issuer, client_id, auth).await
+    }
+
+    /// [`CibaClient::discover`] with a caller-supplied HTTP client (proxies, TLS roots).
+    pub async fn discover_with(
+        http: reqwest::Client,
+        issuer: &str,
+        client_id: impl Into<String>,
+        auth: ClientAuth,
+    ) -> Result<Self, ClientError> {
+        let (metadata, max_age) =
+            discovery::fetch_metadata(&http, None, &SystemClock, issuer).await?;
+        Ok(Self::assemble(
             metadata,
-            client_id: client_id.into(),
+            max_age,
+            client_id.into(),
             auth,
-            clock: Arc::new(SystemClock),
-            jwks: Mutex::new(None),
+            http,
+        ))
+    }
+
+    fn assemble(
+        metadata: ProviderMetadata,
+        max_age: Option<u64>,
+        client_id: String,
+        auth: ClientAuth,
+        http: reqwest::Client,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        CibaClient {
+            http,
+            issuer: metadata.issuer.trim_end_matches('/').to_owned(),
+            client_id,
+            auth,
+            provider: Mutex::new(Cached::new(metadata, clock.now_ms(), max_age)),
+            clock,
+            sleeper: Arc::new(TokioSleeper),
+            observer: None,
+            keys: Mutex::new(None),
+            id_token: IdTokenOptions::default(),
         }
     }
 
@@ -183,22 +241,53 @@ impl CibaClient {
         self
     }
 
-    /// Uses `clock` for assertion timestamps and ID-token time checks.
+    /// Uses `clock` for assertion timestamps, ID-token time checks, cache lifetimes and the
+    /// polling deadline.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        let now = clock.now_ms();
+        {
+            let mut p = self.provider.lock().unwrap_or_else(|p| p.into_inner());
+            let lifetime = p.stale_at_ms - p.fetched_at_ms;
+            p.fetched_at_ms = now;
+            p.stale_at_ms = now.saturating_add(lifetime);
+        }
         self.clock = clock;
         self
     }
 
-    pub fn metadata(&self) -> &ProviderMetadata {
-        &self.metadata
+    /// Uses `sleeper` to wait between polls (tests pair a [`ManualClock`](crate::ManualClock)
+    /// with a sleeper that advances it).
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Shows every HTTP exchange to `observer`, secrets masked (logging, narration).
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The server's metadata as last fetched.
+    pub fn metadata(&self) -> Arc<ProviderMetadata> {
+        self.provider
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .value
+            .clone()
     }
 
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
 
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Sends a backchannel authentication request (CIBA Core §7.1) and returns the server's
-    /// acknowledgement (§7.3).
+    /// acknowledgement (§7.3). Errors are [`ClientError::OAuth`] with the §13 codes
+    /// ([`ErrorCode::UnknownUserId`], [`ErrorCode::InvalidBindingMessage`]...).
     pub async fn initiate(
         &self,
         req: &InitiateRequest,
@@ -207,7 +296,8 @@ impl CibaClient {
     }
 
     /// Sends the request as a signed request object (CIBA Core §7.1.1), signed with the
-    /// client's `private_key_jwt` key.
+    /// client's `private_key_jwt` key: `iss` the client, `aud` the issuer, `iat`, `nbf`, `exp`
+    /// and a fresh `jti`.
     pub async fn initiate_signed(
         &self,
         req: &InitiateRequest,
@@ -220,7 +310,7 @@ impl CibaClient {
         let now = self.clock.now_secs();
         let mut claims = req.to_claims();
         claims.insert("iss".into(), self.client_id.clone().into());
-        claims.insert("aud".into(), self.metadata.issuer.clone().into());
+        claims.insert("aud".into(), self.issuer.clone().into());
         claims.insert("iat".into(), now.into());
         claims.insert("nbf".into(), now.into());
         claims.insert("exp".into(), (now + REQUEST_OBJECT_LIFETIME_SECS).into());
@@ -233,9 +323,13 @@ impl CibaClient {
         &self,
         params: Vec<(&'static str, String)>,
     ) -> Result<BackchannelAuthResponse, ClientError> {
-        let url = self.metadata.backchannel_authentication_endpoint.clone();
-        let resp = self.post_form(&url, params).await?;
-        let ack: BackchannelAuthResponse = read_json(resp, &url).await?;
+        let url = self
+            .provider()
+            .await
+            .backchannel_authentication_endpoint
+            .clone();
+        let answer = self.post_form(&url, params).await?;
+        let ack: BackchannelAuthResponse = answer.json()?;
         if ack.auth_req_id.is_empty() {
             return Err(ClientError::InvalidResponse {
                 url,
@@ -247,268 +341,132 @@ impl CibaClient {
 
     /// Polls the token endpoint once with the CIBA grant (CIBA Core §10.1).
     pub async fn poll_once(&self, auth_req_id: &str) -> Result<PollOutcome, ClientError> {
-        let url = self.metadata.token_endpoint.clone();
+        let url = self.provider().await.token_endpoint.clone();
         let params = vec![
             ("grant_type", GRANT_TYPE_CIBA.to_owned()),
             ("auth_req_id", auth_req_id.to_owned()),
         ];
-        let resp = self.post_form(&url, params).await?;
-        match read_json::<TokenResponse>(resp, &url).await {
-            Ok(tokens) if tokens.token_type.eq_ignore_ascii_case("bearer") => {
-                Ok(PollOutcome::Tokens(tokens))
-            }
-            Ok(tokens) => Err(ClientError::InvalidResponse {
-                url,
-                reason: format!("unexpected token_type {:?}", tokens.token_type),
-            }),
-            // RFC 6749 §5.2: grant errors are 400s; anything else (401 invalid_client, 5xx)
-            // is a failure of the call, not an outcome of the request.
-            Err(ClientError::OAuth { status: 400, error }) => Ok(match error.error.as_str() {
-                "authorization_pending" => PollOutcome::Pending,
-                "slow_down" => PollOutcome::SlowDown,
-                _ => PollOutcome::Failed(error),
-            }),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Polls until the request has an outcome: every `interval` seconds (five more after each
-    /// `slow_down`), stopping when `expires_in` seconds have passed. Returns the tokens;
-    /// a denial or expiry reported by the server is [`ClientError::OAuth`], and a request still
-    /// pending past its lifetime is [`ClientError::Expired`].
-    pub async fn poll_until_done(
-        &self,
-        auth_req_id: &str,
-        interval: u64,
-        expires_in: u64,
-    ) -> Result<TokenResponse, ClientError> {
-        drive_polls(|| self.poll_once(auth_req_id), interval, expires_in).await
+        let answer = self.post_form(&url, params).await?;
+        poll_outcome(&answer)
     }
 
     pub(crate) async fn post_form(
         &self,
         url: &str,
         mut params: Vec<(&'static str, String)>,
-    ) -> Result<reqwest::Response, ClientError> {
+    ) -> Result<Answer, ClientError> {
         let creds = auth::credentials(
             &self.auth,
             &self.client_id,
-            &self.metadata.issuer,
+            &self.issuer,
             self.clock.now_secs(),
         )?;
         params.extend(creds.params);
-        let mut req = self.http.post(url).form(&params);
-        if let Some(h) = creds.authorization {
-            req = req.header(reqwest::header::AUTHORIZATION, h);
-        }
-        req.send().await.map_err(|source| http_err(url, source))
+        http::send(
+            &self.http,
+            self.observer.as_ref(),
+            self.clock.as_ref(),
+            Outgoing {
+                method: reqwest::Method::POST,
+                url,
+                authorization: creds.authorization,
+                form: params,
+            },
+        )
+        .await
     }
 }
 
-/// The polling loop, apart from HTTP so it can be tested with paused time.
-pub(crate) async fn drive_polls<F, Fut>(
-    mut poll: F,
-    interval: u64,
-    expires_in: u64,
-) -> Result<TokenResponse, ClientError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<PollOutcome, ClientError>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(expires_in);
-    let mut interval = if interval == 0 {
-        DEFAULT_INTERVAL_SECS
-    } else {
-        interval
-    };
-    let mut last_chance = false;
-    loop {
-        let polled_at = tokio::time::Instant::now();
-        match poll().await? {
-            PollOutcome::Tokens(t) => return Ok(t),
-            PollOutcome::Failed(error) => return Err(ClientError::OAuth { status: 400, error }),
-            PollOutcome::Pending => {}
-            PollOutcome::SlowDown => interval += SLOW_DOWN_STEP_SECS,
+/// What a token endpoint answer means for a poll.
+pub(crate) fn poll_outcome(answer: &Answer) -> Result<PollOutcome, ClientError> {
+    if (200..300).contains(&answer.status) {
+        let tokens: TokenResponse = answer.json()?;
+        // RFC 6749 §5.1: case-insensitive.
+        if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(ClientError::InvalidResponse {
+                url: answer.url.clone(),
+                reason: format!("unexpected token_type {:?}", tokens.token_type),
+            });
         }
-        if last_chance {
-            return Err(ClientError::Expired);
-        }
-        // The interval runs from the poll, and is honoured even at the end: the poll after the
-        // deadline gets the server's own verdict (tokens or expired_token).
-        let next = polled_at + Duration::from_secs(interval);
-        if next >= deadline {
-            last_chance = true;
-        }
-        tokio::time::sleep_until(next).await;
+        return Ok(PollOutcome::Tokens(tokens));
     }
-}
-
-pub(crate) fn default_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
-
-pub(crate) fn http_err(url: &str, source: reqwest::Error) -> ClientError {
-    let source = source.without_url();
-    ClientError::Http {
-        url: url.to_owned(),
-        detail: crate::error::error_chain(&source),
-        source,
-    }
-}
-
-/// Reads a JSON body: `T` on success, the OAuth error body otherwise.
-pub(crate) async fn read_json<T: DeserializeOwned>(
-    resp: reqwest::Response,
-    url: &str,
-) -> Result<T, ClientError> {
-    let status = resp.status();
-    let body = resp.bytes().await.map_err(|source| http_err(url, source))?;
-    if status.is_success() {
-        return serde_json::from_slice(&body).map_err(|e| ClientError::InvalidResponse {
-            url: url.to_owned(),
-            reason: format!("HTTP {}: {e}", status.as_u16()),
-        });
-    }
-    match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(error) => Err(ClientError::OAuth {
-            status: status.as_u16(),
-            error,
+    let retry_after = answer.retry_after;
+    match answer.error() {
+        ClientError::OAuth(e) if answer.status == 400 => Ok(match e.code {
+            ErrorCode::AuthorizationPending => PollOutcome::Pending { retry_after },
+            ErrorCode::SlowDown => PollOutcome::SlowDown { retry_after },
+            _ => PollOutcome::Failed(e),
         }),
-        Err(_) => Err(ClientError::InvalidResponse {
-            url: url.to_owned(),
-            reason: format!("HTTP {} without an OAuth error body", status.as_u16()),
-        }),
+        // RFC 9110 §15.5.29, §15.6.4: come back later, when the server says when.
+        _ if retry_after.is_some() && matches!(answer.status, 429 | 503) => {
+            Ok(PollOutcome::Pending { retry_after })
+        }
+        // 401 invalid_client, 5xx...: a failure of the call, not an outcome of the request.
+        e => Err(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex as StdMutex;
-    use tokio::time::Instant;
 
-    fn tokens() -> TokenResponse {
-        TokenResponse {
-            access_token: "at".into(),
-            token_type: "Bearer".into(),
-            expires_in: 300,
-            id_token: None,
-            refresh_token: None,
-            scope: Some("openid".into()),
-            authorization_details: None,
+    fn answer(status: u16, body: &str, retry_after: Option<u64>) -> Answer {
+        Answer {
+            url: "http://i/token".into(),
+            status,
+            body: body.as_bytes().to_vec(),
+            request_id: Some("r1".into()),
+            retry_after,
+            max_age: None,
         }
     }
 
-    fn err(code: &str) -> ErrorResponse {
-        ErrorResponse {
-            error: code.into(),
-            error_description: None,
-            trace_id: None,
-        }
-    }
-
-    /// Runs the loop over scripted outcomes; returns the result and the poll times (seconds
-    /// since start).
-    async fn run_script(
-        script: Vec<PollOutcome>,
-        interval: u64,
-        expires_in: u64,
-    ) -> (Result<TokenResponse, ClientError>, Vec<u64>) {
-        let start = Instant::now();
-        let times = StdMutex::new(Vec::new());
-        let script = StdMutex::new(script.into_iter());
-        let result = drive_polls(
-            || {
-                times
-                    .lock()
-                    .unwrap()
-                    .push((Instant::now() - start).as_secs());
-                let next = script
-                    .lock()
-                    .unwrap()
-                    .next()
-                    .unwrap_or(PollOutcome::Pending);
-                async move { Ok(next) }
-            },
-            interval,
-            expires_in,
-        )
-        .await;
-        (result, times.into_inner().unwrap())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn polls_at_the_interval_until_tokens() {
-        let (r, times) = run_script(
-            vec![
-                PollOutcome::Pending,
-                PollOutcome::Pending,
-                PollOutcome::Tokens(tokens()),
-            ],
-            5,
-            300,
-        )
-        .await;
-        assert_eq!(r.unwrap().access_token, "at");
-        assert_eq!(times, vec![0, 5, 10]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn slow_down_adds_five_seconds_for_good() {
-        let (r, times) = run_script(
-            vec![
-                PollOutcome::SlowDown,
-                PollOutcome::Pending,
-                PollOutcome::SlowDown,
-                PollOutcome::Pending,
-                PollOutcome::Tokens(tokens()),
-            ],
-            2,
-            300,
-        )
-        .await;
-        assert!(r.is_ok());
-        assert_eq!(times, vec![0, 7, 14, 26, 38]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn denial_ends_polling_with_the_oauth_error() {
-        let (r, times) = run_script(
-            vec![
-                PollOutcome::Pending,
-                PollOutcome::Failed(err("access_denied")),
-            ],
-            5,
-            300,
-        )
-        .await;
-        match r {
-            Err(ClientError::OAuth { status: 400, error }) => {
-                assert_eq!(error.error, "access_denied")
+    #[test]
+    fn token_answers_map_to_outcomes() {
+        let ok = r#"{"access_token":"a","token_type":"bearer","expires_in":60}"#;
+        assert!(matches!(
+            poll_outcome(&answer(200, ok, None)),
+            Ok(PollOutcome::Tokens(_))
+        ));
+        let dpop = r#"{"access_token":"a","token_type":"DPoP","expires_in":60}"#;
+        assert!(poll_outcome(&answer(200, dpop, None)).is_err());
+        assert_eq!(
+            poll_outcome(&answer(
+                400,
+                r#"{"error":"authorization_pending"}"#,
+                Some(9)
+            ))
+            .unwrap(),
+            PollOutcome::Pending {
+                retry_after: Some(9)
             }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(times, vec![0, 5]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn stops_after_expiry_with_one_last_poll() {
-        let (r, times) = run_script(vec![], 5, 12).await;
-        assert!(matches!(r, Err(ClientError::Expired)));
-        // 0, 5, 10 within the lifetime; 15 is the last chance after it.
-        assert_eq!(times, vec![0, 5, 10, 15]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_last_poll_takes_the_servers_verdict() {
-        let mut script = vec![PollOutcome::Pending; 3];
-        script.push(PollOutcome::Failed(err("expired_token")));
-        let (r, _) = run_script(script, 5, 12).await;
-        assert_eq!(r.unwrap_err().oauth_error().unwrap().error, "expired_token");
+        );
+        assert_eq!(
+            poll_outcome(&answer(400, r#"{"error":"slow_down"}"#, None)).unwrap(),
+            PollOutcome::SlowDown { retry_after: None }
+        );
+        let PollOutcome::Failed(e) = poll_outcome(&answer(
+            400,
+            r#"{"error":"access_denied","error_description":"the user said no"}"#,
+            None,
+        ))
+        .unwrap() else {
+            panic!("not failed")
+        };
+        assert_eq!(e.code, ErrorCode::AccessDenied);
+        assert_eq!(e.request_id.as_deref(), Some("r1"));
+        assert_eq!(
+            poll_outcome(&answer(503, "busy", Some(30))).unwrap(),
+            PollOutcome::Pending {
+                retry_after: Some(30)
+            }
+        );
+        assert!(matches!(
+            poll_outcome(&answer(503, "busy", None)),
+            Err(ClientError::InvalidResponse { .. })
+        ));
+        let e = poll_outcome(&answer(401, r#"{"error":"invalid_client"}"#, None)).unwrap_err();
+        assert_eq!(e.code(), Some(&ErrorCode::InvalidClient));
     }
 
     #[test]
@@ -516,28 +474,38 @@ mod tests {
         let req = InitiateRequest {
             binding_message: Some("W4SCT".into()),
             requested_expiry: Some(120),
+            acr_values: Some("urn:acr:2fa".into()),
+            user_code: Some("1234".into()),
+            client_notification_token: Some("cnt".into()),
             authorization_details: Some(serde_json::json!([{"type": "payment_initiation"}])),
             ..InitiateRequest::for_login_hint("alice@example.com")
         };
         let form = req.to_form();
-        assert!(form.contains(&("scope", "openid".into())));
-        assert!(form.contains(&("login_hint", "alice@example.com".into())));
-        assert!(form.contains(&("binding_message", "W4SCT".into())));
-        assert!(form.contains(&("requested_expiry", "120".into())));
-        assert!(form.contains(&(
-            "authorization_details",
-            r#"[{"type":"payment_initiation"}]"#.into()
-        )));
-        assert!(
-            !form
-                .iter()
-                .any(|(k, _)| *k == "id_token_hint" || *k == "user_code")
-        );
+        for (k, v) in [
+            ("scope", "openid"),
+            ("login_hint", "alice@example.com"),
+            ("binding_message", "W4SCT"),
+            ("requested_expiry", "120"),
+            ("acr_values", "urn:acr:2fa"),
+            ("user_code", "1234"),
+            ("client_notification_token", "cnt"),
+            (
+                "authorization_details",
+                r#"[{"type":"payment_initiation"}]"#,
+            ),
+        ] {
+            assert!(form.contains(&(k, v.to_owned())), "{k}");
+        }
+        assert!(!form.iter().any(|(k, _)| *k == "id_token_hint"));
         let claims = req.to_claims();
         assert_eq!(claims["requested_expiry"], 120);
         assert_eq!(
             claims["authorization_details"][0]["type"],
             "payment_initiation"
         );
+        let by_token = InitiateRequest::for_login_hint_token("lht").to_form();
+        assert!(by_token.contains(&("login_hint_token", "lht".to_owned())));
+        let by_id_token = InitiateRequest::for_id_token_hint("eyJ").to_form();
+        assert!(by_id_token.contains(&("id_token_hint", "eyJ".to_owned())));
     }
 }

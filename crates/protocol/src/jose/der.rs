@@ -98,6 +98,17 @@ pub(crate) fn rsa_parts_from_pkcs8(pkcs8: &[u8]) -> Result<RsaPrivateParts, Jose
     }
 }
 
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 document, as OpenSSL's "traditional" format
+/// would hold it: tests make PKCS#1 key files with it.
+#[cfg(test)]
+pub(crate) fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Result<Vec<u8>, JoseError> {
+    let (info, _) = expect(pkcs8, TAG_SEQUENCE)?;
+    let (_version, rest) = expect(info, TAG_INTEGER)?;
+    let (_algorithm, rest) = expect(rest, TAG_SEQUENCE)?;
+    let (private_key, _) = expect(rest, TAG_OCTET_STRING)?;
+    Ok(private_key.to_vec())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

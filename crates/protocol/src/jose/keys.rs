@@ -16,7 +16,7 @@ use super::jwk::{
     Curve, ED25519, ED25519_LEN, RSA_MAX_BITS, RSA_MIN_BITS, bit_len, curve_by_alg, curve_by_crv,
     fixed_member, invalid, member, sec1_point, signing_alg_for, thumbprint, uint_member,
 };
-use super::{Algorithm, JoseError, Jwk, Jwks, b64, der};
+use super::{Algorithm, JoseError, Jwk, Jwks, b64, der, pem};
 
 enum PrivateKey {
     Ec(EcdsaKeyPair),
@@ -134,7 +134,7 @@ impl SigningKey {
 
     /// Loads a private key from DER, as key files ship it (RFC 7468 PEM with the armour taken
     /// off): PKCS#8 (`PRIVATE KEY`, v1 or v2) for every algorithm, SEC1 (`EC PRIVATE KEY`,
-    /// RFC 5915) too for EC keys. `alg` says what the key signs with and must fit it (ES256 a
+    /// RFC 5915) too for EC keys, PKCS#1 (`RSA PRIVATE KEY`, RFC 8017) too for RSA keys. `alg` says what the key signs with and must fit it (ES256 a
     /// P-256 key, RS256/PS256 RSA of 2048 to 8192 bits, EdDSA Ed25519); the `kid` is `kid`, else
     /// the thumbprint. Apple's `.p8` keys, VAPID keys and Google service-account keys load here.
     pub fn from_der(alg: Algorithm, der: &[u8], kid: Option<&str>) -> Result<Self, JoseError> {
@@ -150,7 +150,8 @@ impl SigningKey {
             }
             Algorithm::PS256 | Algorithm::RS256 => {
                 let pair = RsaKeyPair::from_pkcs8(der)
-                    .map_err(|_| invalid("not an RSA private key in PKCS#8"))?;
+                    .or_else(|_| RsaKeyPair::from_der(der))
+                    .map_err(|_| invalid("not an RSA private key (PKCS#8 or PKCS#1)"))?;
                 let jwk = rsa_private_jwk(&pair)?;
                 let bits = bit_len(&uint_member(&jwk.n, "n")?);
                 if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
@@ -166,6 +167,72 @@ impl SigningKey {
             }
         };
         Self::assemble(alg, kid.map(str::to_owned), key, jwk)
+    }
+
+    /// Loads a private key from a PEM file (RFC 7468): PKCS#8 (`PRIVATE KEY`), SEC1
+    /// (`EC PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`). With `alg`, the key must fit it (as
+    /// [`SigningKey::from_der`]); without, it is inferred from the key: EC by curve
+    /// (ES256/ES384/ES512), RSA as RS256 (name PS256 to sign with PSS), Ed25519 as EdDSA. The
+    /// `kid` is `kid`, else the RFC 7638 thumbprint, which is what a JWKS made from the same key
+    /// by most tools carries.
+    ///
+    /// ```
+    /// use backchannel_protocol::jose::{Algorithm, SigningKey, pem};
+    /// # let generated = SigningKey::generate(Algorithm::ES256).unwrap();
+    /// # let pem_text = pem::encode(pem::LABEL_PKCS8, &generated.to_pkcs8_der().unwrap());
+    /// let key = SigningKey::from_pem(&pem_text, None, Some("rp-2025")).unwrap();
+    /// assert_eq!(key.alg(), Algorithm::ES256);
+    /// assert_eq!(key.kid(), "rp-2025");
+    /// ```
+    pub fn from_pem(
+        text: &str,
+        alg: Option<Algorithm>,
+        kid: Option<&str>,
+    ) -> Result<Self, JoseError> {
+        let block =
+            pem::decode_first(text, &[pem::LABEL_PKCS8, pem::LABEL_SEC1, pem::LABEL_PKCS1])?;
+        if let Some(alg) = alg {
+            return Self::from_der(alg, &block.der, kid);
+        }
+        let candidates: &[Algorithm] = match block.label.as_str() {
+            pem::LABEL_PKCS1 => &[Algorithm::RS256],
+            pem::LABEL_SEC1 => &[Algorithm::ES256, Algorithm::ES384, Algorithm::ES512],
+            _ => &[
+                Algorithm::ES256,
+                Algorithm::ES384,
+                Algorithm::ES512,
+                Algorithm::RS256,
+                Algorithm::EdDSA,
+            ],
+        };
+        candidates
+            .iter()
+            .find_map(|&alg| Self::from_der(alg, &block.der, kid).ok())
+            .ok_or_else(|| {
+                invalid(&format!(
+                    "the {} block is not an EC (P-256/384/521), RSA (2048-8192 bits) or Ed25519 key",
+                    block.label
+                ))
+            })
+    }
+
+    /// The private key as PKCS#8 DER (v1), for writing a PEM key file. Handle as a secret.
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, JoseError> {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        match &self.inner.key {
+            PrivateKey::Ec(pair) => pair
+                .to_pkcs8v1()
+                .map(|d| d.as_ref().to_vec())
+                .map_err(|_| JoseError::Crypto),
+            PrivateKey::Rsa(pair) => {
+                let der: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| JoseError::Crypto)?;
+                Ok(der.as_ref().to_vec())
+            }
+            PrivateKey::Ed25519(pair) => pair
+                .to_pkcs8v1()
+                .map(|d| d.as_ref().to_vec())
+                .map_err(|_| JoseError::Crypto),
+        }
     }
 
     fn assemble(
@@ -444,6 +511,54 @@ impl Jwks {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pem_keys_load_in_every_format_and_infer_their_algorithm() {
+        use aws_lc_rs::encoding::AsDer;
+        for alg in Algorithm::ALL {
+            let key = SigningKey::generate(alg).unwrap();
+            let pkcs8 = key.to_pkcs8_der().unwrap();
+            let text = pem::encode(pem::LABEL_PKCS8, &pkcs8);
+            let inferred = SigningKey::from_pem(&text, None, None).unwrap();
+            // RSA infers RS256; PSS must be asked for.
+            let want = if alg == Algorithm::PS256 {
+                Algorithm::RS256
+            } else {
+                alg
+            };
+            assert_eq!(inferred.alg(), want, "{alg:?}");
+            assert_eq!(inferred.public_jwk().x, key.public_jwk().x);
+            assert_eq!(inferred.public_jwk().n, key.public_jwk().n);
+            let named = SigningKey::from_pem(&text, Some(alg), Some("k")).unwrap();
+            assert_eq!((named.alg(), named.kid()), (alg, "k"));
+            let sig = named.sign(b"m").unwrap();
+            key.verifying_key().verify(alg, b"m", &sig).unwrap();
+        }
+        // SEC1 for EC keys, whatever the curve.
+        let ec = EcdsaKeyPair::generate(&sig::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+        let sec1 = ec.private_key().as_der().unwrap();
+        let text = pem::encode(pem::LABEL_SEC1, sec1.as_ref());
+        assert_eq!(
+            SigningKey::from_pem(&text, None, None).unwrap().alg(),
+            Algorithm::ES384
+        );
+        assert!(SigningKey::from_pem(&text, Some(Algorithm::ES256), None).is_err());
+        // PKCS#1 for RSA keys.
+        let rsa = SigningKey::generate(Algorithm::PS256).unwrap();
+        let pkcs1 = der::pkcs1_from_pkcs8(&rsa.to_pkcs8_der().unwrap()).unwrap();
+        let text = pem::encode(pem::LABEL_PKCS1, &pkcs1);
+        let loaded = SigningKey::from_pem(&text, Some(Algorithm::PS256), None).unwrap();
+        assert_eq!(loaded.public_jwk().n, rsa.public_jwk().n);
+        assert_eq!(
+            SigningKey::from_pem(&text, None, None).unwrap().alg(),
+            Algorithm::RS256
+        );
+        // A public key is not a private key.
+        let text = pem::encode("PUBLIC KEY", &[0x30, 0x00]);
+        assert!(SigningKey::from_pem(&text, None, None).is_err());
+        let text = pem::encode(pem::LABEL_PKCS8, &[0x30, 0x00]);
+        assert!(SigningKey::from_pem(&text, None, None).is_err());
+    }
 
     #[test]
     fn der_keys_load_as_the_same_key() {

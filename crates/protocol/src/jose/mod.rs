@@ -11,6 +11,7 @@ mod jwk;
 mod jws;
 mod jwt;
 mod keys;
+pub mod pem;
 mod primitives;
 
 pub use jwk::thumbprint;
