@@ -45,6 +45,16 @@ impl Domain {
             ));
         }
         let id = Domain::auth_request_key(auth_req_id);
+        // A poll the store knows came too soon after the previous one is answered without
+        // reading the request: whatever its state, this client must wait (CIBA Core §7.3).
+        if let Some(interval_secs) = self
+            .stores
+            .requests
+            .early_poll(&id, &client.id, self.now_ms(), SLOW_DOWN_INCREMENT_SECS)
+            .await?
+        {
+            return Err(AuthError::SlowDown { interval_secs });
+        }
         let request = match self.stores.requests.get_auth_request(&id).await? {
             Some(r) if r.client_id == client.id => r,
             _ => return Err(unknown_grant()),

@@ -128,6 +128,20 @@ pub trait AuthRequestStore: Send + Sync {
         now: i64,
         slow_down_increment_secs: i64,
     ) -> StoreResult<PollGate>;
+    /// A poll of request `id` by client `client_id` that this store already knows came too
+    /// soon after the previous one (it saw that poll, the request was pending and not expired
+    /// then): the interval grows as [`AuthRequestStore::record_poll`] would and the new one is
+    /// returned, without reading the request. `None` when it does not know; then the caller
+    /// reads the request and calls `record_poll`. The default knows nothing.
+    async fn early_poll(
+        &self,
+        _id: &str,
+        _client_id: &str,
+        _now: i64,
+        _slow_down_increment_secs: i64,
+    ) -> StoreResult<Option<i64>> {
+        Ok(None)
+    }
     /// A held (long) poll of a pending request was answered at `now`: it spaced the client's
     /// polls by itself, so the next poll is allowed at once (`last_polled_at` becomes `now`
     /// minus the interval). The natural long-poll loop never earns `slow_down`.

@@ -596,6 +596,23 @@ async fn polls_on_two_nodes(a: Arc<PgStore>, url: String) {
         async move { s.requests.record_poll("req-1", at, 5).await.unwrap() }
     };
     assert_eq!(poll(&node_a, T0).await, PollGate::Allowed);
+    // What a node knows is too soon, it answers without reading the request, but only to the
+    // request's own client and only within the interval.
+    let early = |s: &Stores, client: &'static str, at: i64| {
+        let s = s.clone();
+        async move { s.requests.early_poll("req-1", client, at, 5).await.unwrap() }
+    };
+    assert_eq!(early(&node_a, "client-2", T0 + 100).await, None);
+    assert_eq!(
+        early(&node_b, "client-1", T0 + 100).await,
+        None,
+        "B saw no poll"
+    );
+    assert_eq!(
+        early(&node_a, "client-1", T0 + 5 * SEC).await,
+        None,
+        "an interval later"
+    );
     // B has seen no poll: it asks the database, which saw A's.
     assert_eq!(
         poll(&node_b, T0 + SEC).await,

@@ -55,8 +55,11 @@ impl PgSchema {
         if UNUSABLE.load(Ordering::Relaxed) && !required {
             return None;
         }
-        let opened =
-            tokio::time::timeout(Duration::from_secs(15), PgStore::open_isolated(&url)).await;
+        // Schemas migrate one at a time (sqlx's migration lock is per database), so a loaded
+        // machine running many store tests at once may queue for a while: when PostgreSQL is
+        // required, only a much longer wait means it is not usable.
+        let wait = Duration::from_secs(if required { 120 } else { 15 });
+        let opened = tokio::time::timeout(wait, PgStore::open_isolated(&url)).await;
         let why = match opened {
             Ok(Ok((store, schema))) => {
                 return Some(PgSchema {

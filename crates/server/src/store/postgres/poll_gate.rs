@@ -31,7 +31,7 @@ const RECORD_POLL: &str = "UPDATE auth_requests a SET last_polled_at = $2, \
     FROM (SELECT id, last_polled_at, interval_secs FROM auth_requests \
     WHERE id = $1 AND state = 'pending' FOR UPDATE) o \
     WHERE a.id = o.id \
-    RETURNING a.interval_secs, a.expires_at, (GREATEST(o.last_polled_at, $5::int8) IS NULL \
+    RETURNING a.interval_secs, a.expires_at, a.client_id, (GREATEST(o.last_polled_at, $5::int8) IS NULL \
     OR GREATEST(o.last_polled_at, $5::int8) + (o.interval_secs + $4) * 1000 <= $2) AS allowed";
 /// Intervals grown in memory, for many requests at once.
 const FLUSH: &str = "UPDATE auth_requests a SET interval_secs = a.interval_secs + f.added, \
@@ -39,8 +39,10 @@ const FLUSH: &str = "UPDATE auth_requests a SET interval_secs = a.interval_secs 
     FROM unnest($1::text[], $2::int8[], $3::int8[]) AS f(id, added, last) \
     WHERE a.id = f.id AND a.state = 'pending'";
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
+    /// The client the request belongs to: only its polls are answered from memory.
+    client_id: String,
     last_polled_at: i64,
     /// The interval as this node knows it, unwritten additions included.
     interval_secs: i64,
@@ -70,6 +72,23 @@ impl PollGates {
     fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         let i = usize::try_from(self.hasher.hash_one(id) % SHARDS as u64).unwrap_or(0);
         lock(&self.shards[i])
+    }
+
+    /// `AuthRequestStore::early_poll`: a poll by the request's client, before its expiry,
+    /// sooner than the interval after the last poll this node saw.
+    pub(super) fn early(&self, id: &str, client_id: &str, now: i64, increment: i64) -> Option<i64> {
+        let mut shard = self.shard(id);
+        let e = shard.get_mut(id)?;
+        if e.client_id != client_id
+            || now >= e.expires_at
+            || e.last_polled_at + e.interval_secs * 1000 <= now
+        {
+            return None;
+        }
+        e.interval_secs += increment;
+        e.unwritten_secs += increment;
+        e.last_polled_at = now;
+        Some(e.interval_secs)
     }
 
     /// `AuthRequestStore::record_poll`.
@@ -104,6 +123,7 @@ impl PollGates {
                 r.flag("allowed")?,
                 r.int("interval_secs")?,
                 r.int("expires_at")?,
+                r.text("client_id")?,
             ))
         })
         .await;
@@ -121,8 +141,9 @@ impl PollGates {
                 shard.remove(id);
                 Ok(PollGate::Allowed)
             }
-            Ok(Some((allowed, interval_secs, expires_at))) => {
+            Ok(Some((allowed, interval_secs, expires_at, client_id))) => {
                 let entry = shard.entry(id.to_owned()).or_insert(Entry {
+                    client_id,
                     last_polled_at: now,
                     interval_secs,
                     unwritten_secs: 0,

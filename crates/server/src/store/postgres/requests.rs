@@ -41,6 +41,18 @@ impl AuthRequestStore for PgStore {
             .await
     }
 
+    async fn early_poll(
+        &self,
+        id: &str,
+        client_id: &str,
+        now: i64,
+        slow_down_increment_secs: i64,
+    ) -> StoreResult<Option<i64>> {
+        Ok(self
+            .poll_gates
+            .early(id, client_id, now, slow_down_increment_secs))
+    }
+
     async fn touch_poll(&self, id: &str, now: i64) -> StoreResult<()> {
         self.poll_gates.touch(id, now);
         affected(&self.polls, sqlx::query(sql::TOUCH_POLL).bind(id).bind(now)).await?;
