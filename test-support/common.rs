@@ -46,6 +46,47 @@ where
     }
 }
 
+/// Whether Python can import `module`, after installing `package` with pip when it could not:
+/// the tests that check our output with an implementation that is not ours (`http_ece`,
+/// `jwcrypto`) run on a fresh machine by themselves. Tried once per module and process.
+pub fn python_module(module: &str, package: &str) -> bool {
+    use std::collections::HashMap;
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
+    static KNOWN: Mutex<Option<HashMap<String, bool>>> = Mutex::new(None);
+    let mut known = KNOWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = known.get_or_insert_with(HashMap::new);
+    if let Some(&ready) = known.get(module) {
+        return ready;
+    }
+    let has = || {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ready = has() || {
+        let _ = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                package,
+            ])
+            .stdout(Stdio::null())
+            .status();
+        has()
+    };
+    known.insert(module.to_owned(), ready);
+    ready
+}
+
 /// What a local stand-in server (a client's notification endpoint, APNs, an organisation's
 /// system) received, in arrival order, for a test to wait on.
 pub struct Recorder<T> {

@@ -38,7 +38,7 @@ enum Command {
     /// Manage clients, users and enrolments directly in the configured store.
     Admin(admin::AdminArgs),
     /// A relying party: initiate a backchannel request and poll for tokens.
-    Client(client_cmd::ClientArgs),
+    Client(Box<client_cmd::ClientArgs>),
     /// A reference authenticator device: enrol, list, approve, deny, watch.
     Authenticator(authenticator_cmd::AuthenticatorArgs),
     /// Measure requests/s and latency of the real server over loopback.
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(args) => admin::run(args).await,
-            Command::Client(args) => client_cmd::run(args).await,
+            Command::Client(args) => client_cmd::run(*args).await,
             Command::Authenticator(args) => authenticator_cmd::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,

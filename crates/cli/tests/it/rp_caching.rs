@@ -150,22 +150,8 @@ fn jwcrypto_encrypt(
 ) -> Result<String, String> {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import jwcrypto"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has() {
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "jwcrypto"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !has() {
-            return Err("python3 with jwcrypto is not available".into());
-        }
+    if !crate::support::python_module("jwcrypto", "jwcrypto") {
+        return Err("python3 with jwcrypto is not available".into());
     }
     let script = "import json, sys\n\
 from jwcrypto import jwe, jwk\n\

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 #[path = "../../../../test-support/common.rs"]
 mod common;
-pub use common::{HANG_GUARD, Recorder, eventually, temp_dir};
+pub use common::{HANG_GUARD, Recorder, eventually, python_module, temp_dir};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_backchannel")

@@ -317,7 +317,10 @@ async fn registration_checks_and_discovery() {
 
 /// Decrypts with jwcrypto, installed with pip on first use if the machine lacks it.
 fn jwcrypto_decrypt(key: &DecryptingKey, token: &str) -> Value {
-    ensure_jwcrypto();
+    assert!(
+        crate::support::python_module("jwcrypto.jwe", "jwcrypto"),
+        "could not install jwcrypto with pip"
+    );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/jwe/jwe_decrypt.py");
     let mut child = Command::new("python3")
         .arg(script)
@@ -340,36 +343,4 @@ fn jwcrypto_decrypt(key: &DecryptingKey, token: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// Makes sure Python can import `jwcrypto` (the decrypting side that is not ours), so the test
-/// runs on a fresh machine by itself.
-fn ensure_jwcrypto() {
-    static READY: std::sync::Once = std::sync::Once::new();
-    READY.call_once(|| {
-        let has = || {
-            Command::new("python3")
-                .args(["-c", "import jwcrypto.jwe"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !has() {
-            let installed = Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "jwcrypto",
-                ])
-                .status();
-            assert!(
-                installed.is_ok_and(|s| s.success()) && has(),
-                "could not install jwcrypto with pip"
-            );
-        }
-    });
 }

@@ -379,19 +379,29 @@ fn is_conflict<T>(result: &Result<T, StoreError>) -> bool {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL specifics
 
-/// Nodes sharing a database purge one at a time: a pass holds the purge lock and the others
-/// skip theirs, and a lock never outlives the session that took it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_purges_run_on_one_node_at_a_time() {
+/// Runs `test` with a fresh schema's store (node A) and the URL a second node opens it by, as
+/// a task, so that the schema is dropped even when the test fails.
+async fn on_two_nodes<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<PgStore>, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Some(pg) = PgSchema::open().await else {
         return;
     };
-    let outcome = tokio::spawn(purges_take_turns(pg.store.clone(), pg.url())).await;
+    let outcome = tokio::spawn(test(pg.store.clone(), pg.url())).await;
     let dropped = pg.remove().await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
     dropped.unwrap();
+}
+
+/// Nodes sharing a database purge one at a time: a pass holds the purge lock and the others
+/// skip theirs, and a lock never outlives the session that took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_purges_run_on_one_node_at_a_time() {
+    on_two_nodes(purges_take_turns).await;
 }
 
 async fn purges_take_turns(a: Arc<PgStore>, url: String) {
@@ -458,15 +468,7 @@ async fn purges_take_turns(a: Arc<PgStore>, url: String) {
 /// at once on the node that made the change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_see_each_others_disables_within_the_cache_age() {
-    let Some(pg) = PgSchema::open().await else {
-        return;
-    };
-    let outcome = tokio::spawn(caches_age_out(pg.store.clone(), pg.url())).await;
-    let dropped = pg.remove().await;
-    if let Err(failed) = outcome {
-        std::panic::resume_unwind(failed.into_panic());
-    }
-    dropped.unwrap();
+    on_two_nodes(caches_age_out).await;
 }
 
 async fn caches_age_out(a: Arc<PgStore>, url: String) {
@@ -571,15 +573,7 @@ async fn caches_age_out(a: Arc<PgStore>, url: String) {
 /// intervals that memory added reach the database (and the other node) shortly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_share_one_poll_gate() {
-    let Some(pg) = PgSchema::open().await else {
-        return;
-    };
-    let outcome = tokio::spawn(polls_on_two_nodes(pg.store.clone(), pg.url())).await;
-    let dropped = pg.remove().await;
-    if let Err(failed) = outcome {
-        std::panic::resume_unwind(failed.into_panic());
-    }
-    dropped.unwrap();
+    on_two_nodes(polls_on_two_nodes).await;
 }
 
 async fn polls_on_two_nodes(a: Arc<PgStore>, url: String) {

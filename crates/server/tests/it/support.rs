@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 #[path = "../../../../test-support/common.rs"]
 mod common;
-pub use common::{HANG_GUARD, Recorder, eventually, temp_dir};
+pub use common::{HANG_GUARD, Recorder, eventually, python_module, temp_dir};
 
 /// The PostgreSQL the tests use unless `BACKCHANNEL_TEST_POSTGRES_URL` names another.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

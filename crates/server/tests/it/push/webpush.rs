@@ -95,7 +95,10 @@ impl Browser {
 
     /// Decrypts with `http_ece`, installed with pip on first use if the machine lacks it.
     fn decrypt(&self, body: &[u8]) -> Vec<u8> {
-        ensure_http_ece();
+        assert!(
+            crate::support::python_module("http_ece", "http_ece"),
+            "could not install http_ece with pip"
+        );
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/it/push/webpush_decrypt.py"
@@ -330,36 +333,4 @@ async fn webpush_endpoints_pass_the_ssrf_guard() {
         );
     }
     assert!(h.seen().is_empty());
-}
-
-/// Makes sure Python can import `http_ece` (the decrypting side that is not ours), so the test
-/// runs on a fresh machine by itself.
-fn ensure_http_ece() {
-    static READY: std::sync::Once = std::sync::Once::new();
-    READY.call_once(|| {
-        let has = || {
-            Command::new("python3")
-                .args(["-c", "import http_ece"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !has() {
-            let installed = Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "http_ece",
-                ])
-                .status();
-            assert!(
-                installed.is_ok_and(|s| s.success()) && has(),
-                "could not install http_ece with pip"
-            );
-        }
-    });
 }
