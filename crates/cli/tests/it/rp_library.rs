@@ -524,3 +524,58 @@ fn pushed_tokens_are_validated_and_a_pushed_denial_is_an_error() {
     assert_eq!(auth_req_id, started.auth_req_id);
     assert_eq!(error.code, ErrorCode::AccessDenied);
 }
+
+/// The server encrypts ID tokens to a client registered for it (signed, then a JWE to the
+/// client's `enc` key); the library decrypts them with the client's key and validates the
+/// signed token inside, for an ECDH-ES and an RSA-OAEP key.
+#[test]
+fn the_servers_encrypted_id_tokens_are_decrypted_and_validated() {
+    use backchannel_protocol::jose::jwe::EncryptionKeyType;
+    let bed = Bed::new("rp-encrypted");
+    let rt = runtime();
+    for (kind, alg, enc) in [
+        (EncryptionKeyType::P256, "ECDH-ES+A256KW", "A256GCM"),
+        (EncryptionKeyType::Rsa2048, "RSA-OAEP-256", "A256CBC-HS512"),
+    ] {
+        let signing = SigningKey::generate(Algorithm::ES256).unwrap();
+        let decrypting = backchannel_client::DecryptingKey::generate(kind).unwrap();
+        let jwks = bed.dir.join(format!("{alg}.jwks.json"));
+        let set = Jwks {
+            keys: vec![signing.public_jwk(), decrypting.public_jwk()],
+        };
+        std::fs::write(&jwks, serde_json::to_string(&set).unwrap()).unwrap();
+        let client_id = bed.client(&[
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            jwks.to_str().unwrap(),
+            "--id-token-encryption-alg",
+            alg,
+            "--id-token-encryption-enc",
+            enc,
+        ])["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let client = discover(&rt, &bed, &client_id, ClientAuth::PrivateKeyJwt(signing))
+            .with_id_token_decryption_key(decrypting);
+        let message = format!("Sealed {alg}");
+        let started = rt.block_on(client.initiate(&request(&message))).unwrap();
+        bed.decide("approve", &message);
+        rt.block_on(async {
+            let tokens = tokio::time::timeout(HANG_GUARD, client.poll_until_done(&started))
+                .await
+                .unwrap()
+                .unwrap();
+            let id_token = tokens.id_token.as_deref().expect("an ID token");
+            assert_eq!(id_token.split('.').count(), 5, "{alg}: a compact JWE");
+            let claims = client
+                .validate_token_response(&tokens)
+                .await
+                .unwrap()
+                .expect("an ID token");
+            assert_eq!(claims.sub, bed.sub, "{alg}");
+            assert_eq!(claims.claim("email").unwrap(), "alice@example.com");
+        });
+    }
+}
