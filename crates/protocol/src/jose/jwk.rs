@@ -96,6 +96,34 @@ pub(super) fn uint_member(value: &Option<String>, name: &str) -> Result<Vec<u8>,
     Ok(bytes[start..].to_vec())
 }
 
+/// The RSA modulus `n` (big-endian) is within [`RSA_MIN_BITS`]..=[`RSA_MAX_BITS`].
+pub(super) fn check_rsa_bits(n: &[u8]) -> Result<(), JoseError> {
+    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bit_len(n)) {
+        return Err(invalid("RSA modulus must be 2048 to 8192 bits"));
+    }
+    Ok(())
+}
+
+/// The RSA key pair of a private RSA JWK (every CRT member required), of an accepted size.
+pub(super) fn rsa_key_pair(jwk: &Jwk) -> Result<sig::RsaKeyPair, JoseError> {
+    use aws_lc_rs::rsa::{KeyPairComponents, PublicKeyComponents};
+    let components = KeyPairComponents {
+        public_key: PublicKeyComponents {
+            n: uint_member(&jwk.n, "n")?,
+            e: uint_member(&jwk.e, "e")?,
+        },
+        d: member(&jwk.d, "d")?,
+        p: member(&jwk.p, "p")?,
+        q: member(&jwk.q, "q")?,
+        dP: member(&jwk.dp, "dp")?,
+        dQ: member(&jwk.dq, "dq")?,
+        qInv: member(&jwk.qi, "qi")?,
+    };
+    check_rsa_bits(&components.public_key.n)?;
+    sig::RsaKeyPair::from_components(&components)
+        .map_err(|_| invalid("inconsistent RSA private key"))
+}
+
 pub(super) fn bit_len(be: &[u8]) -> usize {
     match be.first() {
         Some(&first) => (be.len() - 1) * 8 + (8 - first.leading_zeros() as usize),

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPairComponents, KeySize, PublicKeyComponents};
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{
     self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair,
 };
 
 use super::jwk::{
-    Curve, ED25519, ED25519_LEN, RSA_MAX_BITS, RSA_MIN_BITS, bit_len, curve_by_alg, curve_by_crv,
-    fixed_member, invalid, member, sec1_point, signing_alg_for, thumbprint, uint_member,
+    Curve, ED25519, ED25519_LEN, check_rsa_bits, curve_by_alg, curve_by_crv, fixed_member, invalid,
+    rsa_key_pair, sec1_point, signing_alg_for, thumbprint, uint_member,
 };
 use super::{Algorithm, JoseError, Jwk, Jwks, b64, der, pem};
 
@@ -98,24 +98,7 @@ impl SigningKey {
                 (PrivateKey::Ec(pair), jwk)
             }
             "RSA" => {
-                let components = KeyPairComponents {
-                    public_key: PublicKeyComponents {
-                        n: uint_member(&jwk.n, "n")?,
-                        e: uint_member(&jwk.e, "e")?,
-                    },
-                    d: member(&jwk.d, "d")?,
-                    p: member(&jwk.p, "p")?,
-                    q: member(&jwk.q, "q")?,
-                    dP: member(&jwk.dp, "dp")?,
-                    dQ: member(&jwk.dq, "dq")?,
-                    qInv: member(&jwk.qi, "qi")?,
-                };
-                let bits = bit_len(&components.public_key.n);
-                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(invalid("RSA modulus must be 2048 to 8192 bits"));
-                }
-                let pair = RsaKeyPair::from_components(&components)
-                    .map_err(|_| invalid("inconsistent RSA private key"))?;
+                let pair = rsa_key_pair(jwk)?;
                 let jwk = rsa_private_jwk(&pair)?;
                 (PrivateKey::Rsa(pair), jwk)
             }
@@ -153,10 +136,7 @@ impl SigningKey {
                     .or_else(|_| RsaKeyPair::from_der(der))
                     .map_err(|_| invalid("not an RSA private key (PKCS#8 or PKCS#1)"))?;
                 let jwk = rsa_private_jwk(&pair)?;
-                let bits = bit_len(&uint_member(&jwk.n, "n")?);
-                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(invalid("RSA modulus must be 2048 to 8192 bits"));
-                }
+                check_rsa_bits(&uint_member(&jwk.n, "n")?)?;
                 (PrivateKey::Rsa(pair), jwk)
             }
             Algorithm::EdDSA => {
@@ -424,10 +404,7 @@ impl VerifyingKey {
                     n: uint_member(&jwk.n, "n")?,
                     e: uint_member(&jwk.e, "e")?,
                 };
-                let bits = bit_len(&components.n);
-                if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                    return Err(invalid("RSA modulus must be 2048 to 8192 bits"));
-                }
+                check_rsa_bits(&components.n)?;
                 let rejected = |_| invalid("invalid RSA public key");
                 PublicKey::Rsa {
                     pkcs1: components

@@ -11,15 +11,14 @@ use aws_lc_rs::digest;
 use aws_lc_rs::encoding::{AsBigEndian, AsDer, Curve25519SeedBin, EcPrivateKeyBin, Pkcs8V1Der};
 use aws_lc_rs::key_wrap::{AES_128, AES_256, KeyEncryptionKey, KeyWrap as _};
 use aws_lc_rs::rsa::{
-    KeyPairComponents, KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey,
-    OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey, PublicKeyComponents,
+    KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
+    PrivateDecryptingKey, PublicEncryptingKey, PublicKeyComponents,
 };
 use aws_lc_rs::signature::RsaKeyPair;
 
 use super::{ContentEncryptionAlg, KeyManagementAlg};
 use crate::jose::jwk::{
-    RSA_MAX_BITS, RSA_MIN_BITS, bit_len, fixed_member, invalid, member, sec1_point, thumbprint,
-    uint_member,
+    check_rsa_bits, fixed_member, invalid, rsa_key_pair, sec1_point, thumbprint, uint_member,
 };
 use crate::jose::keys::rsa_private_jwk;
 use crate::jose::{JoseError, Jwk, Jwks, b64, random_bytes};
@@ -172,14 +171,6 @@ fn rsa_public(jwk: &Jwk) -> Result<OaepPublicEncryptingKey, JoseError> {
     OaepPublicEncryptingKey::new(public).map_err(|_| invalid("invalid RSA public key"))
 }
 
-fn check_rsa_bits(n: &[u8]) -> Result<(), JoseError> {
-    // RFC 7518 §4.3: "A key of size 2048 bits or larger MUST be used".
-    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bit_len(n)) {
-        return Err(invalid("RSA modulus must be 2048 to 8192 bits"));
-    }
-    Ok(())
-}
-
 enum PrivateKey {
     Ecdh(Curve, agreement::PrivateKey),
     Rsa(OaepPrivateDecryptingKey),
@@ -249,21 +240,7 @@ impl DecryptingKey {
                 .ok_or_else(|| JoseError::UnsupportedAlgorithm(crate::jose::echo(alg)))?;
         }
         let key = if jwk.kty == "RSA" {
-            let components = KeyPairComponents {
-                public_key: PublicKeyComponents {
-                    n: uint_member(&jwk.n, "n")?,
-                    e: uint_member(&jwk.e, "e")?,
-                },
-                d: member(&jwk.d, "d")?,
-                p: member(&jwk.p, "p")?,
-                q: member(&jwk.q, "q")?,
-                dP: member(&jwk.dp, "dp")?,
-                dQ: member(&jwk.dq, "dq")?,
-                qInv: member(&jwk.qi, "qi")?,
-            };
-            check_rsa_bits(&components.public_key.n)?;
-            let pair = RsaKeyPair::from_components(&components)
-                .map_err(|_| invalid("inconsistent RSA private key"))?;
+            let pair = rsa_key_pair(jwk)?;
             rsa_private(&pair)?
         } else {
             let curve = Curve::from_jwk(jwk)?;
