@@ -340,6 +340,7 @@ mod tests {
             scope: "openid".into(),
             acr_values: None,
             authorization_details: None,
+            uv_required: false,
         }
     }
 

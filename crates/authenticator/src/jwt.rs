@@ -100,6 +100,7 @@ pub fn sign_decision(
         iat: now,
         jti: jose::random_token(16)?,
         webauthn: None,
+        not_me: false,
     };
     sign_with_device_key(key, device_id, DECISION_JWT_TYP, &claims)
 }
@@ -210,6 +211,7 @@ mod tests {
             scope: "openid".into(),
             acr_values: None,
             authorization_details: None,
+            uv_required: false,
         }
     }
 

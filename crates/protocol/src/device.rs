@@ -108,6 +108,10 @@ pub struct ChallengeClaims {
     pub acr_values: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<serde_json::Value>,
+    /// Approving needs the user verified (PIN, biometrics, WebAuthn): an approval with
+    /// `user_verified: false` is refused. Absent when not required.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uv_required: bool,
 }
 
 /// One pending challenge as the device API returns it.
@@ -180,6 +184,10 @@ pub struct DecisionClaims {
     /// registered a WebAuthn credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webauthn: Option<WebAuthnAssertion>,
+    /// With a denial: the user says they did not ask for this request ("not me"). The server
+    /// records it and blocks the client from the user for a while (SPEC issue 13).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_me: bool,
 }
 
 /// A WebAuthn assertion (`navigator.credentials.get`) carried in a decision; every member is

@@ -42,6 +42,12 @@ pub struct ValidatedRequest {
     pub authorization_details: Option<Value>,
     pub expires_in: i64,
     pub client_notification_token: Option<String>,
+    /// Approval needs a verified user (the client's access policy, or `acr_values` preferring
+    /// the user-verification `acr`).
+    pub uv_required: bool,
+    /// The client's policy lets it have several undecided requests for one user; otherwise a
+    /// new request replaces the undecided one (push-bombing protection).
+    pub allow_parallel: bool,
 }
 
 impl Domain {
@@ -74,6 +80,9 @@ impl Domain {
             user_verified: false,
             redeemed_at: None,
             auth_req_id: (client.delivery_mode != DeliveryMode::Poll).then(|| auth_req_id.clone()),
+            uv_required: validated.uv_required,
+            replaced_at: None,
+            not_me: false,
         };
         let mut challenges = Vec::new();
         let mut push_devices = Vec::new();
@@ -217,6 +226,8 @@ impl Domain {
             authorization_details,
             expires_in,
             client_notification_token,
+            uv_required: false,
+            allow_parallel: false,
         })
     }
 

@@ -227,6 +227,7 @@ impl Domain {
             scope: request.scope.clone(),
             acr_values: request.acr_values.clone(),
             authorization_details: request.authorization_details.clone(),
+            uv_required: request.uv_required,
         };
         jose::sign_jwt(key, Some(CHALLENGE_JWT_TYP), &claims).map_err(AuthError::internal)
     }

@@ -181,6 +181,17 @@ pub struct AuthRequest {
     /// The `auth_req_id` itself, kept only for ping and push clients, which must be sent it
     /// (CIBA Core §10.2, §10.3); poll requests store only its hash (`id`).
     pub auth_req_id: Option<String>,
+    /// Approval needs a verified user (the client's policy or its `acr_values`): the challenge
+    /// says so, and an approval without user verification is refused.
+    #[serde(default)]
+    pub uv_required: bool,
+    /// When a newer request of the same client for the same user replaced this one; it ended
+    /// then (`expires_at` was set to the same time).
+    #[serde(default)]
+    pub replaced_at: Option<i64>,
+    /// Denied by a user who said they did not ask for it.
+    #[serde(default)]
+    pub not_me: bool,
 }
 
 /// One device's copy of a backchannel request.

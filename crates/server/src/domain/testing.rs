@@ -200,6 +200,7 @@ impl Fixture {
             iat,
             jti: jose::random_token(8).unwrap(),
             webauthn: None,
+            not_me: false,
         };
         let jws = jose::sign_jwt(&self.device_key, Some(DECISION_JWT_TYP), &claims).unwrap();
         self.domain

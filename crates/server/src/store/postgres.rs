@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webauthn",
         include_str!("../../migrations/postgres/0008_webauthn.sql"),
     ),
+    (
+        9,
+        "access",
+        include_str!("../../migrations/postgres/0009_access.sql"),
+    ),
 ];
 
 /// Connections for the statements whose commit must be durable before the answer.

@@ -258,6 +258,9 @@ pub(crate) fn auth_request(row: &impl RowExt) -> StoreResult<AuthRequest> {
         user_verified: row.flag("user_verified")?,
         redeemed_at: row.opt_int("redeemed_at")?,
         auth_req_id: row.opt_text("auth_req_id")?,
+        uv_required: row.flag("uv_required")?,
+        replaced_at: row.opt_int("replaced_at")?,
+        not_me: row.flag("not_me")?,
     })
 }
 

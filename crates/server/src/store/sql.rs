@@ -53,8 +53,8 @@ pub(crate) const CLOSE_DEVICE_CHALLENGES: &str = "UPDATE challenges \
 pub(crate) const INSERT_AUTH_REQUEST: &str = "INSERT INTO auth_requests (id, client_id, \
     user_sub, scope, acr_values, binding_message, authorization_details, delivery_mode, \
     client_notification_token, created_at, expires_at, interval_secs, last_polled_at, state, \
-    decided_at, user_verified, redeemed_at, auth_req_id) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+    decided_at, user_verified, redeemed_at, auth_req_id, uv_required) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges (id, auth_request_id, \
     device_id, state, created_at, decided_at, decision_jws) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0006_tokens.sql"),
     include_str!("../../migrations/sqlite/0007_keys_encryption.sql"),
     include_str!("../../migrations/sqlite/0008_webauthn.sql"),
+    include_str!("../../migrations/sqlite/0009_access.sql"),
 ];
 
 /// Read-only connections beside the writer.

@@ -83,6 +83,7 @@ fn decision(
         iat: now_secs(),
         jti: jose::random_token(16).unwrap(),
         webauthn,
+        not_me: false,
     };
     jose::sign_jwt_with(
         &device.key,

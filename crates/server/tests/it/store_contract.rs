@@ -258,6 +258,9 @@ fn request(id: &str, created_at: i64) -> AuthRequest {
         user_verified: false,
         redeemed_at: None,
         auth_req_id: None,
+        uv_required: false,
+        replaced_at: None,
+        not_me: false,
     }
 }
 

@@ -491,6 +491,7 @@ impl TestDevice {
             iat: now_secs(),
             jti: jose::random_token(16).unwrap(),
             webauthn: None,
+            not_me: false,
         };
         jose::sign_jwt(&self.key, Some(DECISION_JWT_TYP), &claims).unwrap()
     }

@@ -22,15 +22,16 @@ const WRITERS: usize = 4;
 
 /// Requests with their challenges, each device's `challenge` event and the push deliveries,
 /// as one statement, atomic without a transaction block. The requests come as parallel arrays
-/// (`$1`..`$18`), the challenges too (`$19`..`$27`, with which are pushed and the push
-/// deadline: the request's expiry).
+/// (`$1`..`$18` and `$28`), the challenges too (`$19`..`$27`, with which are pushed and the
+/// push deadline: the request's expiry).
 const CREATE_AUTH_REQUESTS: &str = "WITH r AS (INSERT INTO auth_requests (id, client_id, \
     user_sub, scope, acr_values, binding_message, authorization_details, delivery_mode, \
     client_notification_token, created_at, expires_at, interval_secs, last_polled_at, state, \
-    decided_at, user_verified, redeemed_at, auth_req_id) \
+    decided_at, user_verified, redeemed_at, auth_req_id, uv_required) \
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
     $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[], $12::int8[], \
-    $13::int8[], $14::text[], $15::int8[], $16::bool[], $17::int8[], $18::text[])), \
+    $13::int8[], $14::text[], $15::int8[], $16::bool[], $17::int8[], $18::text[], \
+    $28::bool[])), \
     c AS (SELECT * FROM unnest($19::text[], $20::text[], $21::text[], $22::text[], \
     $23::int8[], $24::int8[], $25::text[], $26::bool[], $27::int8[]) \
     AS c(id, auth_request_id, device_id, state, created_at, decided_at, decision_jws, pushed, \
@@ -192,6 +193,7 @@ async fn insert(pool: &sqlx::PgPool, batch: &[Job]) -> StoreResult<()> {
                 .iter()
                 .flat_map(|j| j.challenges.iter().map(|_| j.request.expires_at))
                 .collect::<Vec<_>>(),
-        );
+        )
+        .bind(requests().map(|r| r.uv_required).collect::<Vec<_>>());
     affected(pool, q).await.map(drop)
 }

@@ -80,6 +80,7 @@ fn insert_request(
             &r.user_verified,
             &r.redeemed_at,
             &r.auth_req_id,
+            &r.uv_required,
         ],
     )?;
     for c in challenges {
