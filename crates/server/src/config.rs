@@ -30,6 +30,47 @@ pub struct Config {
     pub push: PushConfig,
     pub purge: PurgeConfig,
     pub keys: KeysConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]`: how often `/bc-authorize` may ask for one user, and what a "not me" denial
+/// costs the client (`domain::limits`). A limit of 0 is no limit. Beyond a limit the request
+/// is answered `429` with `Retry-After` and nothing is created; the token endpoint's polling is
+/// governed by `slow_down`, not by these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Undecided requests one client may have for one user at once. It bites only for
+    /// clients whose access policy allows parallel requests: for the others a new request
+    /// replaces the undecided one.
+    pub pending_per_user_client: u32,
+    /// New requests for one user, from all clients together, within the window.
+    pub requests_per_user: u32,
+    pub requests_per_user_window_secs: i64,
+    /// New requests from one client, for all users together, within the window.
+    pub requests_per_client: u32,
+    pub requests_per_client_window_secs: i64,
+    /// How long a client is refused for a user after the user denied one of its requests as
+    /// "I did not ask for this", in seconds (0: not at all).
+    pub not_me_block_secs: i64,
+    /// A client's new request for a user replaces its undecided one on the devices (the old
+    /// one ends as expired), unless the client's access policy allows parallel requests.
+    /// `false` lets every client have parallel requests.
+    pub replace_undecided: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            pending_per_user_client: 3,
+            requests_per_user: 10,
+            requests_per_user_window_secs: 600,
+            requests_per_client: 0,
+            requests_per_client_window_secs: 60,
+            not_me_block_secs: 24 * 3600,
+            replace_undecided: true,
+        }
+    }
 }
 
 /// `[keys]`: how the server's signing keys are kept.
@@ -330,6 +371,16 @@ impl Config {
             ));
         }
         self.push.validate()?;
+        let l = &self.limits;
+        if l.requests_per_user_window_secs < 1
+            || l.requests_per_client_window_secs < 1
+            || l.not_me_block_secs < 0
+        {
+            return Err(ConfigError::Invalid(
+                "limits windows must be at least 1 second and not_me_block_secs not negative"
+                    .into(),
+            ));
+        }
         // A request purged before its `expired_token` push was sent would never be notified.
         let min_retention = crate::domain::notification::EXPIRY_NOTICE_GRACE_MS / 1000;
         if self.purge.retention_secs < min_retention {

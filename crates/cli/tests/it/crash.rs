@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::stand_in::{First, Seen, StandIn, loopback_callbacks_env, settings};
 use crate::support::{
     HANG_GUARD, Killed, Reply, Rp, admin, admin_with, authenticator_json, enrol, free_port,
-    new_user, runtime, serve_with, temp_dir,
+    new_user, runtime, serve_with, temp_dir, unlimited,
 };
 
 const APNS_TOKEN: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
@@ -248,8 +248,11 @@ fn start(dir: &Path, port: u16) -> (Killed, String) {
 }
 
 /// [`start`] with further `BACKCHANNEL_*` settings.
+/// Every test here starts many requests for one user, so the `[limits]` are lifted.
 fn start_with(dir: &Path, port: u16, env: &[(String, String)]) -> (Killed, String) {
-    let served = serve_with(dir, port, env);
+    let mut env = env.to_vec();
+    env.extend(unlimited());
+    let served = serve_with(dir, port, &env);
     assert!(
         served.banner.iter().any(|l| l.starts_with("Next,")),
         "serve did not start: {:?}",

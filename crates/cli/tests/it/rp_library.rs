@@ -17,7 +17,7 @@ use tokio::runtime::Runtime;
 
 use crate::support::{
     HANG_GUARD, Killed, admin_with, authenticator_json, enrol, free_port, new_user, runtime,
-    serve_with, temp_dir,
+    serve_with, temp_dir, unlimited,
 };
 
 /// A server, one user with one enrolled device, and the settings `admin` needs alongside it.
@@ -34,7 +34,7 @@ impl Bed {
     fn new(tag: &str) -> Bed {
         let dir = temp_dir(tag);
         // Ping and push callbacks go to the test's own loopback listener.
-        let env = vec![
+        let mut env = vec![
             (
                 "BACKCHANNEL_OUTBOUND_ALLOW_HTTP".to_owned(),
                 "true".to_owned(),
@@ -44,6 +44,8 @@ impl Bed {
                 "127.0.0.0/8".to_owned(),
             ),
         ];
+        // One user logs in with every method and algorithm: no per-user limit.
+        env.extend(unlimited());
         let served = serve_with(&dir, free_port(), &env);
         let issuer = served.issuer.clone();
         let sub = new_user(&dir, "alice@example.com");

@@ -69,6 +69,19 @@ pub fn envs(dir: &Path, port: u16) -> Vec<(String, String)> {
     ]
 }
 
+/// Settings that lift the `[limits]` on `/bc-authorize`, for tests that start many requests
+/// for one user, or several at once from one client.
+pub fn unlimited() -> Vec<(String, String)> {
+    [
+        ("BACKCHANNEL_LIMITS_REQUESTS_PER_USER", "0"),
+        ("BACKCHANNEL_LIMITS_PENDING_PER_USER_CLIENT", "0"),
+        ("BACKCHANNEL_LIMITS_REPLACE_UNDECIDED", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 pub fn serve(dir: &Path) -> Served {
     serve_on(dir, free_port())
 }

@@ -100,12 +100,29 @@ impl Domain {
                 decision_jws: None,
             });
         }
-        self.stores
+        // Blocks and rate limits: a refused request is not stored and reaches no device.
+        self.admit_request(client, &request).await?;
+        if let Err(e) = self
+            .stores
             .requests
             .create_auth_request(&request, &challenges, &push_devices)
-            .await?;
+            .await
+        {
+            if let Err(w) = self.stores.admissions.withdraw_admission(&request.id).await {
+                tracing::warn!(error = %w, "could not withdraw the admission of an unstored request");
+            }
+            return Err(e.into());
+        }
         self.notifier
             .challenges_created(&challenges, !push_devices.is_empty());
+        // The new request is stored and answered even if ending the older ones failed; they
+        // then end at their own expiry.
+        if self.config.limits.replace_undecided
+            && !validated.allow_parallel
+            && let Err(e) = self.replace_undecided(&request).await
+        {
+            tracing::warn!(error = %e, "could not replace the client's undecided requests");
+        }
         Ok(BackchannelAuthResponse {
             auth_req_id,
             expires_in: u64::try_from(validated.expires_in).unwrap_or(0),

@@ -286,13 +286,20 @@ impl Domain {
             return Err(bad("shown_hash does not match the challenge"));
         }
         let approved = claims.decision == Decision::Approve;
+        if approved && claims.not_me {
+            return Err(bad("not_me goes only with a denial"));
+        }
         let user_verified = self.decision_user_verified(device, &claims).await?;
+        let verdict = Verdict {
+            approved,
+            user_verified,
+            not_me: claims.not_me,
+        };
         self.apply_decision(
             &challenge,
             &request,
             &device.id,
-            approved,
-            user_verified,
+            verdict,
             decision_jws.to_owned(),
             now,
         )
@@ -300,18 +307,22 @@ impl Domain {
     }
 
     /// Records a verified decision if it is the first (with the ping/push notification in
-    /// the same transaction), wakes whoever waits on the request, and answers the decider.
-    #[allow(clippy::too_many_arguments)]
+    /// the same transaction), wakes whoever waits on the request, and answers the decider. A
+    /// "not me" denial also blocks the client from the user (`[limits] not_me_block_secs`).
     pub(crate) async fn apply_decision(
         &self,
         challenge: &Challenge,
         request: &AuthRequest,
         device_id: &str,
-        approved: bool,
-        user_verified: bool,
+        verdict: Verdict,
         evidence: String,
         now: i64,
     ) -> AuthResult<DecisionResponse> {
+        let Verdict {
+            approved,
+            user_verified,
+            not_me,
+        } = verdict;
         let notification = self.decision_notification(request, approved, now)?;
         let recorded = self
             .stores
@@ -321,6 +332,7 @@ impl Domain {
                 device_id: device_id.to_owned(),
                 approved,
                 user_verified,
+                not_me,
                 decision_jws: evidence,
                 decided_at: now,
                 notification,
@@ -339,6 +351,9 @@ impl Domain {
             .map(|c| c.device_id)
             .collect();
         self.notifier.request_decided(&request.id, &others);
+        if not_me {
+            self.block_after_not_me(request, now).await;
+        }
         let state = if approved { "approved" } else { "denied" };
         metrics::counter!("backchannel_decisions_total", "decision" => state).increment(1);
         tracing::info!(challenge_id = %challenge.id, device_id, state, "decision recorded");
@@ -347,6 +362,15 @@ impl Domain {
             state: state.into(),
         })
     }
+}
+
+/// What a device (or the external channel) decided, once verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub approved: bool,
+    pub user_verified: bool,
+    /// A denial marked "I did not ask for this".
+    pub not_me: bool,
 }
 
 #[cfg(test)]

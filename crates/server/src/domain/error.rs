@@ -38,6 +38,14 @@ pub enum AuthError {
     /// CIBA Core §11: the end user denied the request.
     #[error("{0}")]
     AccessDenied(String),
+    /// `/bc-authorize` beyond a `[limits]` rate limit (HTTP 429): nothing was created; the
+    /// client may try again after `retry_after_secs`. The code is `slow_down`, the registered
+    /// OAuth code for "you are asking too fast".
+    #[error("{description}")]
+    RateLimited {
+        description: String,
+        retry_after_secs: i64,
+    },
     /// CIBA Core §11: no decision yet.
     #[error("the authorization request is still pending")]
     AuthorizationPending,
@@ -103,6 +111,7 @@ impl AuthError {
             AuthError::InvalidBindingMessage(_) => "invalid_binding_message",
             AuthError::InvalidAuthorizationDetails(_) => "invalid_authorization_details",
             AuthError::AccessDenied(_) => "access_denied",
+            AuthError::RateLimited { .. } => "slow_down",
             AuthError::AuthorizationPending => "authorization_pending",
             AuthError::SlowDown { .. } => "slow_down",
             AuthError::ExpiredToken => "expired_token",

@@ -15,6 +15,7 @@ use backchannel_protocol::jose::{Algorithm, Jwk, SigningKey, b64};
 use serde::{Deserialize, Serialize};
 
 use super::Domain;
+use super::device::Verdict;
 use super::error::{AuthError, AuthResult};
 use super::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User,
@@ -231,8 +232,11 @@ impl Domain {
             &challenge,
             &request,
             &device.id,
-            approved,
-            decision.user_verified,
+            Verdict {
+                approved,
+                user_verified: decision.user_verified,
+                not_me: false,
+            },
             evidence,
             now,
         )

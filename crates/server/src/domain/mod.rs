@@ -27,6 +27,7 @@ pub mod introspection;
 pub mod jwt_rules;
 pub mod key_sealing;
 pub mod keys;
+pub mod limits;
 pub mod model;
 pub mod notification;
 pub mod refresh;

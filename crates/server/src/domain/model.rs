@@ -214,6 +214,8 @@ pub struct VerifiedDecision {
     pub device_id: String,
     pub approved: bool,
     pub user_verified: bool,
+    /// A denial the user marked "I did not ask for this".
+    pub not_me: bool,
     pub decision_jws: String,
     pub decided_at: i64,
     /// The ping/push notification to queue in the same transaction, if the client wants one.

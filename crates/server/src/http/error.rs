@@ -65,6 +65,7 @@ impl HttpError {
             AuthError::NotFound(_) => StatusCode::NOT_FOUND,
             AuthError::ChallengeClosed | AuthError::Conflict(_) => StatusCode::CONFLICT,
             AuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -109,6 +110,12 @@ impl IntoResponse for HttpError {
                 header::RETRY_AFTER,
                 HeaderValue::from_static(RETRY_AFTER_SECS),
             );
+        }
+        if let AuthError::RateLimited {
+            retry_after_secs, ..
+        } = &self.error
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         let bearer_forbidden = status == StatusCode::FORBIDDEN && self.scheme == AuthScheme::Bearer;
         if status == StatusCode::UNAUTHORIZED || bearer_forbidden {

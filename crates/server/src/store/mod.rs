@@ -16,6 +16,7 @@ use crate::domain::model::{
 };
 
 mod cache;
+pub mod limits;
 pub mod postgres;
 pub mod purge;
 mod rows;
@@ -26,6 +27,7 @@ mod sql_tokens;
 pub mod sqlite;
 pub mod webauthn;
 
+pub use limits::AdmissionStore;
 pub use purge::{PurgeCutoffs, PurgeOutcome, PurgeStore, Purged};
 pub use webauthn::WebAuthnStore;
 
@@ -166,6 +168,18 @@ pub trait AuthRequestStore: Send + Sync {
     async fn record_decision(&self, decision: &VerifiedDecision) -> StoreResult<bool>;
     /// Every challenge of a request.
     async fn request_challenges(&self, auth_request_id: &str) -> StoreResult<Vec<Challenge>>;
+    /// Ends, as replaced at `now` (`expires_at = replaced_at = now`), every pending unexpired
+    /// request of `client_id` for `user_sub` but the newest, closes their challenges and puts a
+    /// `challenge_closed` event in each of their devices' logs, in one transaction. Returns
+    /// each replaced request's id with its challenges' device ids.
+    async fn replace_undecided(
+        &self,
+        user_sub: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Vec<String>)>>;
+    /// The user's `limit` most recent requests, newest first.
+    async fn user_requests(&self, user_sub: &str, limit: i64) -> StoreResult<Vec<AuthRequest>>;
 }
 
 /// The durable push fan-out: a row per challenge, inserted with the request.
@@ -343,6 +357,7 @@ pub struct Stores {
     pub tokens: Arc<dyn TokenStore>,
     pub purge: Arc<dyn PurgeStore>,
     pub webauthn: Arc<dyn WebAuthnStore>,
+    pub admissions: Arc<dyn AdmissionStore>,
     pub health: Arc<dyn Health>,
     /// The PostgreSQL pool when the backend is PostgreSQL: several nodes may share it, and
     /// the cluster notifier LISTENs on it.
@@ -365,6 +380,7 @@ impl Stores {
             + TokenStore
             + PurgeStore
             + WebAuthnStore
+            + AdmissionStore
             + Health
             + 'static,
     {
@@ -381,6 +397,7 @@ impl Stores {
             tokens: backend.clone(),
             purge: backend.clone(),
             webauthn: backend.clone(),
+            admissions: backend.clone(),
             health: backend,
             shared_pool: None,
         }

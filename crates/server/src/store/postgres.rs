@@ -8,6 +8,7 @@
 mod accounts;
 mod batch;
 mod delivery;
+mod limits;
 mod poll_gate;
 mod purge;
 mod replay_keys;

@@ -91,7 +91,7 @@ pub(crate) const LIST_PENDING_CHALLENGES: &str = challenge_join!(
 /// losers see `state <> 'pending'` and match nothing, and no two deciders lock challenge rows
 /// in opposite orders.
 pub(crate) const DECIDE_REQUEST: &str = "UPDATE auth_requests \
-    SET state = $3, decided_at = $4, user_verified = $5 \
+    SET state = $3, decided_at = $4, user_verified = $5, not_me = $6 \
     WHERE id = (SELECT auth_request_id FROM challenges \
                 WHERE id = $1 AND device_id = $2 AND state = 'pending') \
     AND state = 'pending' AND expires_at > $4 RETURNING id";
@@ -101,6 +101,26 @@ pub(crate) const DECIDE_CHALLENGE: &str = "UPDATE challenges \
 pub(crate) const CLOSE_OTHER_CHALLENGES: &str = "UPDATE challenges \
     SET state = 'closed', decided_at = $3 \
     WHERE auth_request_id = $1 AND id <> $2 AND state = 'pending'";
+
+/// Push-bombing protection: every undecided request of client `$2` for user `$1` at `$3` but
+/// the newest (by creation, then key) ends now, replaced. Each new request runs it after it is
+/// stored, so whichever runs last sees every stored request and leaves one.
+pub(crate) const REPLACE_UNDECIDED: &str = "UPDATE auth_requests \
+    SET expires_at = $3, replaced_at = $3 \
+    WHERE user_sub = $1 AND client_id = $2 AND state = 'pending' AND expires_at > $3 \
+    AND id <> (SELECT id FROM auth_requests \
+               WHERE user_sub = $1 AND client_id = $2 AND state = 'pending' AND expires_at > $3 \
+               ORDER BY created_at DESC, id DESC LIMIT 1) \
+    RETURNING id";
+/// The challenges of a replaced request close at `$2`, and their devices are told.
+pub(crate) const CLOSE_REQUEST_CHALLENGES: &str = "UPDATE challenges \
+    SET state = 'closed', decided_at = $2 WHERE auth_request_id = $1 AND state = 'pending'";
+pub(crate) const INSERT_REQUEST_CLOSED_EVENTS: &str = "INSERT INTO device_events (device_id, \
+    kind, challenge_id, created_at) SELECT device_id, 'challenge_closed', id, $2 FROM challenges \
+    WHERE auth_request_id = $1";
+/// A user's most recent requests, newest first (`admin user requests`).
+pub(crate) const USER_REQUESTS: &str = "SELECT * FROM auth_requests WHERE user_sub = $1 \
+    ORDER BY created_at DESC, id DESC LIMIT $2";
 
 pub(crate) const REMEMBER_JTI: &str = "INSERT INTO replay_jtis (scope, jti, expires_at) \
     VALUES ($1, $2, $3) ON CONFLICT (scope, jti) DO NOTHING";

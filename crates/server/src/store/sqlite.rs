@@ -20,6 +20,7 @@ use writer::Writer;
 mod accounts;
 mod cache;
 mod delivery;
+mod limits;
 mod purge;
 mod read;
 mod requests;

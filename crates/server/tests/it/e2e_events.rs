@@ -171,7 +171,12 @@ async fn a_connected_device_is_woken_for_the_challenge_and_hears_when_it_closes(
 
 #[tokio::test]
 async fn reconnecting_with_last_event_id_replays_what_was_missed() {
-    let s = TestServer::start().await;
+    // Three requests of one client stay open side by side.
+    let s = TestServer::start_with(|c| {
+        c.limits.replace_undecided = false;
+        c.limits.pending_per_user_client = 0;
+    })
+    .await;
     let (_, phone) = s.user_with_device(HINT).await;
     let auth = s
         .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")

@@ -158,7 +158,12 @@ async fn a_new_request_is_pushed_with_no_personal_data() {
 #[tokio::test]
 async fn a_503_is_retried_and_an_unregistered_token_is_disabled() {
     let push = Push::start(&[(503, "ServiceUnavailable")]).await;
-    let s = TestServer::start_with(|c| (push.configure)(c)).await;
+    // Three requests of one client stay open side by side.
+    let s = TestServer::start_with(|c| {
+        (push.configure)(c);
+        c.limits.replace_undecided = false;
+    })
+    .await;
     let (device, auth) = setup(&s).await;
     s.start_request(&auth, &[("scope", "openid"), ("login_hint", HINT)])
         .await;

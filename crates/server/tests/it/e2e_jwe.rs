@@ -88,7 +88,8 @@ async fn open_both_ways(
 
 #[tokio::test]
 async fn every_alg_and_enc_pair_decrypts_with_jwcrypto_and_with_ours() {
-    let s = TestServer::start().await;
+    // A request per pair for one user: no per-user limit.
+    let s = TestServer::start_with(|c| c.limits.requests_per_user = 0).await;
     let (user, device) = s.user_with_device(HINT).await;
     let ec = DecryptingKey::generate(EncryptionKeyType::P256).unwrap();
     let rsa = DecryptingKey::generate(EncryptionKeyType::Rsa2048).unwrap();

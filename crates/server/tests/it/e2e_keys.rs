@@ -106,7 +106,8 @@ async fn flow(
 
 #[tokio::test]
 async fn a_rotation_under_load_keeps_every_token_verifiable() {
-    let s = Arc::new(TestServer::start().await);
+    // Many requests for one user: no per-user limit.
+    let s = Arc::new(TestServer::start_with(|c| c.limits.requests_per_user = 0).await);
     let auth = s
         .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
         .await;

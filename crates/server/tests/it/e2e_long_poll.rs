@@ -154,6 +154,19 @@ impl AuthRequestStore for Gated {
     async fn request_challenges(&self, auth_request_id: &str) -> StoreResult<Vec<Challenge>> {
         self.inner.request_challenges(auth_request_id).await
     }
+
+    async fn replace_undecided(
+        &self,
+        user_sub: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Vec<String>)>> {
+        self.inner.replace_undecided(user_sub, client_id, now).await
+    }
+
+    async fn user_requests(&self, user_sub: &str, limit: i64) -> StoreResult<Vec<AuthRequest>> {
+        self.inner.user_requests(user_sub, limit).await
+    }
 }
 
 #[tokio::test]

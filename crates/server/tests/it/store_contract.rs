@@ -286,6 +286,7 @@ fn decision(request_id: &str, device_id: &str, approved: bool, at: i64) -> Verif
         device_id: device_id.to_owned(),
         approved,
         user_verified: true,
+        not_me: false,
         decision_jws: format!("jws-of-{device_id}"),
         decided_at: at,
         notification: None,

@@ -92,7 +92,8 @@ impl AuthRequestStore for PgStore {
             .bind(&d.device_id)
             .bind(request_state)
             .bind(d.decided_at)
-            .bind(d.user_verified);
+            .bind(d.user_verified)
+            .bind(d.not_me);
         let Some(request_id) = one(&mut *tx, decide_request, |r| r.text("id")).await? else {
             tx.rollback().await.map_err(db_error)?;
             return Ok(false);
@@ -133,5 +134,43 @@ impl AuthRequestStore for PgStore {
             rows::challenge,
         )
         .await
+    }
+
+    async fn replace_undecided(
+        &self,
+        user_sub: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Vec<String>)>> {
+        let mut tx = self.begin_write().await?;
+        let q = sqlx::query(sql::REPLACE_UNDECIDED)
+            .bind(user_sub)
+            .bind(client_id)
+            .bind(now);
+        let ids = all(&mut *tx, q, |r| r.text("id")).await?;
+        let mut replaced = Vec::with_capacity(ids.len());
+        for id in ids {
+            let close = sqlx::query(sql::CLOSE_REQUEST_CHALLENGES)
+                .bind(&id)
+                .bind(now);
+            affected(&mut *tx, close).await?;
+            let events = sqlx::query(sql::INSERT_REQUEST_CLOSED_EVENTS)
+                .bind(&id)
+                .bind(now);
+            affected(&mut *tx, events).await?;
+            let q = sqlx::query(sql_delivery::REQUEST_CHALLENGES).bind(&id);
+            let devices = all(&mut *tx, q, |r| r.text("device_id")).await?;
+            replaced.push((id, devices));
+        }
+        tx.commit().await.map_err(db_error)?;
+        for (id, _) in &replaced {
+            self.poll_gates.forget(id);
+        }
+        Ok(replaced)
+    }
+
+    async fn user_requests(&self, user_sub: &str, limit: i64) -> StoreResult<Vec<AuthRequest>> {
+        let q = sqlx::query(sql::USER_REQUESTS).bind(user_sub).bind(limit);
+        all(&self.pool, q, rows::auth_request).await
     }
 }

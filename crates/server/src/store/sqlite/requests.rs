@@ -129,6 +129,7 @@ fn decide(conn: &Connection, d: &VerifiedDecision) -> StoreResult<Option<String>
                 &request_state,
                 &d.decided_at,
                 &d.user_verified,
+                &d.not_me,
             ],
             |r| r.text("id"),
         )?
@@ -165,6 +166,27 @@ fn decide(conn: &Connection, d: &VerifiedDecision) -> StoreResult<Option<String>
         }
         Ok(Some(request_id))
     })
+}
+
+fn replace_undecided(
+    conn: &Connection,
+    user: &str,
+    client: &str,
+    now: i64,
+) -> StoreResult<Vec<(String, Vec<String>)>> {
+    let ids = all(conn, sql::REPLACE_UNDECIDED, &[&user, &client, &now], |r| {
+        r.text("id")
+    })?;
+    let mut replaced = Vec::with_capacity(ids.len());
+    for id in ids {
+        execute(conn, sql::CLOSE_REQUEST_CHALLENGES, &[&id, &now])?;
+        execute(conn, sql::INSERT_REQUEST_CLOSED_EVENTS, &[&id, &now])?;
+        let devices = all(conn, sql_delivery::REQUEST_CHALLENGES, &[&id], |r| {
+            r.text("device_id")
+        })?;
+        replaced.push((id, devices));
+    }
+    Ok(replaced)
 }
 
 impl SqliteStore {
@@ -284,6 +306,31 @@ impl AuthRequestStore for SqliteStore {
                 &[&auth_request_id],
                 |r| rows::challenge(r),
             )
+        })
+    }
+
+    async fn replace_undecided(
+        &self,
+        user_sub: &str,
+        client_id: &str,
+        now: i64,
+    ) -> StoreResult<Vec<(String, Vec<String>)>> {
+        let (user, client) = (user_sub.to_owned(), client_id.to_owned());
+        let replaced = self
+            .writer
+            .write(move |conn| replace_undecided(conn, &user, &client, now))
+            .await?;
+        for (id, _) in &replaced {
+            self.request_changed(id);
+        }
+        Ok(replaced)
+    }
+
+    async fn user_requests(&self, user_sub: &str, limit: i64) -> StoreResult<Vec<AuthRequest>> {
+        self.readers.read(|conn| {
+            all(conn, sql::USER_REQUESTS, &[&user_sub, &limit], |r| {
+                rows::auth_request(r)
+            })
         })
     }
 }
