@@ -13,7 +13,7 @@ use backchannel_protocol::jose::{Algorithm, Jwks, SigningKey};
 use backchannel_protocol::oauth::ErrorResponse;
 use serde::de::DeserializeOwned;
 
-use crate::jwt::{Rejection, sign_decision, sign_device_auth, verify_challenge};
+use crate::jwt::{Rejection, sign_decision_as, sign_device_auth, verify_challenge};
 use crate::{
     AuthenticatorError, CheckedChallenge, Clock, DeviceState, SystemClock, VerifiedChallenge,
 };
@@ -200,15 +200,38 @@ impl Device {
         decision: Decision,
         user_verified: bool,
     ) -> Result<DecisionResponse, AuthenticatorError> {
+        self.send_decision(challenge, decision, user_verified, false)
+            .await
+    }
+
+    /// Denies a challenge the user says they did not ask for: the server records it and keeps
+    /// the client from asking this user again for a while.
+    pub async fn deny_not_me(
+        &self,
+        challenge: &VerifiedChallenge,
+        user_verified: bool,
+    ) -> Result<DecisionResponse, AuthenticatorError> {
+        self.send_decision(challenge, Decision::Deny, user_verified, true)
+            .await
+    }
+
+    async fn send_decision(
+        &self,
+        challenge: &VerifiedChallenge,
+        decision: Decision,
+        user_verified: bool,
+        not_me: bool,
+    ) -> Result<DecisionResponse, AuthenticatorError> {
         if !is_safe_id(&challenge.id) {
             return Err(AuthenticatorError::NotFound(challenge.id.clone()));
         }
-        let jws = sign_decision(
+        let jws = sign_decision_as(
             &self.key,
             &self.state.device_id,
             challenge,
             decision,
             user_verified,
+            not_me,
             self.clock.now_secs(),
         )?;
         let path = format!("{CHALLENGES_PATH}/{}/decision", challenge.id);

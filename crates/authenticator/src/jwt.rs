@@ -91,6 +91,27 @@ pub fn sign_decision(
     user_verified: bool,
     now: i64,
 ) -> Result<String, AuthenticatorError> {
+    sign_decision_as(
+        key,
+        device_id,
+        challenge,
+        decision,
+        user_verified,
+        false,
+        now,
+    )
+}
+
+/// [`sign_decision`] with the "I did not ask for this" flag (`not_me`, with a denial only).
+pub fn sign_decision_as(
+    key: &SigningKey,
+    device_id: &str,
+    challenge: &VerifiedChallenge,
+    decision: Decision,
+    user_verified: bool,
+    not_me: bool,
+    now: i64,
+) -> Result<String, AuthenticatorError> {
     let claims = DecisionClaims {
         iss: device_id.to_owned(),
         challenge_id: challenge.id.clone(),
@@ -100,7 +121,7 @@ pub fn sign_decision(
         iat: now,
         jti: jose::random_token(16)?,
         webauthn: None,
-        not_me: false,
+        not_me,
     };
     sign_with_device_key(key, device_id, DECISION_JWT_TYP, &claims)
 }

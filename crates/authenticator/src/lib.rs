@@ -43,7 +43,8 @@ pub use device::{Device, default_http_client, enrol, enrol_with};
 pub use error::AuthenticatorError;
 pub use events::{DEFAULT_IDLE_TIMEOUT, DeviceEvent, EventStream};
 pub use jwt::{
-    CheckedChallenge, VerifiedChallenge, device_auth_claims, sign_decision, sign_device_auth,
+    CheckedChallenge, VerifiedChallenge, device_auth_claims, sign_decision, sign_decision_as,
+    sign_device_auth,
 };
 pub use state::DeviceState;
 

@@ -20,7 +20,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::output::{Output, print_json};
+use crate::output::{Output, print_json, utc};
 use crate::{BoxError, CmdResult};
 
 #[derive(Args)]
@@ -163,6 +163,19 @@ enum UserCommand {
     List(JsonFlag),
     Get(IdArg),
     Disable(IdArg),
+    /// The user's recent requests with their outcome, newest first.
+    Requests(UserRequestsArgs),
+}
+
+#[derive(Args)]
+struct UserRequestsArgs {
+    /// The user's sub.
+    sub: String,
+    /// How many to list (default 20, at most 500).
+    #[arg(long)]
+    limit: Option<i64>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -359,6 +372,29 @@ async fn user(domain: &Domain, cmd: UserCommand) -> CmdResult {
         }
         UserCommand::Get(a) => {
             print_json(&sorted(&domain.user_view(&a.id).await?)?)?;
+        }
+        UserCommand::Requests(a) => {
+            let list = domain.user_requests(&a.sub, a.limit).await?;
+            Output::from_flag(a.json).print(&sorted(&list)?, |w, _| {
+                if list.requests.is_empty() {
+                    return writeln!(w, "user {} has no requests", a.sub);
+                }
+                for r in &list.requests {
+                    writeln!(
+                        w,
+                        "{}  {:<13}  client {}  {}{}",
+                        utc(r.created_at),
+                        r.outcome,
+                        r.client_id,
+                        r.scope,
+                        r.binding_message
+                            .as_deref()
+                            .map(|m| format!("  \"{m}\""))
+                            .unwrap_or_default()
+                    )?;
+                }
+                Ok(())
+            })?;
         }
         UserCommand::Disable(a) => {
             let disabled = domain.disable_user(&a.id).await?;

@@ -102,6 +102,9 @@ async fn list_cmd(a: ListArgs) -> CmdResult {
 }
 
 async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
+    if a.not_me && decision == Decision::Approve {
+        return Err("--not-me goes with deny only".into());
+    }
     let out = Output::from_flag(a.json);
     let device = open_device(&a.device)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(a.wait);
@@ -120,7 +123,11 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
     };
     let mut decided = Vec::new();
     for c in &matching {
-        match device.decide(c, decision, a.user_verified).await {
+        let sent = match a.not_me {
+            true => device.deny_not_me(c, a.user_verified).await,
+            false => device.decide(c, decision, a.user_verified).await,
+        };
+        match sent {
             Ok(r) => {
                 out.if_human(|| println!("{}", render::decided(&r.state, c)));
                 decided.push(c.id.clone());

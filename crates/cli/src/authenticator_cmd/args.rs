@@ -139,6 +139,10 @@ pub(super) struct DecideArgs {
     /// Report that the user was verified on the device (PIN, biometrics).
     #[arg(long)]
     pub(super) user_verified: bool,
+    /// With deny: the user did not ask for this ("not me"); the server blocks the client from
+    /// asking this user again for a while.
+    #[arg(long)]
+    pub(super) not_me: bool,
     /// Print one JSON object on stdout and nothing else.
     #[arg(long)]
     pub(super) json: bool,

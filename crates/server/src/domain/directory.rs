@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::Domain;
 use super::error::{AuthError, AuthResult};
-use super::model::{Client, User};
+use super::model::{AuthRequest, AuthRequestState, Client, User};
 
 /// A client as the admin API shows it (never the secret hash).
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +59,63 @@ impl From<&Client> for ClientView {
                 .collect(),
             disabled: c.disabled,
             created_at: c.created_at,
+        }
+    }
+}
+
+/// How many of a user's requests `user requests` lists by default, and at most.
+pub const USER_REQUESTS_DEFAULT: i64 = 20;
+pub const USER_REQUESTS_MAX: i64 = 500;
+
+/// A user's recent requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRequests {
+    pub sub: String,
+    pub requests: Vec<RequestView>,
+}
+
+/// One request as operators see it: who asked, what for, and how it ended. The id is the
+/// stored key (a hash of the `auth_req_id`), never a usable handle.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    pub id: String,
+    pub client_id: String,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_message: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+    /// `pending`, `approved`, `redeemed` (tokens issued), `denied`, `denied_not_me` (the user
+    /// said they did not ask for it), `replaced` (by the client's newer request) or `expired`.
+    pub outcome: &'static str,
+    pub user_verified: bool,
+    pub uv_required: bool,
+}
+
+impl RequestView {
+    fn of(r: &AuthRequest, now: i64) -> Self {
+        let outcome = match r.state {
+            AuthRequestState::Denied if r.not_me => "denied_not_me",
+            AuthRequestState::Denied => "denied",
+            AuthRequestState::Redeemed => "redeemed",
+            AuthRequestState::Approved => "approved",
+            AuthRequestState::Pending if r.replaced_at.is_some() => "replaced",
+            AuthRequestState::Pending if r.expires_at <= now => "expired",
+            AuthRequestState::Pending => "pending",
+        };
+        RequestView {
+            id: r.id.clone(),
+            client_id: r.client_id.clone(),
+            scope: r.scope.clone(),
+            binding_message: r.binding_message.clone(),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            decided_at: r.decided_at,
+            outcome,
+            user_verified: r.user_verified,
+            uv_required: r.uv_required,
         }
     }
 }
@@ -212,6 +269,26 @@ impl Domain {
     pub async fn user_devices(&self, sub: &str) -> AuthResult<DeviceList> {
         Ok(DeviceList {
             devices: self.list_user_devices(sub).await?,
+        })
+    }
+
+    /// `admin user requests SUB` and `GET /admin/v1/users/{sub}/requests`: the user's most
+    /// recent requests (at most `limit`, newest first) with their outcome.
+    pub async fn user_requests(&self, sub: &str, limit: Option<i64>) -> AuthResult<UserRequests> {
+        let limit = limit.unwrap_or(USER_REQUESTS_DEFAULT);
+        if !(1..=USER_REQUESTS_MAX).contains(&limit) {
+            return Err(AuthError::invalid_request(format!(
+                "limit must be between 1 and {USER_REQUESTS_MAX}"
+            )));
+        }
+        if self.stores.users.get_user(sub).await?.is_none() {
+            return Err(no_such("user"));
+        }
+        let now = self.now_ms();
+        let requests = self.stores.requests.user_requests(sub, limit).await?;
+        Ok(UserRequests {
+            sub: sub.to_owned(),
+            requests: requests.iter().map(|r| RequestView::of(r, now)).collect(),
         })
     }
 

@@ -145,3 +145,209 @@ impl Domain {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use backchannel_protocol::device::Decision;
+
+    use super::super::admin::NewClient;
+    use super::super::error::AuthError;
+    use super::super::testing::{Fixture, HINT, fixture_with, params};
+    use crate::config::{Config, LimitsConfig};
+
+    async fn with_limits(limits: LimitsConfig) -> Fixture {
+        let config = Config {
+            limits,
+            ..Config::default()
+        };
+        fixture_with(config, NewClient::default()).await
+    }
+
+    fn no_limits() -> LimitsConfig {
+        LimitsConfig {
+            pending_per_user_client: 0,
+            requests_per_user: 0,
+            requests_per_client: 0,
+            ..LimitsConfig::default()
+        }
+    }
+
+    async fn try_start(f: &Fixture) -> Result<String, AuthError> {
+        let p = params(&[("scope", "openid"), ("login_hint", HINT)]);
+        f.domain
+            .start_backchannel_auth(&f.client, &p)
+            .await
+            .map(|r| r.auth_req_id)
+    }
+
+    fn retry_after(r: Result<String, AuthError>) -> (String, i64) {
+        match r {
+            Err(AuthError::RateLimited {
+                description,
+                retry_after_secs,
+            }) => (description, retry_after_secs),
+            other => panic!("expected a rate limit, got {other:?}"),
+        }
+    }
+
+    async fn recorded(f: &Fixture) -> usize {
+        let sub = &f.device.user_sub;
+        f.domain
+            .stores
+            .requests
+            .user_requests(sub, 100)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn the_user_window_refuses_the_next_request_until_the_oldest_leaves_it() {
+        let f = with_limits(LimitsConfig {
+            requests_per_user: 3,
+            requests_per_user_window_secs: 60,
+            ..no_limits()
+        })
+        .await;
+        for _ in 0..3 {
+            try_start(&f).await.unwrap();
+            f.clock.advance_secs(10);
+        }
+        // The first was admitted 30 s ago: a slot frees in 30 s.
+        let (description, secs) = retry_after(try_start(&f).await);
+        assert_eq!(secs, 30);
+        assert!(
+            description.contains("at most 3 in 60 seconds"),
+            "{description}"
+        );
+        assert_eq!(recorded(&f).await, 3, "a refused request is not stored");
+        f.clock.advance_secs(29);
+        assert_eq!(retry_after(try_start(&f).await).1, 1);
+        f.clock.advance_secs(1);
+        try_start(&f).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn undecided_requests_per_user_and_client_free_a_slot_when_one_is_decided() {
+        let f = with_limits(LimitsConfig {
+            pending_per_user_client: 2,
+            replace_undecided: false,
+            ..no_limits()
+        })
+        .await;
+        try_start(&f).await.unwrap();
+        f.clock.advance_secs(5);
+        try_start(&f).await.unwrap();
+        let (description, secs) = retry_after(try_start(&f).await);
+        assert!(
+            description.contains("2 undecided requests"),
+            "{description}"
+        );
+        // The first expires 300 s after it was made, 295 s from now.
+        assert_eq!(secs, 295);
+        let shown = f.domain.list_device_challenges(&f.device).await.unwrap();
+        assert_eq!(shown.len(), 2, "the refused request reached no device");
+        f.decide_on(&shown[0], Decision::Deny).await.unwrap();
+        try_start(&f).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_client_window_counts_every_user() {
+        let f = with_limits(LimitsConfig {
+            requests_per_client: 2,
+            requests_per_client_window_secs: 60,
+            ..no_limits()
+        })
+        .await;
+        try_start(&f).await.unwrap();
+        try_start(&f).await.unwrap();
+        let (description, secs) = retry_after(try_start(&f).await);
+        assert!(description.contains("from this client"), "{description}");
+        assert_eq!(secs, 60);
+        f.clock.advance_secs(60);
+        try_start(&f).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_request_replaces_the_clients_undecided_one() {
+        let f = with_limits(LimitsConfig::default()).await;
+        let first = try_start(&f).await.unwrap();
+        f.clock.advance_secs(6);
+        let second = try_start(&f).await.unwrap();
+        // Its poller learns it ended; the device shows only the new one.
+        let polled = f.domain.redeem_auth_req_id(&f.client, &first).await;
+        assert_eq!(polled.map_err(|e| e.code()), Err("expired_token"));
+        let shown = f.challenge().await;
+        f.decide_on(&shown, Decision::Approve).await.unwrap();
+        f.clock.advance_secs(6);
+        assert!(
+            f.domain
+                .redeem_auth_req_id(&f.client, &second)
+                .await
+                .is_ok()
+        );
+        let list = f
+            .domain
+            .user_requests(&f.device.user_sub, None)
+            .await
+            .unwrap();
+        let outcomes: Vec<_> = list.requests.iter().map(|r| r.outcome).collect();
+        assert_eq!(outcomes, ["redeemed", "replaced"]);
+    }
+
+    #[tokio::test]
+    async fn without_replacement_both_requests_stay_open() {
+        let f = with_limits(LimitsConfig {
+            replace_undecided: false,
+            ..LimitsConfig::default()
+        })
+        .await;
+        try_start(&f).await.unwrap();
+        try_start(&f).await.unwrap();
+        let shown = f.domain.list_device_challenges(&f.device).await.unwrap();
+        assert_eq!(shown.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_not_me_denial_blocks_the_client_for_the_configured_time() {
+        let f = with_limits(LimitsConfig {
+            not_me_block_secs: 600,
+            ..no_limits()
+        })
+        .await;
+        let id = try_start(&f).await.unwrap();
+        let c = f.challenge().await;
+        let now = f.domain.now_secs();
+        // "Not me" goes with a denial only.
+        let approve = f.decide_marked(&c, Decision::Approve, now, true).await;
+        assert_eq!(approve.map_err(|e| e.code()), Err("invalid_decision"));
+        f.decide_marked(&c, Decision::Deny, now, true)
+            .await
+            .unwrap();
+        let polled = f.domain.redeem_auth_req_id(&f.client, &id).await;
+        assert_eq!(polled.map_err(|e| e.code()), Err("access_denied"));
+        let list = f
+            .domain
+            .user_requests(&f.device.user_sub, None)
+            .await
+            .unwrap();
+        assert_eq!(list.requests[0].outcome, "denied_not_me");
+
+        f.clock.advance_secs(300);
+        match try_start(&f).await {
+            Err(AuthError::AccessDenied(d)) => assert!(d.contains("300 seconds"), "{d}"),
+            other => panic!("expected access_denied, got {other:?}"),
+        }
+        assert_eq!(recorded(&f).await, 1, "a blocked request is not stored");
+        f.clock.advance_secs(300);
+        try_start(&f).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_plain_denial_blocks_nothing() {
+        let f = with_limits(no_limits()).await;
+        try_start(&f).await.unwrap();
+        f.decide(Decision::Deny).await.unwrap();
+        try_start(&f).await.unwrap();
+    }
+}

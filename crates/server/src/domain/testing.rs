@@ -191,6 +191,17 @@ impl Fixture {
         decision: Decision,
         iat: i64,
     ) -> Result<(), super::error::AuthError> {
+        self.decide_marked(c, decision, iat, false).await
+    }
+
+    /// The device decides a challenge, marking it "not me" or not.
+    pub async fn decide_marked(
+        &self,
+        c: &ChallengeEnvelope,
+        decision: Decision,
+        iat: i64,
+        not_me: bool,
+    ) -> Result<(), super::error::AuthError> {
         let claims = DecisionClaims {
             iss: self.device.id.clone(),
             challenge_id: c.id.clone(),
@@ -200,7 +211,7 @@ impl Fixture {
             iat,
             jti: jose::random_token(8).unwrap(),
             webauthn: None,
-            not_me: false,
+            not_me,
         };
         let jws = jose::sign_jwt(&self.device_key, Some(DECISION_JWT_TYP), &claims).unwrap();
         self.domain

@@ -2,7 +2,8 @@
 //! as `backchannel admin`, through the same domain functions and answers.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use super::error::HttpError;
 use super::extract::{Admin, JsonBody, TraceId};
 use crate::domain::admin::{NewClient, NewUser};
 use crate::domain::directory::UserCreated;
-use crate::domain::error::AuthResult;
+use crate::domain::error::{AuthError, AuthResult};
 
 /// A domain answer as JSON with `status`, or the request's error.
 fn answer<T: Serialize>(
@@ -138,6 +139,34 @@ pub async fn admin_user_devices_get(
         &trace,
         StatusCode::OK,
         state.domain.user_devices(&sub).await,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+pub async fn admin_user_requests_get(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(sub): Path<String>,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let limit = match query {
+        Ok(Query(q)) => q.limit,
+        Err(_) => {
+            let e = AuthError::invalid_request("limit must be a positive integer");
+            return Err(HttpError::new(e, &trace.0));
+        }
+    };
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.user_requests(&sub, limit).await,
     )
 }
 

@@ -122,6 +122,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::admin_user_devices_get),
         )
         .route(
+            "/admin/v1/users/{sub}/requests",
+            get(admin::admin_user_requests_get),
+        )
+        .route(
             "/admin/v1/devices/{id}/disable",
             post(admin::admin_device_disable_post),
         )
