@@ -15,6 +15,7 @@ mod e2e_fuzz;
 mod e2e_introspect;
 mod e2e_jwe;
 mod e2e_keys;
+mod e2e_limits;
 mod e2e_long_poll;
 mod e2e_notify;
 mod e2e_postgres;
