@@ -25,6 +25,7 @@ use crate::support::{PgSchema, eventually, temp_dir};
 
 mod accounts;
 mod delivery;
+mod limits;
 mod outbox;
 mod purge;
 mod replay_keys;
@@ -105,6 +106,8 @@ contract!(
     writes::reads_see_acknowledged_writes,
     writes::push_rows_only_for_devices_that_are_pushed_to,
     webauthn::webauthn_credentials_are_one_per_device_and_counters_only_rise,
+    limits::admissions_keep_windows_undecided_requests_and_blocks,
+    limits::replacing_keeps_only_the_newest_undecided_request,
 );
 
 /// A database file in a fresh temp dir, removed (with its WAL files) when dropped.
@@ -399,6 +402,12 @@ where
         std::panic::resume_unwind(failed.into_panic());
     }
     dropped.unwrap();
+}
+
+/// Two nodes admit requests for one user under one set of limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_hold_the_request_limits_together() {
+    on_two_nodes(limits::admissions_hold_across_nodes).await;
 }
 
 /// Nodes sharing a database purge one at a time: a pass holds the purge lock and the others
