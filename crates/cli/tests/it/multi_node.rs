@@ -386,3 +386,84 @@ fn ping_and_push_callbacks_are_sent_once_by_one_of_two_nodes() {
         "{again:?}"
     );
 }
+
+/// Push-bombing protection on two nodes (issue 13): requests for one user raced on both nodes
+/// are admitted up to the per-user limit and no further; the nodes' replacements leave the
+/// device one challenge; a "not me" denial (`authenticator deny --not-me`) blocks the client
+/// on both nodes at once; `admin user requests` tells the story.
+#[test]
+fn limits_replacement_and_the_not_me_block_hold_across_two_nodes() {
+    let settings = [
+        ("BACKCHANNEL_LIMITS_REQUESTS_PER_USER", "4"),
+        ("BACKCHANNEL_LIMITS_REQUESTS_PER_USER_WINDOW_SECS", "600"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let Some(cluster) = Cluster::start_with("limits", 2, &settings) else {
+        return;
+    };
+    let client = cluster.admin(&["client", "create", "--name", "Loud Bank", "--json"]);
+    let state = user_with_device_on(&cluster, &cluster.nodes[0], "bombed@example.com");
+    let rps: Vec<Rp> = cluster
+        .nodes
+        .iter()
+        .map(|node| Rp::new(&node.issuer, &client))
+        .collect();
+    let answers: Vec<(u16, Value)> = runtime().block_on(async {
+        let racing: Vec<_> = (0..10)
+            .map(|i| {
+                let rp = rps[i % 2].clone();
+                tokio::spawn(async move { rp.bc_authorize("bombed@example.com", &[]).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for r in racing {
+            answers.push(r.await.unwrap().answered());
+        }
+        answers
+    });
+    let admitted = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(admitted, 4, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(
+            (*status, body["error"].as_str()),
+            (429, Some("slow_down")),
+            "{body}"
+        );
+    }
+
+    // Of the four, only the newest is still on the device.
+    let shown = crate::support::authenticator_json(&["list", "--state", &state, "--json"]);
+    assert_eq!(shown["challenges"].as_array().unwrap().len(), 1, "{shown}");
+    let denied = crate::support::authenticator_json(&[
+        "deny", "--state", &state, "--all", "--not-me", "--json",
+    ]);
+    assert_eq!(denied["decided"].as_array().unwrap().len(), 1, "{denied}");
+    runtime().block_on(async {
+        for rp in &rps {
+            let (status, body) = rp.bc_authorize("bombed@example.com", &[]).await.answered();
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (403, Some("access_denied")),
+                "{body}"
+            );
+        }
+    });
+
+    let sub = cluster.admin(&["user", "list", "--json"])["users"][0]["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = cluster.admin(&["user", "requests", &sub, "--json"]);
+    let mut outcomes: Vec<&str> = listed["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    outcomes.sort_unstable();
+    assert_eq!(
+        outcomes,
+        ["denied_not_me", "replaced", "replaced", "replaced"],
+        "{listed}"
+    );
+}
