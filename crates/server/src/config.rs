@@ -372,6 +372,15 @@ impl Config {
         }
         self.push.validate()?;
         let l = &self.limits;
+        // An admission is purged after the retention: every window must fit in it.
+        if l.requests_per_user_window_secs
+            .max(l.requests_per_client_window_secs)
+            > self.purge.retention_secs
+        {
+            return Err(ConfigError::Invalid(
+                "limits windows must not be longer than purge.retention_secs".into(),
+            ));
+        }
         if l.requests_per_user_window_secs < 1
             || l.requests_per_client_window_secs < 1
             || l.not_me_block_secs < 0

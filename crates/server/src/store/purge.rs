@@ -54,6 +54,8 @@ pub struct Purged {
     pub refresh_families: u64,
     pub refresh_tokens: u64,
     pub revoked_access_tokens: u64,
+    pub admissions: u64,
+    pub blocks: u64,
     /// Transactions the pass ran (each deleting at most a batch per statement).
     pub rounds: u64,
 }
@@ -70,6 +72,8 @@ impl Purged {
             + self.refresh_families
             + self.refresh_tokens
             + self.revoked_access_tokens
+            + self.admissions
+            + self.blocks
     }
 }
 
@@ -91,7 +95,8 @@ pub trait PurgeStore: Send + Sync {
     /// deadline at or after `now`, together with their challenges, notification and push
     /// deliveries; `jti`s that expired by `now`; device events written before
     /// `expired_before`; refresh families whose absolute lifetime ended by `now`, with their
-    /// tokens; revoked access tokens that expired by `now`. On PostgreSQL the pass holds an advisory lock (per database and
+    /// tokens; revoked access tokens that expired by `now`; request admissions made and expired
+    /// before `expired_before`; "not me" blocks that ended by `now`. On PostgreSQL the pass holds an advisory lock (per database and
     /// schema) and is `Skipped` when another session holds it; SQLite has one node.
     async fn purge(&self, cutoffs: &PurgeCutoffs) -> StoreResult<PurgeOutcome>;
 }
@@ -107,6 +112,8 @@ impl std::ops::AddAssign for Purged {
         self.refresh_families += other.refresh_families;
         self.refresh_tokens += other.refresh_tokens;
         self.revoked_access_tokens += other.revoked_access_tokens;
+        self.admissions += other.admissions;
+        self.blocks += other.blocks;
         self.rounds += other.rounds;
     }
 }

@@ -84,3 +84,13 @@ pub(crate) const PURGE_REFRESH_FAMILIES: &str = concat!(
 /// anyway.
 pub(crate) const PURGE_REVOKED_ACCESS_TOKENS: &str = "DELETE FROM revoked_access_tokens \
     WHERE jti IN (SELECT jti FROM revoked_access_tokens WHERE expires_at <= $1 LIMIT $2)";
+
+/// At most `$2` request admissions made and expired before `$1` (the retention cutoff, which
+/// configuration keeps at least as long as every `[limits]` window).
+pub(crate) const PURGE_ADMISSIONS: &str = "DELETE FROM request_admissions WHERE request_id IN \
+    (SELECT request_id FROM request_admissions WHERE admitted_at < $1 AND expires_at < $1 LIMIT $2)";
+
+/// At most `$2` "not me" blocks that ended by `$1`.
+pub(crate) const PURGE_BLOCKS: &str = "DELETE FROM client_user_blocks \
+    WHERE (user_sub, client_id) IN \
+    (SELECT user_sub, client_id FROM client_user_blocks WHERE blocked_until <= $1 LIMIT $2)";

@@ -108,6 +108,7 @@ contract!(
     webauthn::webauthn_credentials_are_one_per_device_and_counters_only_rise,
     limits::admissions_keep_windows_undecided_requests_and_blocks,
     limits::replacing_keeps_only_the_newest_undecided_request,
+    limits::purge_removes_old_admissions_and_ended_blocks,
 );
 
 /// A database file in a fresh temp dir, removed (with its WAL files) when dropped.

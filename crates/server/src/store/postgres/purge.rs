@@ -171,6 +171,24 @@ impl PurgeStore for PgStore {
         }
         purged += purge_by(
             &mut lock,
+            sql::PURGE_ADMISSIONS,
+            c.expired_before,
+            c.limit(),
+            |admissions| Purged {
+                admissions,
+                ..Purged::default()
+            },
+        )
+        .await?;
+        purged += purge_by(&mut lock, sql::PURGE_BLOCKS, c.now, c.limit(), |blocks| {
+            Purged {
+                blocks,
+                ..Purged::default()
+            }
+        })
+        .await?;
+        purged += purge_by(
+            &mut lock,
             sql::PURGE_REVOKED_ACCESS_TOKENS,
             c.now,
             c.limit(),

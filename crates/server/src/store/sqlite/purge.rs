@@ -114,6 +114,23 @@ impl PurgeStore for SqliteStore {
         .await?;
         purged += self
             .purge_by(
+                sql::PURGE_ADMISSIONS,
+                c.expired_before,
+                c.limit(),
+                |admissions| Purged {
+                    admissions,
+                    ..Purged::default()
+                },
+            )
+            .await?;
+        purged += self
+            .purge_by(sql::PURGE_BLOCKS, c.now, c.limit(), |blocks| Purged {
+                blocks,
+                ..Purged::default()
+            })
+            .await?;
+        purged += self
+            .purge_by(
                 sql::PURGE_REVOKED_ACCESS_TOKENS,
                 c.now,
                 c.limit(),

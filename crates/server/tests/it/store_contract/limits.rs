@@ -201,3 +201,44 @@ pub(super) async fn admissions_hold_across_nodes(a: Arc<PgStore>, url: String) {
     )));
     b.close().await;
 }
+
+pub(super) async fn purge_removes_old_admissions_and_ended_blocks(s: Stores) {
+    world(&s, 1).await;
+    let a = &s.admissions;
+    let none = AdmissionLimits::default();
+    assert_eq!(
+        a.admit(&admission("old", T0, none)).await.unwrap(),
+        Admission::Admitted
+    );
+    let recent = admission("recent", T0 + 2 * HOUR, none);
+    assert_eq!(a.admit(&recent).await.unwrap(), Admission::Admitted);
+    a.block_client_for_user("user-1", "client-1", T0 + HOUR, T0)
+        .await
+        .unwrap();
+    let mut other = admission("x", T0, none);
+    other.client_id = "client-2".to_owned();
+    a.block_client_for_user("user-1", "client-2", T0 + 4 * HOUR, T0)
+        .await
+        .unwrap();
+
+    let purged = purge_at(&s, T0 + 2 * HOUR, HOUR, 10).await;
+    assert_eq!((purged.admissions, purged.blocks), (1, 1));
+    // The recent admission still counts; the live block still refuses.
+    let per_user = AdmissionLimits {
+        per_user: Some(Window {
+            limit: 1,
+            window_ms: HOUR,
+        }),
+        ..none
+    };
+    let next = admission("next", T0 + 2 * HOUR + SEC, per_user);
+    assert!(matches!(
+        a.admit(&next).await.unwrap(),
+        Admission::Limited { .. }
+    ));
+    other.now = T0 + 2 * HOUR;
+    assert!(matches!(
+        a.admit(&other).await.unwrap(),
+        Admission::Blocked { .. }
+    ));
+}

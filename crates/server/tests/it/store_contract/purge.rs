@@ -110,8 +110,9 @@ pub(super) async fn purge_removes_what_expired_and_nothing_in_flight(s: Stores) 
         // 2 + 2 challenges, 1 closed, 1 + 1 challenges: all older than the grace period.
         device_events: 7,
         jtis: 2,
-        // Requests, jtis, device events, refresh families, revoked access tokens.
-        rounds: 5,
+        // Requests, jtis, device events, refresh families, revoked access tokens, admissions,
+        // blocks.
+        rounds: 7,
         ..Purged::default()
     };
     assert_eq!(purged, expected);
@@ -241,9 +242,9 @@ pub(super) async fn purge_runs_in_bounded_rounds_to_completion(s: Stores) {
         push_deliveries: all,
         device_events: all,
         jtis: all,
-        // Four rounds for each of three kinds; one (empty) for refresh families and one for
-        // revoked access tokens.
-        rounds: 3 * 4 + 2,
+        // Four rounds for each of three kinds; one (empty) each for refresh families, revoked
+        // access tokens, admissions and blocks.
+        rounds: 3 * 4 + 4,
         ..Purged::default()
     };
     assert_eq!(purged, expected);
@@ -253,7 +254,7 @@ pub(super) async fn purge_runs_in_bounded_rounds_to_completion(s: Stores) {
     let again = purge_at(&s, NOW, HOUR, 7).await;
     assert_eq!(
         (again.rows(), again.rounds),
-        (0, 5),
+        (0, 7),
         "one short round of each"
     );
 }
