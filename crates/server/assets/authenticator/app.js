@@ -14,6 +14,7 @@ let device = null;
 const OUTCOME = {
   approved: "Approved",
   denied: "Denied",
+  reported: "Denied and reported: this service cannot send you requests for a while",
   closed: "Answered on another device",
   expired: "Expired",
 };
@@ -190,6 +191,7 @@ async function addChallenge(id, jwt) {
   challenges.set(id, c);
   c.node.querySelector(".approve").addEventListener("click", () => onDecide(c, "approve"));
   c.node.querySelector(".deny").addEventListener("click", () => onDecide(c, "deny"));
+  c.node.querySelector(".not-me").addEventListener("click", () => onDecide(c, "deny", true));
   $("challenge-list").prepend(c.node);
   $("empty").hidden = true;
   if (expired(c)) setState(c, "expired");
@@ -224,6 +226,11 @@ function card(id, claims) {
   const actions = el("div", "actions");
   actions.append(el("button", "approve", "Approve"), el("button", "deny", "Deny"));
   li.append(actions);
+  // A request the user did not start is the sign of someone trying their password: saying so
+  // denies it and keeps this service from asking again for a while.
+  const report = el("div", "actions report");
+  report.append(el("button", "not-me", "I didn't ask for this"));
+  li.append(report);
   li.append(el("p", "note"));
   const outcome = el("p", "outcome");
   outcome.setAttribute("role", "status");
@@ -243,8 +250,7 @@ function setState(c, state, note) {
   if (state === "pending") {
     buttons.forEach((b) => (b.disabled = false));
   } else {
-    const actions = c.node.querySelector(".actions");
-    if (actions) actions.remove();
+    c.node.querySelectorAll(".actions").forEach((a) => a.remove());
     const outcome = c.node.querySelector(".outcome");
     outcome.textContent = OUTCOME[state] || state;
     outcome.hidden = false;
@@ -253,7 +259,7 @@ function setState(c, state, note) {
   c.node.querySelector(".note").textContent = note || "";
 }
 
-async function onDecide(c, decision) {
+async function onDecide(c, decision, notMe = false) {
   if (c.state !== "pending") return;
   setState(c, "deciding");
   let assertion = null;
@@ -266,10 +272,10 @@ async function onDecide(c, decision) {
     }
   }
   try {
-    const answer = await D.decide(device, c.id, c.jwt, decision, assertion);
+    const answer = await D.decide(device, c.id, c.jwt, decision, assertion, notMe);
     setState(
       c,
-      answer.state,
+      notMe && answer.state === "denied" ? "reported" : answer.state,
       assertion ? "Confirmed with your screen lock." : "",
     );
   } catch (e) {

@@ -302,8 +302,9 @@
   }
 
   /// Signs and sends a decision over exactly the challenge JWT shown. With `assertion`
-  /// (from webauthnAssertion), the user was verified.
-  async function decide(device, challengeId, jwt, decision, assertion) {
+  /// (from webauthnAssertion), the user was verified; `notMe` marks a denial "I did not ask
+  /// for this".
+  async function decide(device, challengeId, jwt, decision, assertion, notMe = false) {
     const shownHash = b64u(await sha256(jwt));
     const claims = {
       iss: device.deviceId,
@@ -315,6 +316,7 @@
       jti: randomId(16),
     };
     if (assertion) claims.webauthn = assertion;
+    if (notMe) claims.not_me = true;
     const jws = await signJwt(
       device.keys.privateKey,
       { alg: "ES256", typ: "decision+jwt", kid: device.deviceId },

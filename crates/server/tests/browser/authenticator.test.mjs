@@ -243,6 +243,22 @@ async function main() {
     assert.equal((await poll(client, denied)).error, "access_denied");
   });
 
+  await step("I didn't ask for this: denied, reported, and that client is blocked", async () => {
+    const loud = await admin("/admin/v1/clients", {
+      name: "Loud Bank",
+      auth_method: "client_secret_basic",
+      scope: "openid email",
+    });
+    const id = await startRequest(loud, { ...hint, binding_message: "Not me #13" });
+    const card = cardOf(a.page, "Not me #13");
+    await card.getByRole("button", { name: "I didn't ask for this" }).click();
+    await card.getByText("Denied and reported", { exact: false }).waitFor(WAIT);
+    assert.equal((await poll(loud, id)).error, "access_denied");
+    const again = await form("/bc-authorize", loud, { scope: "openid", ...hint });
+    assert.equal(again.status, 403, JSON.stringify(again.body));
+    assert.equal(again.body.error, "access_denied");
+  });
+
   await step("answered on another device (no platform authenticator): closed here, not user-verified", async () => {
     b = await openPage(browser, false);
     const { code } = await admin("/admin/v1/enrolments", { user: alice.sub });
