@@ -13,7 +13,7 @@ use backchannel_protocol::jose::{self, Algorithm, Jwks, SigningKey};
 use backchannel_protocol::oauth::{
     CLIENT_ASSERTION_TYPE_JWT_BEARER, ClientAuthMethod, GRANT_TYPE_CIBA,
 };
-use backchannel_server::config::Config;
+use backchannel_server::config::{Config, LimitsConfig};
 use backchannel_server::domain::admin::{NewClient, NewUser};
 use serde_json::{Value, json};
 
@@ -288,6 +288,14 @@ pub async fn run(args: BenchArgs) -> CmdResult {
     // The notification receiver runs on loopback.
     config.outbound.allowed_private_networks = vec!["127.0.0.0/8".into()];
     config.outbound.allow_http = true;
+    // The load is one user's requests, many at once: the per-user limits would refuse it.
+    config.limits = LimitsConfig {
+        pending_per_user_client: 0,
+        requests_per_user: 0,
+        requests_per_client: 0,
+        replace_undecided: false,
+        ..LimitsConfig::default()
+    };
     // The notify scenario measures held polls; elsewhere a poll of a pending request must
     // answer at once (authorization_pending), not be held.
     if args.scenario == "notify" {
