@@ -30,6 +30,15 @@ pub struct AdmissionLimits {
     pub per_client: Option<Window>,
 }
 
+impl AdmissionLimits {
+    /// No limit at all: only a block can refuse, and nothing is recorded.
+    pub fn is_none(&self) -> bool {
+        self.pending_per_user_client.is_none()
+            && self.per_user.is_none()
+            && self.per_client.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub limit: i64,
@@ -70,7 +79,8 @@ pub enum Admission {
 pub trait AdmissionStore: Send + Sync {
     /// In one step, serialised per user (and per client when `per_client` is set) across every
     /// node: refuses if the client is blocked for the user, then if any limit is reached, and
-    /// otherwise records the admission.
+    /// otherwise records the admission. Without any limit it only looks for a block and records
+    /// nothing (a limit switched on later counts from then on).
     async fn admit(&self, request: &AdmissionRequest) -> StoreResult<Admission>;
     /// Forgets an admission whose request could not be stored.
     async fn withdraw_admission(&self, request_id: &str) -> StoreResult<()>;

@@ -26,6 +26,14 @@ impl AdmissionStore for PgStore {
     async fn admit(&self, req: &AdmissionRequest) -> StoreResult<Admission> {
         let (user, client, now) = (&req.user_sub, &req.client_id, req.now);
         let l = &req.limits;
+        if l.is_none() {
+            let q = sqlx::query(sql::BLOCKED_UNTIL)
+                .bind(user)
+                .bind(client)
+                .bind(now);
+            let until = one(&self.pool, q, |r| r.int("blocked_until")).await?;
+            return Ok(until.map_or(Admission::Admitted, |until| Admission::Blocked { until }));
+        }
         let mut tx = self.polls.begin().await.map_err(db_error)?;
         if l.per_client.is_some() {
             let key = format!("client:{client}");

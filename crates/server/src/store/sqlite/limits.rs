@@ -84,6 +84,18 @@ fn admit(conn: &Connection, req: &AdmissionRequest) -> StoreResult<Admission> {
 #[async_trait]
 impl AdmissionStore for SqliteStore {
     async fn admit(&self, request: &AdmissionRequest) -> StoreResult<Admission> {
+        if request.limits.is_none() {
+            let r = request;
+            let until = self.readers.read(|conn| {
+                one(
+                    conn,
+                    sql::BLOCKED_UNTIL,
+                    &[&r.user_sub, &r.client_id, &r.now],
+                    |row| row.int("blocked_until"),
+                )
+            })?;
+            return Ok(until.map_or(Admission::Admitted, |until| Admission::Blocked { until }));
+        }
         let req = request.clone();
         self.writer.write(move |conn| admit(conn, &req)).await
     }

@@ -205,7 +205,11 @@ pub(super) async fn admissions_hold_across_nodes(a: Arc<PgStore>, url: String) {
 pub(super) async fn purge_removes_old_admissions_and_ended_blocks(s: Stores) {
     world(&s, 1).await;
     let a = &s.admissions;
-    let none = AdmissionLimits::default();
+    // Some limit, so that admissions are recorded.
+    let none = AdmissionLimits {
+        pending_per_user_client: Some(100),
+        ..AdmissionLimits::default()
+    };
     assert_eq!(
         a.admit(&admission("old", T0, none)).await.unwrap(),
         Admission::Admitted
