@@ -73,6 +73,9 @@ pub struct OAuthError {
     pub status: u16,
     /// The server's id for the request, to quote when asking its operator.
     pub request_id: Option<String>,
+    /// The `Retry-After` of the answer in seconds, if it had one (a `429` from a rate limit, a
+    /// `503`): when trying again makes sense.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -84,6 +87,7 @@ impl OAuthError {
             uri: None,
             status,
             request_id: None,
+            retry_after: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl OAuthError {
             uri: body.error_uri,
             status,
             request_id: request_id.or(body.trace_id),
+            retry_after: None,
         }
     }
 

@@ -62,7 +62,11 @@ impl Answer {
     /// The OAuth error of a failed answer, or why there is none.
     pub fn error(&self) -> ClientError {
         match serde_json::from_slice::<ErrorBody>(&self.body) {
-            Ok(body) => OAuthError::from_body(body, self.status, self.request_id.clone()).into(),
+            Ok(body) => {
+                let mut e = OAuthError::from_body(body, self.status, self.request_id.clone());
+                e.retry_after = self.retry_after;
+                e.into()
+            }
             Err(_) => ClientError::InvalidResponse {
                 url: self.url.clone(),
                 reason: format!(

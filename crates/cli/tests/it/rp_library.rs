@@ -32,6 +32,12 @@ struct Bed {
 
 impl Bed {
     fn new(tag: &str) -> Bed {
+        // Most tests log one user in many times: no per-user limit.
+        Bed::with(tag, unlimited())
+    }
+
+    /// A bed whose server gets these further settings.
+    fn with(tag: &str, settings: Vec<(String, String)>) -> Bed {
         let dir = temp_dir(tag);
         // Ping and push callbacks go to the test's own loopback listener.
         let mut env = vec![
@@ -44,8 +50,7 @@ impl Bed {
                 "127.0.0.0/8".to_owned(),
             ),
         ];
-        // One user logs in with every method and algorithm: no per-user limit.
-        env.extend(unlimited());
+        env.extend(settings);
         let served = serve_with(&dir, free_port(), &env);
         let issuer = served.issuer.clone();
         let sub = new_user(&dir, "alice@example.com");
@@ -579,5 +584,32 @@ fn the_servers_encrypted_id_tokens_are_decrypted_and_validated() {
             assert_eq!(claims.sub, bed.sub, "{alg}");
             assert_eq!(claims.claim("email").unwrap(), "alice@example.com");
         });
+    }
+}
+
+/// A rate-limited `/bc-authorize` reaches the library as `slow_down` with the HTTP status and
+/// the server's `Retry-After`.
+#[test]
+fn a_rate_limited_initiate_carries_retry_after() {
+    let limit = vec![(
+        "BACKCHANNEL_LIMITS_REQUESTS_PER_USER".to_owned(),
+        "1".to_owned(),
+    )];
+    let bed = Bed::with("rp-limited", limit);
+    let rt = runtime();
+    let secret = bed.client(&[]);
+    let (id, s) = (
+        secret["client_id"].as_str().unwrap(),
+        secret["client_secret"].as_str().unwrap(),
+    );
+    let client = discover(&rt, &bed, id, ClientAuth::SecretBasic(s.into()));
+    rt.block_on(client.initiate(&request("first"))).unwrap();
+    match rt.block_on(client.initiate(&request("second"))) {
+        Err(ClientError::OAuth(e)) => {
+            assert_eq!((&e.code, e.status), (&ErrorCode::SlowDown, 429), "{e}");
+            let secs = e.retry_after.unwrap();
+            assert!((599..=600).contains(&secs), "{secs}");
+        }
+        other => panic!("expected slow_down, got {other:?}"),
     }
 }
