@@ -142,7 +142,10 @@ impl AuthRequestStore for PgStore {
         client_id: &str,
         now: i64,
     ) -> StoreResult<Vec<(String, Vec<String>)>> {
-        let mut tx = self.begin_write().await?;
+        // On the pool that commits without waiting for the flush: nothing the client was told
+        // depends on it (the new request is already durable), and the next durable commit
+        // flushes it too. A crash in between leaves the old request to expire by itself.
+        let mut tx = self.polls.begin().await.map_err(db_error)?;
         let q = sqlx::query(sql::REPLACE_UNDECIDED)
             .bind(user_sub)
             .bind(client_id)
