@@ -101,7 +101,7 @@ impl Domain {
             });
         }
         // Blocks and rate limits: a refused request is not stored and reaches no device.
-        self.admit_request(client, &request).await?;
+        self.check_limits(client, &request).await?;
         if let Err(e) = self
             .stores
             .requests

@@ -40,7 +40,7 @@ fn secs_until(at: i64, now: i64) -> i64 {
 impl Domain {
     /// Admits the request about to be stored, or refuses it: `access_denied` while the client
     /// is blocked for the user, `slow_down` (HTTP 429, `Retry-After`) beyond a limit.
-    pub(crate) async fn admit_request(
+    pub(crate) async fn check_limits(
         &self,
         client: &Client,
         request: &AuthRequest,
