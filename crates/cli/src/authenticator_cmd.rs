@@ -120,6 +120,15 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
     };
     let mut decided = Vec::new();
     for c in &matching {
+        // The server would refuse it (invalid_decision): say what to do instead.
+        if decision == Decision::Approve && c.claims.uv_required && !a.user_verified {
+            eprintln!(
+                "error: challenge {} requires user verification; verify the user, then approve \
+                 with --user-verified",
+                c.id
+            );
+            continue;
+        }
         match device.decide(c, decision, a.user_verified).await {
             Ok(r) => {
                 out.if_human(|| println!("{}", render::decided(&r.state, c)));

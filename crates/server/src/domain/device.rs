@@ -299,7 +299,8 @@ impl Domain {
         .await
     }
 
-    /// Records a verified decision if it is the first (with the ping/push notification in
+    /// Refuses an approval without user verification of a request that requires it, then
+    /// records a verified decision if it is the first (with the ping/push notification in
     /// the same transaction), wakes whoever waits on the request, and answers the decider.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn apply_decision(
@@ -312,6 +313,15 @@ impl Domain {
         evidence: String,
         now: i64,
     ) -> AuthResult<DecisionResponse> {
+        // A request that needs a verified user (its client's policy, or acr_values preferring
+        // ACR_DEVICE_UV) is approved only by a decision that verified the user; it stays
+        // pending, so the device may approve again with verification. A denial always counts.
+        if approved && request.uv_required && !user_verified {
+            return Err(AuthError::InvalidDecision(
+                "this request requires user verification: approve it again after verifying the user"
+                    .into(),
+            ));
+        }
         let notification = self.decision_notification(request, approved, now)?;
         let recorded = self
             .stores

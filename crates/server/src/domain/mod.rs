@@ -29,6 +29,7 @@ pub mod key_sealing;
 pub mod keys;
 pub mod model;
 pub mod notification;
+pub mod policy;
 pub mod refresh;
 mod request_object;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::extract::{Admin, JsonBody, TraceId};
 use crate::domain::admin::{NewClient, NewUser};
 use crate::domain::directory::UserCreated;
 use crate::domain::error::AuthResult;
+use crate::domain::policy::PolicyRules;
 
 /// A domain answer as JSON with `status`, or the request's error.
 fn answer<T: Serialize>(
@@ -179,4 +180,51 @@ pub async fn admin_keys_rotate_post(
 ) -> Result<Response, HttpError> {
     let rotated = state.domain.rotate_signing_key(req.alg.as_deref()).await;
     answer(&trace, StatusCode::CREATED, rotated)
+}
+
+pub async fn admin_policies_get(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+) -> Result<Response, HttpError> {
+    answer(&trace, StatusCode::OK, state.domain.list_policies().await)
+}
+
+/// Creates or replaces the client's policy: the body is the whole policy (absent members
+/// take their most permissive value).
+pub async fn admin_policy_put(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(client_id): Path<String>,
+    JsonBody(rules): JsonBody<PolicyRules>,
+) -> Result<Response, HttpError> {
+    let set = state.domain.set_policy(&client_id, rules).await;
+    answer(&trace, StatusCode::OK, set)
+}
+
+pub async fn admin_policy_get(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(client_id): Path<String>,
+) -> Result<Response, HttpError> {
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.policy_view(&client_id).await,
+    )
+}
+
+pub async fn admin_policy_delete(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(client_id): Path<String>,
+) -> Result<Response, HttpError> {
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.delete_policy(&client_id).await,
+    )
 }

@@ -20,6 +20,7 @@ use writer::Writer;
 mod accounts;
 mod cache;
 mod delivery;
+mod policies;
 mod purge;
 mod read;
 mod requests;
