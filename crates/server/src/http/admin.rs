@@ -13,7 +13,6 @@ use super::extract::{Admin, JsonBody, TraceId};
 use crate::domain::admin::{NewClient, NewUser};
 use crate::domain::directory::UserCreated;
 use crate::domain::error::AuthResult;
-use crate::domain::policy::PolicyRules;
 
 /// A domain answer as JSON with `status`, or the request's error.
 fn answer<T: Serialize>(
@@ -197,9 +196,9 @@ pub async fn admin_policy_put(
     _: Admin,
     trace: TraceId,
     Path(client_id): Path<String>,
-    JsonBody(rules): JsonBody<PolicyRules>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, HttpError> {
-    let set = state.domain.set_policy(&client_id, rules).await;
+    let set = state.domain.set_policy_from_json(&client_id, body).await;
     answer(&trace, StatusCode::OK, set)
 }
 

@@ -56,6 +56,21 @@ fn no_such_client() -> AuthError {
 }
 
 impl Domain {
+    /// [`Domain::set_policy`] from a JSON body (`PUT /admin/v1/policies/{client_id}`): an
+    /// object of [`PolicyRules`] members, nothing else (serde would take an array too).
+    pub async fn set_policy_from_json(
+        &self,
+        client_id: &str,
+        body: serde_json::Value,
+    ) -> AuthResult<AccessPolicy> {
+        if !body.is_object() {
+            return Err(bad("the policy must be a JSON object"));
+        }
+        let rules: PolicyRules =
+            serde_json::from_value(body).map_err(|e| bad(format!("invalid policy: {e}")))?;
+        self.set_policy(client_id, rules).await
+    }
+
     /// Creates or replaces the policy of a registered client (`created_at` stays that of the
     /// first). Scopes must be registered for the client (`openid` is always allowed and
     /// added), types configured in `[authorization_details] types`, the maximum expiry within
