@@ -78,7 +78,7 @@ impl UserRule {
                 .get("groups")
                 .and_then(Value::as_array)
                 .is_some_and(|gs| gs.iter().any(|g| g.as_str() == Some(group))),
-            UserRule::Subjects(subs) => subs.iter().any(|s| *s == user.sub),
+            UserRule::Subjects(subs) => subs.contains(&user.sub),
         }
     }
 }
