@@ -621,9 +621,47 @@ mod tests {
             err.to_string().contains("requires user verification"),
             "{err}"
         );
-        // Still pending: the same challenge is listed and may be denied.
+        // Still pending: the same challenge is listed, and a verified approval counts.
         assert_eq!(f.challenge().await.id, c.id);
-        f.decide_on(&c, backchannel_protocol::device::Decision::Deny)
+        let claims = backchannel_protocol::device::DecisionClaims {
+            iss: f.device.id.clone(),
+            challenge_id: c.id.clone(),
+            decision: backchannel_protocol::device::Decision::Approve,
+            user_verified: true,
+            shown_hash: backchannel_protocol::jose::b64::encode(
+                &backchannel_protocol::jose::sha256(c.challenge.as_bytes()),
+            ),
+            iat: f.domain.now_secs(),
+            jti: "verified-approval".into(),
+            webauthn: None,
+            not_me: false,
+        };
+        let jws = backchannel_protocol::jose::sign_jwt(
+            &f.device_key,
+            Some(backchannel_protocol::device::DECISION_JWT_TYP),
+            &claims,
+        )
+        .unwrap();
+        f.domain
+            .decide_challenge(&f.device, &c.id, &jws)
+            .await
+            .unwrap();
+        let (_, request) = f
+            .domain
+            .stores
+            .requests
+            .get_challenge(&c.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            request.state,
+            super::super::model::AuthRequestState::Approved
+        );
+        assert!(request.user_verified && request.uv_required);
+        // A denial needs no verification.
+        f.start(&[]).await;
+        f.decide(backchannel_protocol::device::Decision::Deny)
             .await
             .unwrap();
     }
