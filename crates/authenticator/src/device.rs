@@ -193,7 +193,10 @@ impl Device {
 
     /// Sends the user's decision on a verified challenge, signed by the device key and bound to
     /// the challenge exactly as shown (SPEC §5). The first decision on a request wins; a later
-    /// one is [`AuthenticatorError::ChallengeClosed`].
+    /// one is [`AuthenticatorError::ChallengeClosed`]. A challenge whose `claims.uv_required`
+    /// is set is approved only with `user_verified` (the user was verified on the device);
+    /// the server refuses any other approval (`invalid_decision`) and the challenge stays
+    /// pending.
     pub async fn decide(
         &self,
         challenge: &VerifiedChallenge,

@@ -49,6 +49,9 @@ enum AdminCommand {
     /// The server's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Clients' access policies: which users, scopes and details they may ask for.
+    #[command(subcommand)]
+    Policy(crate::admin_policy::PolicyCommand),
 }
 
 #[derive(Subcommand)]
@@ -250,6 +253,7 @@ pub async fn run(args: AdminArgs) -> CmdResult {
         AdminCommand::User(cmd) => user(&domain, cmd).await,
         AdminCommand::Device(cmd) => device(&domain, cmd).await,
         AdminCommand::Keys(cmd) => keys(&domain, cmd).await,
+        AdminCommand::Policy(cmd) => crate::admin_policy::run(&domain, cmd).await,
         AdminCommand::Enrolment(EnrolmentCommand::Create(e)) => {
             let created = domain.create_enrolment(&e.user).await?;
             Output::from_flag(e.json).print(&sorted(&created)?, |w, _| {

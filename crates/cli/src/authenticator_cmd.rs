@@ -123,6 +123,15 @@ async fn decide_cmd(a: DecideArgs, decision: Decision) -> CmdResult {
     };
     let mut decided = Vec::new();
     for c in &matching {
+        // The server would refuse it (invalid_decision): say what to do instead.
+        if decision == Decision::Approve && c.claims.uv_required && !a.user_verified {
+            eprintln!(
+                "error: challenge {} requires user verification; verify the user, then approve \
+                 with --user-verified",
+                c.id
+            );
+            continue;
+        }
         let sent = match a.not_me {
             true => device.deny_not_me(c, a.user_verified).await,
             false => device.decide(c, decision, a.user_verified).await,

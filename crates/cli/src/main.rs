@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin;
+mod admin_policy;
 mod authenticator_cmd;
 mod bench;
 mod bench_backlog;

@@ -31,6 +31,7 @@ pub struct Config {
     pub purge: PurgeConfig,
     pub keys: KeysConfig,
     pub limits: LimitsConfig,
+    pub policies: PoliciesConfig,
 }
 
 /// `[limits]`: how often `/bc-authorize` may ask for one user, and what a "not me" denial
@@ -71,6 +72,24 @@ impl Default for LimitsConfig {
             replace_undecided: true,
         }
     }
+}
+
+/// `[policies]`: access policies (`domain::policy`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// What a client without an access policy may do: `"allow"` (every active user, every
+    /// registered scope: the behaviour before policies) or `"deny"` (no request at all).
+    /// `BACKCHANNEL_POLICIES_CLIENTS_WITHOUT_POLICY`.
+    pub clients_without_policy: ClientsWithoutPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientsWithoutPolicy {
+    #[default]
+    Allow,
+    Deny,
 }
 
 /// `[keys]`: how the server's signing keys are kept.
@@ -447,6 +466,22 @@ mod tests {
         assert_eq!(c.ciba.default_expires_in, 300);
         assert_eq!(c.ciba.interval, 5);
         assert_eq!(c.purge.retention_ms(), 24 * 3600 * 1000);
+    }
+
+    #[test]
+    fn clients_without_policy_is_allow_deny_or_an_error() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(
+            c.policies.clients_without_policy,
+            ClientsWithoutPolicy::Allow
+        );
+        let var = "BACKCHANNEL_POLICIES_CLIENTS_WITHOUT_POLICY";
+        let c = Config::load(None, env(&[(var, "deny")])).unwrap();
+        assert_eq!(
+            c.policies.clients_without_policy,
+            ClientsWithoutPolicy::Deny
+        );
+        assert!(Config::load(None, env(&[(var, "maybe")])).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(super) fn challenge_json(c: &VerifiedChallenge) -> serde_json::Value {
         "scope": c.claims.scope,
         "authorization_details": c.claims.authorization_details,
         "expires_at": c.claims.exp,
+        "uv_required": c.claims.uv_required,
     })
 }
 
@@ -52,6 +53,12 @@ pub(super) fn challenge(w: &mut String, c: &VerifiedChallenge, now: i64) -> fmt:
         for line in pretty.lines() {
             writeln!(w, "    {line}")?;
         }
+    }
+    if c.claims.uv_required {
+        writeln!(
+            w,
+            "  verify:   this request requires you to verify it's you (approve with --user-verified)"
+        )?;
     }
     writeln!(w, "  expires:  in {} s", (c.claims.exp - now).max(0))
 }
@@ -164,7 +171,8 @@ mod tests {
                 "client_name",
                 "expires_at",
                 "id",
-                "scope"
+                "scope",
+                "uv_required"
             ]
         );
         assert_eq!(v["expires_at"], 100);
@@ -214,6 +222,15 @@ mod tests {
              expires:  in 0 s\n",
             "an expired challenge says 0 s, never a negative time"
         );
+        let mut uv = challenge("ch-3", None);
+        uv.claims.uv_required = true;
+        let mut w = String::new();
+        super::challenge(&mut w, &uv, 0).unwrap();
+        assert!(
+            w.contains("  verify:   this request requires you to verify it's you"),
+            "{w}"
+        );
+        assert_eq!(challenge_json(&uv)["uv_required"], true);
         let mut w = String::new();
         challenges(&mut w, &[], 0).unwrap();
         assert_eq!(w, "No pending challenges.\n");

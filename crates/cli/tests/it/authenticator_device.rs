@@ -362,3 +362,51 @@ fn watch_reconnects_after_the_server_restarts_and_still_gets_challenges() {
     // Nothing from before the restart was asked about again.
     assert_eq!(watch.stdout.lock().unwrap().matches("Before #1").count(), 1);
 }
+
+#[test]
+fn approve_explains_a_request_that_requires_user_verification() {
+    let dir = temp_dir("auth-uv");
+    let (_server, issuer) = started(serve(&dir));
+    let bank = Bank::new(&dir, &issuer);
+    let sub = new_user(&dir, "uv@example.com");
+    let (phone, _) = enrol(&dir, &issuer, &sub, "phone", &[]);
+    let phone = phone.to_str().unwrap();
+    let started = bank.rp.bc_authorize(
+        "uv@example.com",
+        &[
+            ("binding_message", "Pay SGD 99 #UV"),
+            ("acr_values", "urn:backchannel:acr:device:uv"),
+        ],
+    );
+    let (status, body) = bank.rt.block_on(started).answered();
+    assert_eq!(status, 200, "{body}");
+    let id = body["auth_req_id"].as_str().unwrap();
+
+    let listed = authenticator_json(&["list", "--state", phone, "--json"]);
+    assert_eq!(listed["challenges"][0]["uv_required"], true, "{listed}");
+    let out = authenticator(&["list", "--state", phone]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("requires you to verify it's you"), "{text}");
+
+    // Without --user-verified: refused before anything is sent, and the request stays pending.
+    let stderr = authenticator_fails(&["approve", "--state", phone, "--all"]);
+    assert!(stderr.contains("requires user verification"), "{stderr}");
+    assert!(stderr.contains("--user-verified"), "{stderr}");
+    let (status, body) = bank.token(id);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("authorization_pending"))
+    );
+
+    let decided = authenticator_json(&[
+        "approve",
+        "--state",
+        phone,
+        "--all",
+        "--user-verified",
+        "--json",
+    ]);
+    assert_eq!(decided["decided"].as_array().unwrap().len(), 1);
+    let (status, tokens) = bank.token(id);
+    assert_eq!(status, 200, "{tokens}");
+}

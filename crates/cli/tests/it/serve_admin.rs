@@ -156,3 +156,142 @@ fn admin_client_create_with_refresh_tokens_registers_the_grant() {
         serde_json::json!(["urn:openid:params:grant-type:ciba"])
     );
 }
+
+/// `admin` that is expected to fail: its stderr.
+fn admin_fails(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("admin")
+        .args(args)
+        .envs(envs(dir, 0))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "admin {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn admin_policy_sets_shows_lists_deletes_and_a_running_server_enforces_it() {
+    let dir = temp_dir("policy");
+    let mut served = serve(&dir);
+    let client = admin(
+        &dir,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Policy Bank",
+            "--scope",
+            "openid email",
+            "--json",
+        ],
+    );
+    let id = client["client_id"].as_str().unwrap();
+    let rp = Rp::new(&served.issuer, &client);
+    let ask = || {
+        runtime()
+            .block_on(rp.bc_authorize("pol@example.com", &[("requested_expiry", "300")]))
+            .answered()
+    };
+    // No policy: the request gets as far as the (unknown) user.
+    assert_eq!(ask().1["error"], "unknown_user_id");
+
+    let set = admin(
+        &dir,
+        &[
+            "policy",
+            "set",
+            id,
+            "--users",
+            "group:staff",
+            "--scopes",
+            "openid email",
+            "--authorization-details-types",
+            "payment_initiation",
+            "--require-user-verification",
+            "--max-requested-expiry",
+            "120",
+            "--allow-parallel",
+            "--json",
+        ],
+    );
+    assert_eq!(set["client_id"], id);
+    assert_eq!(set["users"], serde_json::json!({"group": "staff"}));
+    assert_eq!(set["scopes"], serde_json::json!(["openid", "email"]));
+    assert_eq!(
+        set["authorization_details_types"],
+        serde_json::json!(["payment_initiation"])
+    );
+    assert_eq!(set["require_user_verification"], true);
+    assert_eq!(set["max_requested_expiry"], 120);
+    assert_eq!(set["allow_parallel"], true);
+    assert_eq!(admin(&dir, &["policy", "show", id, "--json"]), set);
+    let list = admin(&dir, &["policy", "list", "--json"]);
+    assert_eq!(list, serde_json::json!({"policies": [set]}));
+    let text = Command::new(bin())
+        .args(["admin", "policy", "show", id])
+        .envs(envs(&dir, 0))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("users:                     group staff"),
+        "{text}"
+    );
+    assert!(text.contains("max requested_expiry:      120 s"), "{text}");
+
+    // The running server sees the policy within a few seconds, without a restart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = ask();
+        if status == 403 {
+            assert_eq!(body["error"], "access_denied");
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("policy maximum of 120 seconds"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Bad input: a message and a non-zero exit, never a panic.
+    for (args, message) in [
+        (vec!["--users", "role:x"], "--users role:x"),
+        (
+            vec!["--scopes", "openid phone"],
+            "scope phone is not registered",
+        ),
+        (
+            vec!["--authorization-details-types", "other"],
+            "type other is not configured",
+        ),
+        (
+            vec!["--max-requested-expiry", "99999"],
+            "max_requested_expiry",
+        ),
+    ] {
+        let mut all = vec!["policy", "set", id];
+        all.extend(args);
+        let stderr = admin_fails(&dir, &all);
+        assert!(stderr.contains(message), "{all:?}: {stderr}");
+    }
+    let stderr = admin_fails(&dir, &["policy", "set", "no-such-client", "--json"]);
+    assert!(stderr.contains("no such client"), "{stderr}");
+
+    let deleted = admin(&dir, &["policy", "delete", id, "--json"]);
+    assert_eq!(
+        deleted,
+        serde_json::json!({"client_id": id, "deleted": true})
+    );
+    assert!(admin_fails(&dir, &["policy", "show", id, "--json"]).contains("no access policy"));
+    assert_eq!(
+        admin(&dir, &["policy", "list", "--json"]),
+        serde_json::json!({"policies": []})
+    );
+    sigterm(&served.child);
+    assert!(wait_exit(&mut served.child).success());
+}

@@ -223,6 +223,9 @@ function card(id, claims) {
   scopes.append(ul);
   li.append(scopes);
   if (claims.authorization_details) li.append(detailsBlock(claims.authorization_details));
+  if (claims.uv_required) {
+    li.append(el("p", "uv-required", "This request requires you to verify it's you"));
+  }
   const actions = el("div", "actions");
   actions.append(el("button", "approve", "Approve"), el("button", "deny", "Deny"));
   li.append(actions);

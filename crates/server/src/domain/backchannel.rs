@@ -15,6 +15,7 @@ use super::hint::parse_login_hint;
 use super::model::{
     AuthRequest, AuthRequestState, Challenge, ChallengeState, Client, Device, User,
 };
+use super::policy::PolicyQuestion;
 
 /// The parameters of a request, by name (each at most once: RFC 6749 §3.1).
 pub type Params = BTreeMap<String, String>;
@@ -211,14 +212,29 @@ impl Domain {
         if let Some(msg) = &binding_message {
             self.check_binding_message(msg)?;
         }
-        let expires_in = self.requested_expiry(get("requested_expiry"), get("request_expiry"))?;
+        let requested_expiry =
+            self.requested_expiry(get("requested_expiry"), get("request_expiry"))?;
         let acr_values = get("acr_values").map(str::to_owned);
         let authorization_details = match get("authorization_details") {
             Some(raw) => Some(self.check_authorization_details(raw)?),
             None => None,
         };
 
+        // The client's access policy: its rules that do not depend on the user before the
+        // user is looked up, the user rule before the user code (`domain::policy`).
+        let admission = self
+            .admit_request(
+                client,
+                &PolicyQuestion {
+                    scopes: &scopes,
+                    authorization_details: authorization_details.as_ref(),
+                    requested_expiry,
+                    acr_values: acr_values.as_deref(),
+                },
+            )
+            .await?;
         let (user, devices) = self.find_active_user(&lookup, client).await?;
+        self.admit_user(client, &admission, &user)?;
         if client.user_code_required {
             let code = get("user_code").ok_or_else(|| {
                 AuthError::MissingUserCode("this client requires a user_code".into())
@@ -241,10 +257,10 @@ impl Domain {
             acr_values,
             binding_message,
             authorization_details,
-            expires_in,
+            expires_in: admission.expires_in,
             client_notification_token,
-            uv_required: false,
-            allow_parallel: false,
+            uv_required: admission.uv_required,
+            allow_parallel: admission.allow_parallel,
         })
     }
 
@@ -269,8 +285,12 @@ impl Domain {
     }
 
     /// `requested_expiry` (or Okta's `request_expiry`): a positive integer of seconds within the
-    /// configured bounds; absent means the default.
-    fn requested_expiry(&self, requested: Option<&str>, alias: Option<&str>) -> AuthResult<i64> {
+    /// configured bounds; `None` when absent (the policy then picks the default).
+    fn requested_expiry(
+        &self,
+        requested: Option<&str>,
+        alias: Option<&str>,
+    ) -> AuthResult<Option<i64>> {
         let raw = match (requested, alias) {
             (Some(a), Some(b)) if a != b => {
                 return Err(AuthError::invalid_request(
@@ -278,7 +298,7 @@ impl Domain {
                 ));
             }
             (Some(a), _) | (None, Some(a)) => a,
-            (None, None) => return Ok(self.config.ciba.default_expires_in),
+            (None, None) => return Ok(None),
         };
         let c = &self.config.ciba;
         let value: i64 = raw.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
@@ -290,7 +310,7 @@ impl Domain {
                 c.min_expires_in, c.max_expires_in
             )));
         }
-        Ok(value)
+        Ok(Some(value))
     }
 
     /// RFC 9396 §2: a JSON array of objects, each with a configured string `type`.

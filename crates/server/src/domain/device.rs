@@ -323,6 +323,15 @@ impl Domain {
             user_verified,
             not_me,
         } = verdict;
+        // A request that needs a verified user (its client's policy, or acr_values preferring
+        // ACR_DEVICE_UV) is approved only by a decision that verified the user; it stays
+        // pending, so the device may approve again with verification. A denial always counts.
+        if approved && request.uv_required && !user_verified {
+            return Err(AuthError::InvalidDecision(
+                "this request requires user verification: approve it again after verifying the user"
+                    .into(),
+            ));
+        }
         let notification = self.decision_notification(request, approved, now)?;
         let recorded = self
             .stores

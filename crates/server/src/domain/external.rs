@@ -31,6 +31,10 @@ pub struct ExternalChallenge {
     pub scope: String,
     pub acr_values: Option<String>,
     pub authorization_details: Option<serde_json::Value>,
+    /// The approval must come with `user_verified: true` (the organisation's app verified
+    /// the user); an approval without it is refused `invalid_decision`.
+    #[serde(default)]
+    pub uv_required: bool,
     /// The request's expiry, Unix seconds.
     #[serde(rename = "expires_at")]
     pub expires_at_secs: i64,
@@ -68,7 +72,10 @@ pub enum ExternalVerdict {
 #[serde(deny_unknown_fields)]
 pub struct ExternalDecision {
     pub decision: ExternalVerdict,
-    /// Whether the organisation's app verified the user (PIN, biometrics).
+    /// Whether the organisation's app verified the user (PIN, biometrics). The channel's
+    /// word, as authenticated as the callback: it decides the `acr`, and an approval of a
+    /// request that requires a verified user without it is refused (the challenge stays
+    /// pending for another callback).
     #[serde(default)]
     pub user_verified: bool,
 }
@@ -173,6 +180,7 @@ impl Domain {
             scope: request.scope.clone(),
             acr_values: request.acr_values.clone(),
             authorization_details: request.authorization_details.clone(),
+            uv_required: request.uv_required,
             expires_at_secs: request.expires_at.div_euclid(1000),
             callback_url: self.url(&format!(
                 "/external/v1/challenges/{}/decision",

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod limits;
 pub mod model;
 pub mod notification;
+pub mod policy;
 pub mod refresh;
 mod request_object;
 #[cfg(test)]

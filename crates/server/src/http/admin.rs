@@ -209,3 +209,50 @@ pub async fn admin_keys_rotate_post(
     let rotated = state.domain.rotate_signing_key(req.alg.as_deref()).await;
     answer(&trace, StatusCode::CREATED, rotated)
 }
+
+pub async fn admin_policies_get(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+) -> Result<Response, HttpError> {
+    answer(&trace, StatusCode::OK, state.domain.list_policies().await)
+}
+
+/// Creates or replaces the client's policy: the body is the whole policy (absent members
+/// take their most permissive value).
+pub async fn admin_policy_put(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(client_id): Path<String>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, HttpError> {
+    let set = state.domain.set_policy_from_json(&client_id, body).await;
+    answer(&trace, StatusCode::OK, set)
+}
+
+pub async fn admin_policy_get(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(client_id): Path<String>,
+) -> Result<Response, HttpError> {
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.policy_view(&client_id).await,
+    )
+}
+
+pub async fn admin_policy_delete(
+    State(state): State<AppState>,
+    _: Admin,
+    trace: TraceId,
+    Path(client_id): Path<String>,
+) -> Result<Response, HttpError> {
+    answer(
+        &trace,
+        StatusCode::OK,
+        state.domain.delete_policy(&client_id).await,
+    )
+}

@@ -129,6 +129,13 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/devices/{id}/disable",
             post(admin::admin_device_disable_post),
         )
+        .route("/admin/v1/policies", get(admin::admin_policies_get))
+        .route(
+            "/admin/v1/policies/{client_id}",
+            put(admin::admin_policy_put)
+                .get(admin::admin_policy_get)
+                .delete(admin::admin_policy_delete),
+        )
         .route("/admin/v1/keys", get(admin::admin_keys_get))
         .route("/admin/v1/keys/rotate", post(admin::admin_keys_rotate_post))
         .route("/healthz", get(healthz_get))

@@ -14,6 +14,7 @@ use crate::domain::model::{
     NotificationState, PushDelivery, PushDeliveryState, RefreshFamily, RefreshToken, StoredKey,
     User, UserLookup, VerifiedDecision,
 };
+use crate::domain::policy::AccessPolicy;
 
 mod cache;
 pub mod limits;
@@ -22,6 +23,7 @@ pub mod purge;
 mod rows;
 mod sql;
 mod sql_delivery;
+mod sql_policy;
 mod sql_purge;
 mod sql_tokens;
 pub mod sqlite;
@@ -57,6 +59,20 @@ pub trait ClientStore: Send + Sync {
     async fn list_clients(&self) -> StoreResult<Vec<Client>>;
     /// Returns false if no such client.
     async fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<bool>;
+}
+
+/// Access policies, one per client (`domain::policy`). `/bc-authorize` reads a client's
+/// policy on every request: both stores cache it, its absence included.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
+    /// Creates or replaces the policy of `policy.client_id` (a replacement keeps the first
+    /// `created_at`) and returns it as stored; `None` (nothing stored) if no such client.
+    async fn put_policy(&self, policy: &AccessPolicy) -> StoreResult<Option<AccessPolicy>>;
+    async fn get_policy(&self, client_id: &str) -> StoreResult<Option<AccessPolicy>>;
+    /// Oldest first.
+    async fn list_policies(&self) -> StoreResult<Vec<AccessPolicy>>;
+    /// False if the client had none.
+    async fn delete_policy(&self, client_id: &str) -> StoreResult<bool>;
 }
 
 #[async_trait]
@@ -346,6 +362,7 @@ pub trait Health: Send + Sync {
 #[derive(Clone)]
 pub struct Stores {
     pub clients: Arc<dyn ClientStore>,
+    pub policies: Arc<dyn PolicyStore>,
     pub users: Arc<dyn UserStore>,
     pub devices: Arc<dyn DeviceStore>,
     pub requests: Arc<dyn AuthRequestStore>,
@@ -369,6 +386,7 @@ impl Stores {
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
         B: ClientStore
+            + PolicyStore
             + UserStore
             + DeviceStore
             + AuthRequestStore
@@ -386,6 +404,7 @@ impl Stores {
     {
         Stores {
             clients: backend.clone(),
+            policies: backend.clone(),
             users: backend.clone(),
             devices: backend.clone(),
             requests: backend.clone(),

@@ -9,6 +9,7 @@ mod accounts;
 mod batch;
 mod delivery;
 mod limits;
+mod policies;
 mod poll_gate;
 mod purge;
 mod replay_keys;
@@ -28,6 +29,7 @@ use super::cache::Cache;
 use super::rows::db_error;
 use super::{StoreError, StoreResult};
 use crate::domain::model::{Client, Device, Notification, User};
+use crate::domain::policy::AccessPolicy;
 
 const INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -105,6 +107,8 @@ pub struct PgStore {
 /// device disabled on any node is refused everywhere at once.
 struct PgCaches {
     clients: Cache<Client>,
+    /// A client's access policy, or `None` when it has none (absence is cached too).
+    policies: Cache<Option<AccessPolicy>>,
     users: Cache<User>,
     /// A login-hint lookup ([`super::cache::hint_key`]) to its user.
     hints: Cache<User>,
@@ -116,6 +120,7 @@ impl PgCaches {
     fn new() -> Self {
         PgCaches {
             clients: Cache::with_max_age(4096, CACHE_MAX_AGE),
+            policies: Cache::with_max_age(4096, CACHE_MAX_AGE),
             users: Cache::with_max_age(65_536, CACHE_MAX_AGE),
             hints: Cache::with_max_age(65_536, CACHE_MAX_AGE),
             user_devices: Cache::with_max_age(65_536, CACHE_MAX_AGE),

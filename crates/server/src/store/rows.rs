@@ -14,6 +14,7 @@ use crate::domain::model::{
     DeviceEventKind, IdTokenEncryption, Notification, NotificationKind, NotificationState,
     PushDelivery, PushDeliveryState, RefreshFamily, RefreshToken, StoredKey, User,
 };
+use crate::domain::policy::AccessPolicy;
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
 pub(crate) trait RowExt {
@@ -327,6 +328,15 @@ pub(crate) fn challenge(row: &impl RowExt) -> StoreResult<Challenge> {
 
 pub(crate) fn challenge_with_request(row: &impl RowExt) -> StoreResult<(Challenge, AuthRequest)> {
     Ok((challenge_prefixed(row, "ch_")?, auth_request(row)?))
+}
+
+pub(crate) fn access_policy(row: &impl RowExt) -> StoreResult<AccessPolicy> {
+    Ok(AccessPolicy {
+        client_id: row.text("client_id")?,
+        rules: json_col(row, "rules")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
 }
 
 pub(crate) fn stored_key(row: &impl RowExt) -> StoreResult<StoredKey> {

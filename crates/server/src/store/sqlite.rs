@@ -21,6 +21,7 @@ mod accounts;
 mod cache;
 mod delivery;
 mod limits;
+mod policies;
 mod purge;
 mod read;
 mod requests;

@@ -18,6 +18,7 @@ mod e2e_keys;
 mod e2e_limits;
 mod e2e_long_poll;
 mod e2e_notify;
+mod e2e_policy;
 mod e2e_postgres;
 mod e2e_refresh;
 mod e2e_token;

@@ -27,6 +27,7 @@ mod accounts;
 mod delivery;
 mod limits;
 mod outbox;
+mod policies;
 mod purge;
 mod replay_keys;
 mod requests;
@@ -89,6 +90,7 @@ contract!(
     outbox::retries_reschedule_and_finished_notifications_stay_finished,
     outbox::push_tokens_are_attached_once_and_redeem_the_request,
     outbox::expired_push_requests_are_found_until_notified,
+    policies::policies_are_put_replaced_listed_and_deleted,
     purge::purge_removes_what_expired_and_nothing_in_flight,
     purge::purge_keeps_what_is_in_grace_or_alive,
     purge::purge_runs_in_bounded_rounds_to_completion,
@@ -514,8 +516,17 @@ async fn caches_age_out(a: Arc<PgStore>, url: String) {
         node_b.devices.list_devices("user-1").await.unwrap().len(),
         1
     );
+    // ...and that client-1 has no access policy (the absence is cached too).
+    assert_eq!(node_b.policies.get_policy("client-1").await.unwrap(), None);
 
     let changed = std::time::Instant::now();
+    let policy = backchannel_server::domain::policy::AccessPolicy {
+        client_id: "client-1".to_owned(),
+        rules: Default::default(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    assert!(node_a.policies.put_policy(&policy).await.unwrap().is_some());
     assert!(
         node_a
             .clients
@@ -567,7 +578,8 @@ async fn caches_age_out(a: Arc<PgStore>, url: String) {
             .unwrap();
         let user = node_b.users.find_user(&lookup).await.unwrap().unwrap();
         let devices = node_b.devices.list_devices("user-1").await.unwrap();
-        if client.disabled && user.disabled && devices[0].disabled {
+        let policy = node_b.policies.get_policy("client-1").await.unwrap();
+        if client.disabled && user.disabled && devices[0].disabled && policy.is_some() {
             Ok(())
         } else {
             Err("still cached")
@@ -726,6 +738,7 @@ async fn sqlite_sees_another_processs_writes() {
             .unwrap()
             .disabled
     );
+    assert_eq!(server.policies.get_policy("client-1").await.unwrap(), None);
 
     let admin = Stores::from_backend(Arc::new(SqliteStore::open(&db.url()).await.unwrap()));
     admin
@@ -740,6 +753,13 @@ async fn sqlite_sees_another_processs_writes() {
         .await
         .unwrap();
     enrol(&admin, "user-1", "device-2", T0 + 5).await;
+    let policy = backchannel_server::domain::policy::AccessPolicy {
+        client_id: "client-1".to_owned(),
+        rules: Default::default(),
+        created_at: T0,
+        updated_at: T0,
+    };
+    admin.policies.put_policy(&policy).await.unwrap().unwrap();
     admin
         .clients
         .insert_client(&client("client-2", T0))
@@ -766,20 +786,22 @@ async fn sqlite_sees_another_processs_writes() {
                 .unwrap()
                 .unwrap();
             let new_client = server.clients.get_client("client-2").await.unwrap();
+            let policy = server.policies.get_policy("client-1").await.unwrap();
             let seen = (
                 client.disabled,
                 user.disabled,
                 devices,
                 device.disabled,
                 new_client.is_some(),
+                policy.is_some(),
             );
-            if seen == (true, true, 2, true, true) {
+            if seen == (true, true, 2, true, true, true) {
                 Ok(())
             } else {
                 Err(format!(
                     "client disabled={}, user disabled={}, {} devices, device disabled={}, \
-                 new client {}",
-                    seen.0, seen.1, seen.2, seen.3, seen.4
+                 new client {}, policy {}",
+                    seen.0, seen.1, seen.2, seen.3, seen.4, seen.5
                 ))
             }
         },

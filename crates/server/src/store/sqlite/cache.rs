@@ -13,6 +13,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::domain::model::{AuthRequest, AuthRequestState, Client, Device, User};
+use crate::domain::policy::AccessPolicy;
 use crate::store::PollGate;
 use crate::store::cache::{Cache, lock};
 
@@ -21,6 +22,8 @@ const SHARDS: usize = 16;
 /// Every cached record kind.
 pub(super) struct Caches {
     pub(super) clients: Cache<Client>,
+    /// A client's access policy, or `None` when it has none (absence is cached too).
+    pub(super) policies: Cache<Option<AccessPolicy>>,
     pub(super) users: Cache<User>,
     /// A login-hint lookup (`kind:value`) to its user.
     pub(super) hints: Cache<User>,
@@ -34,6 +37,7 @@ impl Caches {
     pub(super) fn new() -> Self {
         Caches {
             clients: Cache::new(4096),
+            policies: Cache::new(4096),
             users: Cache::new(65_536),
             hints: Cache::new(65_536),
             devices: Cache::new(65_536),
@@ -45,6 +49,7 @@ impl Caches {
     /// Another process wrote to the file: nothing cached can be trusted.
     pub(super) fn clear_all(&self) {
         self.clients.clear();
+        self.policies.clear();
         self.clear_users();
         self.clear_devices();
         self.requests.clear();
