@@ -310,3 +310,43 @@ async fn the_request_list_refuses_an_unknown_user_and_a_bad_limit() {
     assert_eq!(a.status, 200);
     assert_eq!(a.body["requests"], serde_json::json!([]));
 }
+
+/// A client whose policy allows parallel requests keeps them side by side on the devices, up
+/// to `[limits] pending_per_user_client`; another client's new request still replaces its own.
+#[tokio::test]
+async fn a_policy_allowing_parallel_requests_keeps_them_up_to_the_undecided_limit() {
+    let s = TestServer::start_with(only(LimitsConfig {
+        pending_per_user_client: 3,
+        ..none()
+    }))
+    .await;
+    let (auth, device) = setup(&s).await;
+    let path = format!("/admin/v1/policies/{}", auth.client_id());
+    let put = s
+        .http
+        .put(s.url(&path))
+        .bearer_auth("test-admin-token")
+        .json(&serde_json::json!({"allow_parallel": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    for m in ["one", "two", "three"] {
+        assert_eq!(ask(&s, &auth, m).await.status, 200);
+    }
+    assert_eq!(device.challenges(&s).await.len(), 3);
+    limited(&ask(&s, &auth, "four").await);
+
+    let other = s
+        .secret_client(ClientAuthMethod::ClientSecretBasic, "openid")
+        .await;
+    assert_eq!(ask(&s, &other, "a").await.status, 200);
+    assert_eq!(ask(&s, &other, "b").await.status, 200);
+    let shown = device.challenges(&s).await;
+    let mut messages = Vec::new();
+    for c in &shown {
+        messages.push(device.verify(&s, c).await.binding_message.unwrap());
+    }
+    messages.sort();
+    assert_eq!(messages, ["b", "one", "three", "two"]);
+}
