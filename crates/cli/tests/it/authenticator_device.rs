@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    Killed, Rp, Served, admin, authenticator, authenticator_json, bin, enrol, envs, free_port,
-    new_user, runtime, serve, serve_on, temp_dir,
+    Killed, Rp, Served, admin, admin_fails, authenticator, authenticator_json, bin, enrol,
+    free_port, new_user, runtime, serve, serve_on, temp_dir,
 };
 
 fn started(served: Served) -> (Killed, String) {
@@ -25,17 +25,6 @@ fn started(served: Served) -> (Killed, String) {
 fn authenticator_fails(args: &[&str]) -> String {
     let out = authenticator(args);
     assert!(!out.status.success(), "authenticator {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn admin_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .arg("admin")
-        .args(args)
-        .envs(envs(dir, 0))
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "admin {args:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

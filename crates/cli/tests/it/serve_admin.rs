@@ -3,7 +3,7 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::support::{Rp, admin, bin, envs, runtime, serve, temp_dir};
+use crate::support::{Rp, admin, admin_fails, bin, envs, runtime, serve, temp_dir};
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -155,18 +155,6 @@ fn admin_client_create_with_refresh_tokens_registers_the_grant() {
         grants(&[]),
         serde_json::json!(["urn:openid:params:grant-type:ciba"])
     );
-}
-
-/// `admin` that is expected to fail: its stderr.
-fn admin_fails(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .arg("admin")
-        .args(args)
-        .envs(envs(dir, 0))
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "admin {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

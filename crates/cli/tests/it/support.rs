@@ -120,6 +120,18 @@ pub fn serve_with(dir: &Path, port: u16, extra: &[(String, String)]) -> Served {
     }
 }
 
+/// `admin` that is expected to fail: its stderr.
+pub fn admin_fails(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .arg("admin")
+        .args(args)
+        .envs(envs(dir, 0))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "admin {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub fn admin(dir: &Path, args: &[&str]) -> Value {
     admin_with(dir, &[], args)
 }
