@@ -131,7 +131,7 @@ pub struct PolicyQuestion<'a> {
 
 /// What the policy made of a request it admitted.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Admission {
+pub struct PolicyAdmission {
     pub policy: Option<AccessPolicy>,
     /// The request's lifetime, seconds.
     pub expires_in: i64,
@@ -176,7 +176,7 @@ impl Domain {
         &self,
         client: &Client,
         question: &PolicyQuestion<'_>,
-    ) -> AuthResult<Admission> {
+    ) -> AuthResult<PolicyAdmission> {
         let default_expiry = self.config.ciba.default_expires_in;
         let acr_uv = acr_prefers_user_verification(question.acr_values).unwrap_or(false);
         let Some(policy) = self.client_policy(&client.id).await? else {
@@ -188,7 +188,7 @@ impl Domain {
                         .into(),
                 ));
             }
-            return Ok(Admission {
+            return Ok(PolicyAdmission {
                 policy: None,
                 expires_in: question.requested_expiry.unwrap_or(default_expiry),
                 uv_required: acr_uv,
@@ -238,7 +238,7 @@ impl Domain {
             (None, Some(max)) => default_expiry.min(max),
             (None, None) => default_expiry,
         };
-        Ok(Admission {
+        Ok(PolicyAdmission {
             expires_in,
             uv_required: acr_uv || rules.require_user_verification,
             allow_parallel: rules.allow_parallel,
@@ -250,7 +250,7 @@ impl Domain {
     pub fn admit_user(
         &self,
         client: &Client,
-        admission: &Admission,
+        admission: &PolicyAdmission,
         user: &User,
     ) -> AuthResult<()> {
         match &admission.policy {
