@@ -166,6 +166,9 @@ impl Refusal {
 /// `$1` user, `$2` client, `$3` now: the block in force, if any.
 pub(crate) const BLOCKED_UNTIL: &str = "SELECT blocked_until FROM client_user_blocks \
     WHERE user_sub = $1 AND client_id = $2 AND blocked_until > $3";
+/// `$1` user, `$2` client: the block's end, whether or not it is in force (cached as it is).
+pub(crate) const BLOCK_OF: &str =
+    "SELECT blocked_until FROM client_user_blocks WHERE user_sub = $1 AND client_id = $2";
 /// Admissions of `$1` (user) and `$2` (client) still undecided at `$3`: their request is not
 /// stored yet, or is pending and unexpired (a replaced request expired when it was replaced).
 pub(crate) const PENDING_FOR_USER_CLIENT: &str = "SELECT COUNT(*) AS n, \

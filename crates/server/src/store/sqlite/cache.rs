@@ -31,6 +31,9 @@ pub(super) struct Caches {
     /// A user's devices, as `list_devices` returns them.
     pub(super) user_devices: Cache<Vec<Device>>,
     pub(super) requests: Cache<AuthRequest>,
+    /// A "not me" block's end by `user\0client`, `None` when there is none (absence cached
+    /// too: every backchannel request asks).
+    pub(super) blocks: Cache<Option<i64>>,
 }
 
 impl Caches {
@@ -43,6 +46,7 @@ impl Caches {
             devices: Cache::new(65_536),
             user_devices: Cache::new(65_536),
             requests: Cache::new(65_536),
+            blocks: Cache::new(65_536),
         }
     }
 
@@ -53,6 +57,7 @@ impl Caches {
         self.clear_users();
         self.clear_devices();
         self.requests.clear();
+        self.blocks.clear();
     }
 
     pub(super) fn clear_users(&self) {

@@ -12,6 +12,10 @@ use crate::store::limits::{
 };
 use crate::store::rows::RowExt as _;
 
+fn block_key(user: &str, client: &str) -> String {
+    format!("{user}\u{0}{client}")
+}
+
 fn count(conn: &Connection, sql: &str, key: &str, since: i64) -> StoreResult<i64> {
     Ok(one(conn, sql, &[&key, &since], |r| r.int("n"))?.unwrap_or(0))
 }
@@ -85,16 +89,22 @@ fn admit(conn: &Connection, req: &AdmissionRequest) -> StoreResult<Admission> {
 impl AdmissionStore for SqliteStore {
     async fn admit(&self, request: &AdmissionRequest) -> StoreResult<Admission> {
         if request.limits.is_none() {
+            // Only a block can refuse: from memory (absence included), as the file has it.
             let r = request;
-            let until = self.readers.read(|conn| {
-                one(
-                    conn,
-                    sql::BLOCKED_UNTIL,
-                    &[&r.user_sub, &r.client_id, &r.now],
-                    |row| row.int("blocked_until"),
-                )
+            let key = block_key(&r.user_sub, &r.client_id);
+            let until = self.cache.blocks.get_or_load(&key, || {
+                self.readers
+                    .read(|conn| {
+                        one(conn, sql::BLOCK_OF, &[&r.user_sub, &r.client_id], |row| {
+                            row.int("blocked_until")
+                        })
+                    })
+                    .map(Some)
             })?;
-            return Ok(until.map_or(Admission::Admitted, |until| Admission::Blocked { until }));
+            return Ok(match until.flatten() {
+                Some(until) if until > r.now => Admission::Blocked { until },
+                _ => Admission::Admitted,
+            });
         }
         let req = request.clone();
         self.writer.write(move |conn| admit(conn, &req)).await
@@ -118,7 +128,10 @@ impl AdmissionStore for SqliteStore {
         let (user, client) = (user_sub.to_owned(), client_id.to_owned());
         self.writer
             .write(move |conn| execute(conn, sql::BLOCK_CLIENT, &[&user, &client, &until, &now]))
-            .await
-            .map(drop)
+            .await?;
+        self.cache
+            .blocks
+            .invalidate(&block_key(user_sub, client_id));
+        Ok(())
     }
 }
