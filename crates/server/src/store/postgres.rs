@@ -114,6 +114,9 @@ struct PgCaches {
     hints: Cache<User>,
     /// A user's devices, as `list_devices` returns them.
     user_devices: Cache<Vec<Device>>,
+    /// A "not me" block's end by user and client, `None` when there is none (read by
+    /// backchannel requests when no limit is configured).
+    blocks: Cache<Option<i64>>,
 }
 
 impl PgCaches {
@@ -124,6 +127,7 @@ impl PgCaches {
             users: Cache::with_max_age(65_536, CACHE_MAX_AGE),
             hints: Cache::with_max_age(65_536, CACHE_MAX_AGE),
             user_devices: Cache::with_max_age(65_536, CACHE_MAX_AGE),
+            blocks: Cache::with_max_age(65_536, CACHE_MAX_AGE),
         }
     }
 }

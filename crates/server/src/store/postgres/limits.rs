@@ -27,12 +27,20 @@ impl AdmissionStore for PgStore {
         let (user, client, now) = (&req.user_sub, &req.client_id, req.now);
         let l = &req.limits;
         if l.is_none() {
-            let q = sqlx::query(sql::BLOCKED_UNTIL)
-                .bind(user)
-                .bind(client)
-                .bind(now);
-            let until = one(&self.pool, q, |r| r.int("blocked_until")).await?;
-            return Ok(until.map_or(Admission::Admitted, |until| Admission::Blocked { until }));
+            // Only a block can refuse: kept like the client for `CACHE_MAX_AGE` (absence
+            // too), so a block written on another node holds here within a second.
+            let key = format!("{user}\u{0}{client}");
+            let load = async {
+                let q = sqlx::query(sql::BLOCK_OF).bind(user).bind(client);
+                one(&self.pool, q, |r| r.int("blocked_until"))
+                    .await
+                    .map(Some)
+            };
+            let until = self.cache.blocks.get_or_load_async(&key, load).await?;
+            return Ok(match until.flatten() {
+                Some(until) if until > now => Admission::Blocked { until },
+                _ => Admission::Admitted,
+            });
         }
         let mut tx = self.polls.begin().await.map_err(db_error)?;
         if l.per_client.is_some() {
@@ -131,6 +139,10 @@ impl AdmissionStore for PgStore {
             .bind(client_id)
             .bind(until)
             .bind(now);
-        affected(&self.pool, q).await.map(drop)
+        affected(&self.pool, q).await?;
+        self.cache
+            .blocks
+            .invalidate(&format!("{user_sub}\u{0}{client_id}"));
+        Ok(())
     }
 }
