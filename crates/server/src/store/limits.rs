@@ -147,7 +147,38 @@ pub(crate) enum Refusal {
     },
 }
 
+/// The statement that reads the admission time a full window's slot frees with, and its
+/// parameters (`$1` the user or client, `$2` the window's start, `$3` the offset).
+pub(crate) struct NthAdmission<'a> {
+    pub sql: &'static str,
+    pub key: &'a str,
+    pub since: i64,
+    pub offset: i64,
+}
+
 impl Refusal {
+    /// What to read for the answer: nothing for the undecided-requests limit.
+    pub(crate) fn nth_admission<'a>(&self, req: &'a AdmissionRequest) -> Option<NthAdmission<'a>> {
+        let Refusal::Window {
+            kind,
+            window,
+            offset,
+        } = *self
+        else {
+            return None;
+        };
+        let (sql, key) = match kind {
+            LimitKind::PerClient => (NTH_CLIENT_ADMISSION, req.client_id.as_str()),
+            _ => (NTH_USER_ADMISSION, req.user_sub.as_str()),
+        };
+        Some(NthAdmission {
+            sql,
+            key,
+            since: req.now - window.window_ms,
+            offset,
+        })
+    }
+
     /// The answer, given the time of the admission at `offset` for a full window.
     pub(crate) fn admission(self, nth_admitted_at: Option<i64>, now: i64) -> Admission {
         match self {

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::{PgStore, affected, one};
 use crate::store::StoreResult;
 use crate::store::limits::{
-    self as sql, Admission, AdmissionRequest, AdmissionStore, LimitKind, Refusal, first_refusal,
+    self as sql, Admission, AdmissionRequest, AdmissionStore, first_refusal,
 };
 use crate::store::rows::{RowExt as _, db_error};
 
@@ -97,23 +97,12 @@ impl AdmissionStore for PgStore {
                 Admission::Admitted
             }
             Some(refusal) => {
-                let nth = match refusal {
-                    Refusal::Window {
-                        kind,
-                        window,
-                        offset,
-                    } => {
-                        let (text, key) = match kind {
-                            LimitKind::PerClient => (sql::NTH_CLIENT_ADMISSION, client),
-                            _ => (sql::NTH_USER_ADMISSION, user),
-                        };
-                        let q = sqlx::query(text)
-                            .bind(key)
-                            .bind(now - window.window_ms)
-                            .bind(offset);
+                let nth = match refusal.nth_admission(req) {
+                    Some(n) => {
+                        let q = sqlx::query(n.sql).bind(n.key).bind(n.since).bind(n.offset);
                         one(&mut *tx, q, |r| r.int("admitted_at")).await?
                     }
-                    Refusal::Pending { .. } => None,
+                    None => None,
                 };
                 refusal.admission(nth, now)
             }

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use super::read::{execute, one};
 use crate::store::StoreResult;
 use crate::store::limits::{
-    self as sql, Admission, AdmissionRequest, AdmissionStore, Refusal, first_refusal,
+    self as sql, Admission, AdmissionRequest, AdmissionStore, first_refusal,
 };
 use crate::store::rows::RowExt as _;
 
@@ -63,22 +63,11 @@ fn admit(conn: &Connection, req: &AdmissionRequest) -> StoreResult<Admission> {
             Ok(Admission::Admitted)
         }
         Some(refusal) => {
-            let nth = match refusal {
-                Refusal::Window {
-                    kind,
-                    window,
-                    offset,
-                } => {
-                    let (text, key) = match kind {
-                        sql::LimitKind::PerClient => (sql::NTH_CLIENT_ADMISSION, client),
-                        _ => (sql::NTH_USER_ADMISSION, user),
-                    };
-                    let since = now - window.window_ms;
-                    one(conn, text, &[key, &since, &offset], |r| {
-                        r.int("admitted_at")
-                    })?
-                }
-                Refusal::Pending { .. } => None,
+            let nth = match refusal.nth_admission(req) {
+                Some(n) => one(conn, n.sql, &[&n.key, &n.since, &n.offset], |r| {
+                    r.int("admitted_at")
+                })?,
+                None => None,
             };
             Ok(refusal.admission(nth, now))
         }
